@@ -1,0 +1,167 @@
+"""Stage 1: the lab's certificates.
+
+Made by scripts/gen-certs.sh (OpenSSL, through subprocess with an argument
+list), read back with the `cryptography` library to decide whether an existing
+set can be reused: every key must match its certificate, no certificate may be
+expired, and the server certificate must cover the requested names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import layout
+from lab.errors import CertificateError
+from lab.resources import scripts_dir
+from lab.settings import Settings
+
+
+@dataclass(frozen=True)
+class CertsResult:
+    directory: Path
+    generated: bool          # False: an existing valid set was reused
+    sans: tuple[str, ...]    # what the server certificate covers
+    not_after: dt.datetime   # the earliest expiry of the set
+
+
+def _load_cert(path: Path):
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (ValueError, OSError) as e:
+        raise CertificateError(
+            f"{path} is not a readable PEM certificate ({e})",
+            hint="run `lab up --regenerate` to make a new set",
+        ) from None
+
+
+def _load_key(path: Path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        return load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, OSError) as e:
+        raise CertificateError(
+            f"{path} is not a readable PEM private key ({e})",
+            hint="run `lab up --regenerate` to make a new set",
+        ) from None
+
+
+def _public_bytes(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def server_sans(cert) -> tuple[str, ...]:
+    """The subjectAltNames of a certificate as 'DNS:x' / 'IP:y' strings."""
+    from cryptography import x509
+
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    names = [f"DNS:{n}" for n in ext.get_values_for_type(x509.DNSName)]
+    names += [f"IP:{a}" for a in ext.get_values_for_type(x509.IPAddress)]
+    return tuple(names)
+
+
+def check_existing(directory: Path, settings: Settings, now: dt.datetime | None = None) -> CertsResult:
+    """Raise CertificateError unless the set in `directory` can be reused as is."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    missing = [name for name in layout.CERT_FILES if not (directory / name).is_file()]
+    if missing:
+        raise CertificateError(
+            f"{directory} is missing {', '.join(missing)}",
+            hint="run `lab up --regenerate` to make a new set",
+        )
+    earliest = None
+    for crt_name, key_name in layout.CERT_KEY_PAIRS:
+        cert = _load_cert(directory / crt_name)
+        key = _load_key(directory / key_name)
+        if _public_bytes(cert.public_key()) != _public_bytes(key.public_key()):
+            raise CertificateError(
+                f"{directory / key_name} does not match {directory / crt_name}",
+                hint="run `lab up --regenerate` to make a new set",
+            )
+        if cert.not_valid_after_utc <= now:
+            raise CertificateError(
+                f"{directory / crt_name} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                hint="run `lab up --regenerate` to make a new set",
+            )
+        if cert.not_valid_before_utc > now:
+            raise CertificateError(
+                f"{directory / crt_name} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+                "(is this machine's clock right?)",
+                hint="fix the clock, or run `lab up --regenerate`",
+            )
+        earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
+    sans = server_sans(_load_cert(directory / layout.SERVER_CRT))
+    lacking = [s for s in settings.all_sans() if s not in sans]
+    if lacking:
+        raise CertificateError(
+            f"{directory / layout.SERVER_CRT} does not cover {', '.join(lacking)}",
+            hint="run `lab up --regenerate` to make a server certificate with the new names",
+        )
+    return CertsResult(directory, False, sans, earliest)
+
+
+def _openssl_version() -> str:
+    if shutil.which("openssl") is None:
+        raise CertificateError(
+            "openssl is not installed: lab makes its certificates with it",
+            hint="install it (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl)",
+        )
+    return subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+
+
+def generate(lab_dir: Path, settings: Settings) -> CertsResult:
+    """Run gen-certs.sh into a temporary folder, then move the set into place.
+
+    The old set (if any) is replaced only after the new one is complete, so an
+    interrupted or failed run never leaves a half-written certs/ behind.
+    """
+    _openssl_version()
+    final = layout.certs_dir(lab_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".certs-", dir=lab_dir))
+    try:
+        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(tmp),
+               "--lab", settings.name, "--days", str(settings.days)]
+        for san in settings.sans:
+            cmd += ["--san", san]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CertificateError(
+                f"scripts/gen-certs.sh failed (exit {proc.returncode})",
+                details=(proc.stderr or proc.stdout).strip(),
+                hint="the lines above are OpenSSL's own message",
+            )
+        os.chmod(tmp, 0o700)
+        result = check_existing(tmp, settings)
+        old = None
+        if final.exists():
+            old = final.with_name(f".certs-old-{os.getpid()}")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return CertsResult(final, True, result.sans, result.not_after)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False) -> CertsResult:
+    """Reuse a valid existing set, make one where there is none; never
+    silently replace a set the instructor may have handed out."""
+    directory = layout.certs_dir(lab_dir)
+    if regenerate or not directory.exists() or not any(directory.iterdir()):
+        return generate(lab_dir, settings)
+    return check_existing(directory, settings)

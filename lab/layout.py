@@ -1,0 +1,90 @@
+"""Fixed names of the lab: files, folders, ports, labels. Each lives here once.
+
+The lab directory mirrors the layout of the classic "mTLS hello world"
+article, so an instructor can zip it and hand it out::
+
+    mtls-lab/
+      lab.yml                 settings saved by `lab up`
+      docker-compose.yml      works on its own with `docker compose up`
+      certs/                  server-ca, client-ca, server, client (.key/.crt)
+      nginx-tls/nginx.conf    plain TLS server (port 8888)
+      nginx-tls/hello-world.txt
+      nginx-mtls/nginx.conf   mutual TLS server (port 8889)
+      nginx-mtls/hello-world.txt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_NAME = "mtls-lab"
+# A pinned official tag: the lesson must not change under the instructor's feet
+# when "latest" moves. Rooms with no registry build one from Debian packages
+# (scripts/build-nginx-image.sh) and pass --image / LAB_IMAGE.
+DEFAULT_IMAGE = "nginx:1.27.3"
+OFFLINE_IMAGE = "lab-nginx:bookworm"
+DEFAULT_TLS_PORT = 8888
+DEFAULT_MTLS_PORT = 8889
+DEFAULT_BIND = "127.0.0.1"
+# Leaf certificates: one year by default; never more than 825 days, the
+# longest lifetime Apple platforms accept for TLS server certificates
+# (https://support.apple.com/en-us/103769).
+DEFAULT_DAYS = 365
+MAX_DAYS = 825
+# The server certificate always covers the names a student types on the
+# instructor's machine; --san adds more (e.g. the room's host name).
+BASE_SANS = ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
+
+SETTINGS_FILE = "lab.yml"
+COMPOSE_FILE = "docker-compose.yml"
+CERTS_DIR = "certs"
+HELLO_FILE = "hello-world.txt"
+
+SERVER_CA_KEY = "server-ca.key"
+SERVER_CA_CRT = "server-ca.crt"
+CLIENT_CA_KEY = "client-ca.key"
+CLIENT_CA_CRT = "client-ca.crt"
+SERVER_KEY = "server.key"
+SERVER_CRT = "server.crt"
+CLIENT_KEY = "client.key"
+CLIENT_CRT = "client.crt"
+CERT_FILES = (
+    SERVER_CA_KEY, SERVER_CA_CRT, CLIENT_CA_KEY, CLIENT_CA_CRT,
+    SERVER_KEY, SERVER_CRT, CLIENT_KEY, CLIENT_CRT,
+)
+# (certificate, key) pairs checked before reuse.
+CERT_KEY_PAIRS = (
+    (SERVER_CA_CRT, SERVER_CA_KEY),
+    (CLIENT_CA_CRT, CLIENT_CA_KEY),
+    (SERVER_CRT, SERVER_KEY),
+    (CLIENT_CRT, CLIENT_KEY),
+)
+
+# Inside the containers (the article's paths).
+CONTAINER_CERT_DIR = "/etc/nginx/certificates"
+CONTAINER_WWW_DIR = "/www/data"
+CONTAINER_NGINX_CONF = "/etc/nginx/nginx.conf"
+
+# The two servers: key -> (folder in the lab directory, port inside the container).
+SERVERS = {
+    "tls": ("nginx-tls", DEFAULT_TLS_PORT),
+    "mtls": ("nginx-mtls", DEFAULT_MTLS_PORT),
+}
+
+# Labels on everything lab creates; `lab down` and `lab status` filter on them
+# and never touch anything without them.
+LABEL_LAB = "io.mtls-lab.lab"
+LABEL_SERVER = "io.mtls-lab.server"
+LABEL_CONFIG_HASH = "io.mtls-lab.config-hash"
+
+
+def container_name(lab: str, server: str) -> str:
+    return f"{lab}-{server}"
+
+
+def network_name(lab: str) -> str:
+    return f"{lab}-net"
+
+
+def certs_dir(lab_dir: Path) -> Path:
+    return lab_dir / CERTS_DIR

@@ -1,0 +1,193 @@
+"""The lab's settings: validated once, saved in the lab directory.
+
+Precedence: command-line flag, then LAB_* environment variable (typer reads
+both), then the lab directory's saved lab.yml, then the defaults. Everything
+that reaches a template, a subprocess or Docker passes through `validate`, so
+no input can escape into nginx or YAML syntax.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from lab import layout
+from lab.errors import UsageError
+
+# A lab name becomes a container name, a network name, a label value and part
+# of a certificate subject: lower case, digits and dashes only.
+_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# A DNS name for the server certificate (RFC 1123 labels; a leading "*." for a
+# wildcard).
+_DNS_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_DNS_RE = re.compile(rf"^(?:\*\.)?{_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?$")
+# An image reference, after the grammar of distribution/reference:
+# [host[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_RE = re.compile(
+    rf"^(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str = layout.DEFAULT_NAME
+    tls_port: int = layout.DEFAULT_TLS_PORT
+    mtls_port: int = layout.DEFAULT_MTLS_PORT
+    bind: str = layout.DEFAULT_BIND
+    image: str = layout.DEFAULT_IMAGE
+    days: int = layout.DEFAULT_DAYS
+    sans: tuple[str, ...] = field(default_factory=tuple)
+
+    def ports(self) -> dict[str, int]:
+        return {"tls": self.tls_port, "mtls": self.mtls_port}
+
+    def all_sans(self) -> tuple[str, ...]:
+        return layout.BASE_SANS + tuple(s for s in self.sans if s not in layout.BASE_SANS)
+
+    def connect_address(self) -> str:
+        """Where a client on this machine reaches the published ports."""
+        if self.bind == "0.0.0.0":
+            return "127.0.0.1"
+        if self.bind == "::":
+            return "::1"
+        return self.bind
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sans"] = list(self.sans)
+        return d
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise UsageError(
+            f"invalid lab name {name!r}: use 1 to 32 lower-case letters, digits and dashes "
+            "(it names containers, a network and certificate subjects)"
+        )
+    return name
+
+
+def validate_port(port: int, what: str) -> int:
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise UsageError(f"invalid {what} {port!r}: a port is a whole number from 1 to 65535")
+    if port < 1024 and os.geteuid() != 0:
+        raise UsageError(f"{what} {port} is a privileged port and lab is not running as root: choose 1024 or above")
+    return port
+
+
+def validate_bind(bind: str) -> str:
+    """A literal IP address of this host (or 0.0.0.0 / ::). Checked locally by
+    binding a socket to it: nothing is sent anywhere."""
+    try:
+        addr = ipaddress.ip_address(bind)
+    except ValueError:
+        raise UsageError(f"invalid bind address {bind!r}: give an IP address such as 127.0.0.1 or 0.0.0.0") from None
+    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((str(addr), 0))
+    except OSError:
+        raise UsageError(
+            f"bind address {bind} is not an address of this machine: "
+            "use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of `ip -brief address`"
+        ) from None
+    return str(addr)
+
+
+def validate_san(value: str) -> str:
+    """Normalise a subjectAltName to 'DNS:name' or 'IP:address'."""
+    raw = value.strip()
+    kind, _, rest = raw.partition(":")
+    if kind.upper() in ("DNS", "IP") and rest:
+        raw = rest
+    try:
+        return f"IP:{ipaddress.ip_address(raw)}"
+    except ValueError:
+        pass
+    if _DNS_RE.match(raw) and len(raw) <= 253:
+        return f"DNS:{raw.lower().rstrip('.')}"
+    raise UsageError(f"invalid --san {value!r}: give a DNS name (room-pc.local) or an IP address (192.0.2.10)")
+
+
+def validate_days(days: int) -> int:
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= layout.MAX_DAYS:
+        raise UsageError(f"invalid --days {days!r}: certificates last 1 to {layout.MAX_DAYS} days")
+    return days
+
+
+def validate_image(image: str) -> str:
+    if not _IMAGE_RE.match(image or "") or len(image) > 255:
+        raise UsageError(f"invalid image reference {image!r}: expected e.g. nginx:1.27.3 or registry:5000/team/nginx:tag")
+    return image
+
+
+def validate(s: Settings) -> Settings:
+    validate_name(s.name)
+    validate_port(s.tls_port, "--tls-port")
+    validate_port(s.mtls_port, "--mtls-port")
+    if s.tls_port == s.mtls_port:
+        raise UsageError(f"--tls-port and --mtls-port are both {s.tls_port}: the two servers need two ports")
+    bind = validate_bind(s.bind)
+    validate_image(s.image)
+    validate_days(s.days)
+    sans = tuple(dict.fromkeys(validate_san(x) for x in s.sans))
+    return Settings(s.name, s.tls_port, s.mtls_port, bind, s.image, s.days, sans)
+
+
+def load_saved(lab_dir: Path) -> dict:
+    """The settings saved by a previous `lab up`, or {} when there are none."""
+    path = lab_dir / layout.SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path} is not valid YAML ({e.__class__.__name__}): fix it or delete it to use the defaults") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must be a mapping of settings: fix it or delete it to use the defaults")
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"{path} has unknown settings {', '.join(map(str, unknown))}: known are {', '.join(sorted(known))}")
+    if "sans" in data:
+        if not isinstance(data["sans"], list):
+            raise UsageError(f"{path}: sans must be a list")
+        data["sans"] = tuple(str(x) for x in data["sans"])
+    return data
+
+
+def resolve(lab_dir: Path, given: dict) -> Settings:
+    """Flags/env (`given`, None where not given) over saved settings over defaults."""
+    merged = dict(load_saved(lab_dir))
+    merged.update({k: v for k, v in given.items() if v is not None})
+    try:
+        s = Settings(**merged)
+    except TypeError as e:
+        raise UsageError(f"bad settings: {e}") from None
+    return validate(s)
+
+
+def save(lab_dir: Path, s: Settings) -> Path:
+    path = lab_dir / layout.SETTINGS_FILE
+    text = "# Saved by `lab up`; flags and LAB_* variables override these.\n" + yaml.safe_dump(
+        s.to_dict(), sort_keys=False
+    )
+    tmp = path.with_suffix(".yml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def default_lab_dir(name: str | None) -> Path:
+    return Path(name or layout.DEFAULT_NAME)

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Make the lab's PKI with OpenSSL, non-interactively: two certificate
+# authorities (one for the server, one for clients), a server certificate and a
+# client certificate, as in the classic "mTLS hello world" -- but each one
+# passes `openssl verify -x509_strict` with the right -purpose, which the
+# article's do not (its CAs lack keyUsage; its client certificate is X.509 v1).
+#
+# Usage: gen-certs.sh --out DIR [--lab NAME] [--days N] [--ca-days N] [--san DNS:name|IP:addr]...
+#
+# Writes into DIR (created, mode 0700; every file mode 0600 through umask):
+#   server-ca.key server-ca.crt client-ca.key client-ca.crt
+#   server.key    server.crt    client.key    client.crt
+# `lab up` runs this into a fresh temporary folder and moves the result into
+# place only when every step succeeded, so no half-made set is ever used.
+set -euo pipefail
+umask 077
+
+out="" lab="mtls-lab" days=365 ca_days=3650
+sans=("DNS:localhost" "IP:127.0.0.1" "IP:::1")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out=$2; shift 2 ;;
+        --lab) lab=$2; shift 2 ;;
+        --days) days=$2; shift 2 ;;
+        --ca-days) ca_days=$2; shift 2 ;;
+        --san) sans+=("$2"); shift 2 ;;
+        *) echo "gen-certs.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$out" ] || { echo "gen-certs.sh: --out DIR is required" >&2; exit 2; }
+mkdir -p "$out"
+cd "$out"
+
+# A random suffix makes every lab's CA names distinct: a browser that meets two
+# labs never sees two CAs with the same name (Firefox refuses two certificates
+# with the same issuer and serial).
+tag=$(openssl rand -hex 3)
+san_list=$(IFS=,; echo "${sans[*]}")
+
+# Extensions, per RFC 5280 and the CA/Browser Forum baseline:
+# - CAs: basicConstraints critical CA:TRUE, keyUsage keyCertSign+cRLSign
+#   (required for a CA under -x509_strict), pathlen:0 (they sign leaves only).
+# - leaves: CA:FALSE, digitalSignature (ECDSA keys sign; keyEncipherment is
+#   only for RSA key transport), one extendedKeyUsage each, so the server
+#   certificate cannot be used as a client one and vice versa.
+cat > ext.cnf <<CNF
+[req]
+distinguished_name = dn
+[dn]
+[v3_ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = $san_list
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+CNF
+
+serial() { echo "0x$(openssl rand -hex 16)"; }   # random, positive, 128 bits
+
+# ECDSA P-256 keys: accepted by every TLS client and made in milliseconds.
+# The four keys are independent, so they are made in parallel.
+for k in server-ca client-ca server client; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$k.key" 2>"$k.genkey.err" &
+done
+fail=0
+for job in $(jobs -p); do wait "$job" || fail=1; done
+if [ "$fail" != 0 ]; then cat ./*.genkey.err >&2; exit 1; fi
+rm -f ./*.genkey.err
+
+ca() {  # ca NAME "Common Name"
+    openssl req -new -x509 -config ext.cnf -extensions v3_ca -key "$1.key" \
+        -subj "/O=mtls-lab/OU=$lab/CN=$2" -days "$ca_days" -set_serial "$(serial)" -sha256 -out "$1.crt"
+}
+leaf() {  # leaf NAME CA "Common Name" EXTENSIONS
+    openssl req -new -config ext.cnf -key "$1.key" -subj "/O=mtls-lab/OU=$lab/CN=$3" -out "$1.csr"
+    openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -set_serial "$(serial)" \
+        -days "$days" -sha256 -extfile ext.cnf -extensions "$4" -out "$1.crt" 2>"$1.x509.err" \
+        || { cat "$1.x509.err" >&2; return 1; }
+    rm -f "$1.csr" "$1.x509.err"
+}
+
+ca server-ca "$lab Server CA $tag"
+ca client-ca "$lab Client CA $tag"
+leaf server server-ca "localhost" v3_server
+leaf client client-ca "$lab student client" v3_client
+rm -f ext.cnf
