@@ -1,0 +1,460 @@
+"""Stage 3: the containers. Docker sits behind this one module.
+
+`up` reads the rendered compose file (pyyaml) and creates what it describes
+through the Docker SDK for Python: one network and the two nginx containers,
+each carrying the lab's labels. `down` removes what carries those labels and
+nothing else. A failed or interrupted `up` removes what that run created
+before the error reaches the user, with the container's last log lines
+attached.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from lab import layout
+from lab.errors import DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure
+
+Progress = Callable[[str], None]
+
+DOCKER_HINT = (
+    "start the Docker engine (this repository: sudo scripts/setup-docker.sh; "
+    "elsewhere: systemctl start docker or Docker Desktop) and check DOCKER_HOST"
+)
+
+
+# --------------------------------------------------------------------------- compose file
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Service:
+    key: str                     # "tls" / "mtls", from the server label
+    container_name: str
+    image: str
+    labels: dict
+    mounts: tuple[Mount, ...]
+    ports: dict                  # {"8888/tcp": ("127.0.0.1", 8888)}
+    network: str
+    stop_signal: str
+
+    @property
+    def published(self) -> tuple[str, int]:
+        return next(iter(self.ports.values()))
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    network: str
+    network_labels: dict
+    services: tuple[Service, ...]
+    config_hash: str
+
+
+def _parse_port(text: str) -> tuple[str, tuple[str, int]]:
+    """'127.0.0.1:8888:8888' or '[::1]:8888:8888' -> ('8888/tcp', (host_ip, host_port))."""
+    host, _, rest = text.rpartition(":")  # rest = container port
+    host_ip, _, host_port = host.rpartition(":")
+    return f"{int(rest)}/tcp", (host_ip.strip("[]"), int(host_port))
+
+
+def read_compose(path: Path) -> LabSpec:
+    """Read the subset of the compose format that templates/docker-compose.yml.j2 uses."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+        base = path.parent.resolve()
+        networks = doc["networks"]
+        net_key, net = next(iter(networks.items()))
+        services = []
+        for svc in doc["services"].values():
+            mounts = []
+            for vol in svc.get("volumes", []):
+                src, target, *mode = vol.split(":")
+                mounts.append(Mount((base / src).resolve(), target, mode == ["ro"]))
+            ports = dict(_parse_port(p) for p in svc["ports"])
+            labels = {k: str(v) for k, v in svc["labels"].items()}
+            services.append(Service(
+                key=labels[layout.LABEL_SERVER], container_name=svc["container_name"], image=svc["image"],
+                labels=labels, mounts=tuple(mounts), ports=ports,
+                network=networks[svc["networks"][0]]["name"], stop_signal=svc.get("stop_signal", "SIGTERM"),
+            ))
+        first = services[0].labels
+        return LabSpec(first[layout.LABEL_LAB], net["name"], {k: str(v) for k, v in net.get("labels", {}).items()},
+                       tuple(services), first[layout.LABEL_CONFIG_HASH])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError, StopIteration, AttributeError) as e:
+        raise LabError(f"{path} is not a compose file lab can read ({e.__class__.__name__}: {e})",
+                       hint="run `lab up` to render it again from the templates") from None
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def connect():
+    """A Docker client that has answered a ping, or DockerUnavailable."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client
+    except docker.errors.DockerException as e:
+        raise DockerUnavailable(f"cannot reach the Docker engine ({_short(e)})", hint=DOCKER_HINT) from None
+    except Exception as e:  # requests' connection errors, bad DOCKER_HOST schemes
+        raise DockerUnavailable(f"cannot reach the Docker engine ({_short(e)})", hint=DOCKER_HINT) from None
+
+
+def engine_version(client) -> str:
+    return client.version().get("Version", "?")
+
+
+def _short(e: BaseException) -> str:
+    text = str(getattr(e, "explanation", None) or e).strip().splitlines()
+    return text[-1][:300] if text else e.__class__.__name__
+
+
+def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
+    """Pull the image only when it is missing; True when it was pulled."""
+    import docker
+
+    try:
+        client.images.get(image)
+        return False
+    except docker.errors.ImageNotFound:
+        pass
+    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    layers: dict[str, tuple[int, int]] = {}
+    last = 0.0
+    try:
+        for event in client.api.pull(repo, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise docker.errors.APIError(event["error"])
+            detail = event.get("progressDetail") or {}
+            if event.get("id") and detail.get("total"):
+                layers[event["id"]] = (detail.get("current", 0), detail["total"])
+            now = time.monotonic()
+            if progress and now - last > 0.5:
+                done, total = sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
+                progress(f"pulling {image}: {done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"pulling {image}")
+                last = now
+        client.images.get(image)
+        return True
+    except docker.errors.DockerException as e:
+        raise ImageUnavailable(
+            f"image {image} is not on this machine and could not be pulled ({_short(e)})",
+            hint=(f"with no registry, build one from Debian packages: sudo scripts/build-nginx-image.sh, "
+                  f"then lab up --image {layout.OFFLINE_IMAGE}; or load a saved one: docker load -i nginx.tar"),
+        ) from None
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    server: str
+    name: str
+    status: str           # running, exited, created, ...
+    image: str
+    config_hash: str
+    published: str        # "127.0.0.1:8888"
+
+
+def lab_containers(client, lab: str) -> list:
+    return client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={lab}"})
+
+
+def lab_networks(client, lab: str) -> list:
+    return client.networks.list(filters={"label": f"{layout.LABEL_LAB}={lab}"})
+
+
+def _published(container) -> str:
+    ports = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    for bindings in ports.values():
+        for b in bindings or []:
+            return f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}"
+    return ""
+
+
+def state(client, lab: str) -> list[ContainerState]:
+    out = []
+    for c in lab_containers(client, lab):
+        labels = c.labels
+        out.append(ContainerState(
+            labels.get(layout.LABEL_SERVER, "?"), c.name, c.status,
+            (c.attrs.get("Config") or {}).get("Image", "?"), labels.get(layout.LABEL_CONFIG_HASH, ""), _published(c),
+        ))
+    return sorted(out, key=lambda s: s.name)
+
+
+def logs_tail(container, lines: int = 15) -> str:
+    try:
+        return container.logs(tail=lines).decode(errors="replace").strip()
+    except Exception as e:  # the container may be gone already
+        return f"(no logs: {_short(e)})"
+
+
+# --------------------------------------------------------------------------- up
+
+
+@dataclass
+class UpResult:
+    name: str
+    network: str
+    containers: list[str]
+    changed: bool                 # False: the lab was already running this configuration
+    pulled: bool = False
+    replaced: list[str] = field(default_factory=list)   # old containers of this lab that were recreated
+    timings: dict = field(default_factory=dict)
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # Docker's proxy listens with SO_REUSEADDR: do the same, so a socket
+        # in TIME_WAIT is not mistaken for a port in use.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _holder(client, host: str, port: int) -> str:
+    for c in client.containers.list(filters={"label": layout.LABEL_LAB}):
+        if _published(c).endswith(f":{port}"):
+            return f" by lab {c.labels.get(layout.LABEL_LAB)!r} (container {c.name}; `lab down --name {c.labels.get(layout.LABEL_LAB)}`)"
+    return " by another program (find it: ss -ltnp 'sport = :%d')" % port
+
+
+def _check_ports(client, spec: LabSpec) -> None:
+    for svc in spec.services:
+        host, port = svc.published
+        if not _port_free(host, port):
+            raise RuntimeFailure(
+                f"port {port} on {host} is already in use{_holder(client, host, port)}",
+                hint=f"free it, or choose another port with --{svc.key}-port",
+            )
+
+
+def handshake(host: str, port: int, ca_file: Path, timeout: float = 1.0) -> str:
+    """One TLS handshake that verifies the server against the lab's server CA; returns the TLS version."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        with ctx.wrap_socket(sock, server_hostname="localhost") as tls:
+            return tls.version() or "?"
+
+
+def _connect_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _wait_ready(container, svc: Service, ca_file: Path, deadline: float) -> None:
+    host, port = svc.published
+    delay, last_error = 0.02, "no answer yet"
+    while True:
+        try:
+            handshake(_connect_host(host), port, ca_file)
+            return
+        except (OSError, ssl.SSLError) as e:
+            last_error = f"{e.__class__.__name__}: {e}"
+        container.reload()
+        if container.status in ("exited", "dead"):
+            code = container.attrs.get("State", {}).get("ExitCode")
+            raise RuntimeFailure(
+                f"{svc.container_name} exited (code {code}) instead of serving TLS on {host}:{port}",
+                details=logs_tail(container), hint="the lines above are nginx's own; fix the template or configuration",
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeFailure(
+                f"{svc.container_name} did not complete a TLS handshake on {host}:{port} in time ({last_error})",
+                details=logs_tail(container), hint="the lines above are the container's last log lines",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _create(client, svc: Service, network):
+    import docker
+
+    for m in svc.mounts:
+        if not m.source.exists():
+            raise RuntimeFailure(f"{m.source} is missing: it is mounted into {svc.container_name}",
+                                 hint="run `lab up` to render the lab directory again")
+    mounts = [docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in svc.mounts]
+    return client.containers.create(
+        svc.image, name=svc.container_name, labels=svc.labels, mounts=mounts, ports=svc.ports,
+        network=network.name, stop_signal=svc.stop_signal, detach=True,
+    )
+
+
+def _start_error(svc: Service, e: Exception) -> RuntimeFailure:
+    text = _short(e)
+    if "already allocated" in text or "address already in use" in text:
+        host, port = svc.published
+        return RuntimeFailure(f"port {port} on {host} is already in use ({text})",
+                              hint=f"free it, or choose another port with --{svc.key}-port")
+    return RuntimeFailure(f"could not start {svc.container_name}: {text}")
+
+
+def _is_current(existing: list, spec: LabSpec) -> bool:
+    by_name = {c.name: c for c in existing}
+    return len(existing) == len(spec.services) and all(
+        (c := by_name.get(s.container_name)) is not None
+        and c.status == "running"
+        and c.labels.get(layout.LABEL_CONFIG_HASH) == spec.config_hash
+        for s in spec.services
+    )
+
+
+def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None) -> UpResult:
+    """Make the running lab match the compose file; return what was done.
+
+    Idempotent: when the lab's containers already run this exact
+    configuration (same config-hash label) nothing is recreated.
+    """
+    import docker
+
+    say = progress or (lambda _msg: None)
+    spec = read_compose(compose_file)
+    client = connect()
+    t0 = time.monotonic()
+    timings: dict = {}
+    existing = lab_containers(client, spec.name)
+    names = [s.container_name for s in spec.services]
+    if _is_current(existing, spec):
+        deadline = time.monotonic() + timeout
+        for svc in spec.services:
+            _wait_ready(client.containers.get(svc.container_name), svc, ca_file, deadline)
+        return UpResult(spec.name, spec.network, names, changed=False)
+
+    # A container or network with our name that lab did not make is not ours to remove.
+    for svc in spec.services:
+        try:
+            other = client.containers.get(svc.container_name)
+            if other.labels.get(layout.LABEL_LAB) != spec.name:
+                raise RuntimeFailure(f"a container named {svc.container_name} exists and was not made by this lab",
+                                     hint="remove or rename it, or choose another lab name with --name")
+        except docker.errors.NotFound:
+            pass
+    pulled = ensure_image(client, spec.services[0].image, say)
+    timings["image"] = time.monotonic() - t0
+
+    replaced = []
+    for c in existing:
+        say(f"replacing {c.name} (configuration changed or not running)")
+        c.remove(force=True)
+        replaced.append(c.name)
+    _check_ports(client, spec)
+
+    created: list = []
+    network, made_network = None, False
+    try:
+        nets = [n for n in client.networks.list(names=[spec.network]) if n.name == spec.network]
+        if nets:
+            network = nets[0]
+            if (network.attrs.get("Labels") or {}).get(layout.LABEL_LAB) != spec.name:
+                raise RuntimeFailure(f"a network named {spec.network} exists and was not made by this lab",
+                                     hint="remove it, or choose another lab name with --name")
+        else:
+            say(f"creating network {spec.network}")
+            network = client.networks.create(spec.network, driver="bridge", labels=spec.network_labels)
+            made_network = True
+        t1 = time.monotonic()
+        for svc in spec.services:
+            say(f"creating {svc.container_name}")
+            created.append((_create(client, svc, network), svc))
+        timings["create"] = time.monotonic() - t1
+
+        def start(item):
+            container, svc = item
+            try:
+                container.start()
+            except docker.errors.APIError as e:
+                raise _start_error(svc, e) from None
+
+        t2 = time.monotonic()
+        say("starting both servers")
+        with ThreadPoolExecutor(len(created)) as pool:
+            list(pool.map(start, created))
+        timings["start"] = time.monotonic() - t2
+        t3 = time.monotonic()
+        deadline = t3 + timeout
+        say("waiting for both servers to complete a TLS handshake")
+        with ThreadPoolExecutor(len(created)) as pool:
+            list(pool.map(lambda item: _wait_ready(item[0], item[1], ca_file, deadline), created))
+        timings["ready"] = time.monotonic() - t3
+    except BaseException as e:
+        # Roll back what this run made, then let the error through. Logs were
+        # already read into the error by _wait_ready.
+        for container, _ in created:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass
+        if made_network:
+            try:
+                network.remove()
+            except docker.errors.DockerException:
+                pass
+        if isinstance(e, docker.errors.DockerException):
+            raise RuntimeFailure(f"Docker refused: {_short(e)}") from None
+        raise
+    timings["total"] = time.monotonic() - t0
+    return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled, replaced=replaced, timings=timings)
+
+
+# --------------------------------------------------------------------------- down
+
+
+@dataclass(frozen=True)
+class DownResult:
+    name: str
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
+
+
+def down(lab: str) -> DownResult:
+    """Remove the containers and networks labelled with this lab's name, and nothing else."""
+    import docker
+
+    client = connect()
+    containers = lab_containers(client, lab)
+
+    def remove(c):
+        try:
+            c.stop(timeout=2)   # SIGQUIT (the container's stop signal): nginx exits at once
+        except docker.errors.DockerException:
+            pass
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        return c.name
+
+    with ThreadPoolExecutor(max(1, len(containers))) as pool:
+        removed = tuple(sorted(pool.map(remove, containers)))
+    nets = []
+    for n in lab_networks(client, lab):
+        try:
+            n.remove()
+            nets.append(n.name)
+        except docker.errors.NotFound:
+            pass
+    return DownResult(lab, removed, tuple(sorted(nets)))

@@ -1,0 +1,210 @@
+"""Stage 4: verification. curl-equivalent HTTPS requests against the running
+lab, the successes and the failures the lesson is about.
+
+Each scenario says what it shows, what should happen and what did happen; the
+CLI only renders the results. Requests use Python's ssl module held to a
+modern client's bar: VERIFY_X509_STRICT is set explicitly (Python 3.13 sets it
+by default), so the lab's certificates are checked as strictly on every
+Python.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shlex
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab import layout
+from lab.settings import Settings
+
+PATH = "/" + layout.HELLO_FILE
+HELLO = "Hello, world!"
+# A name no certificate of the lab covers (.invalid is reserved: RFC 2606).
+WRONG_NAME = "wrong-name.invalid"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a scenario should observe: an HTTP status (and text in the reason
+    or body), or a TLS failure on the client side (and text in its reason)."""
+
+    kind: str                   # "http" or "tls-error"
+    status: int | None = None
+    text: str = ""
+    client_verify: str = ""     # mTLS: nginx's $ssl_client_verify, echoed in X-Client-Verify
+
+    def describe(self) -> str:
+        if self.kind == "http":
+            seen = f", client verified ({self.client_verify})" if self.client_verify else ""
+            return f"HTTP {self.status}" + (f" {self.text}" if self.text else "") + seen
+        return f"client refuses: {self.text}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    server: str                 # "tls" or "mtls"
+    shows: str                  # one sentence: what this teaches
+    expect: Expect
+    trust: str = "lab"          # "lab": the server CA; "system": the OS store only; "none": --insecure
+    client_cert: tuple[str, str] | None = None   # (certificate, key) in certs/
+    hostname: str = "localhost"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("tls-trusted", "tls",
+             "A client that trusts the server CA gets the page: the server proved who it is.",
+             Expect("http", 200, HELLO)),
+    Scenario("tls-untrusted", "tls",
+             "With only the system's CAs the client rejects the server before any HTTP: nobody vouches for it.",
+             Expect("tls-error", text="unable to get local issuer certificate"), trust="system"),
+    Scenario("tls-insecure", "tls",
+             "curl --insecure skips checking the server and gets the page; mTLS gives the server no such switch.",
+             Expect("http", 200, HELLO), trust="none"),
+    Scenario("tls-wrong-name", "tls",
+             "The right CA is not enough: the name the client asked for must be in the certificate.",
+             Expect("tls-error", text="Hostname mismatch"), hostname=WRONG_NAME),
+    Scenario("mtls-client-cert", "mtls",
+             "With the lab's client certificate the mTLS server answers, and knows who the client is.",
+             Expect("http", 200, HELLO, client_verify="SUCCESS"), client_cert=(layout.CLIENT_CRT, layout.CLIENT_KEY)),
+    Scenario("mtls-no-cert", "mtls",
+             "Without a client certificate the handshake completes but nginx refuses the request with HTTP 400.",
+             Expect("http", 400, "No required SSL certificate was sent")),
+)
+
+
+def scenario_names() -> list[str]:
+    return [s.name for s in SCENARIOS]
+
+
+@dataclass
+class Result:
+    scenario: str
+    server: str
+    shows: str
+    expected: str
+    observed: str
+    passed: bool
+    detail: dict = field(default_factory=dict)
+    curl: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def client_context(certs: Path, sc: Scenario) -> ssl.SSLContext:
+    if sc.trust == "none":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif sc.trust == "system":
+        ctx = ssl.create_default_context()
+    else:
+        ctx = ssl.create_default_context(cafile=str(certs / layout.SERVER_CA_CRT))
+    if sc.trust != "none":
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    if sc.client_cert:
+        crt, key = sc.client_cert
+        ctx.load_cert_chain(str(certs / crt), str(certs / key))
+    return ctx
+
+
+_TITLE = re.compile(r"<title>\s*\d{3}\s*(.*?)\s*</title>", re.S)
+_CENTER = re.compile(r"<center>(?!<h1>)(.*?)</center>", re.S)
+
+
+def _reason_from_page(status: int, body: str, default: str) -> str:
+    """nginx's error pages carry the precise reason ("No required SSL
+    certificate was sent") in the page, not in the status line."""
+    m = _CENTER.search(body) or _TITLE.search(body)
+    return m.group(1).strip() if m else default
+
+
+def request(address: str, port: int, sc: Scenario, certs: Path, timeout: float = 3.0) -> dict:
+    """One HTTPS GET, as curl would make it; returns what was observed."""
+    ctx = client_context(certs, sc)
+    obs: dict = {"address": f"{address}:{port}", "host": sc.hostname}
+    try:
+        raw = socket.create_connection((address, port), timeout=timeout)
+    except OSError as e:
+        return {**obs, "kind": "connect-error", "reason": f"{e.strerror or e}"}
+    try:
+        with ctx.wrap_socket(raw, server_hostname=sc.hostname) as tls:
+            obs.update(tls_version=tls.version(), cipher=tls.cipher()[0])
+            host = sc.hostname if port == 443 else f"{sc.hostname}:{port}"
+            tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
+            resp = http.client.HTTPResponse(tls)
+            resp.begin()
+            body = resp.read(65536).decode(errors="replace")
+            obs.update(kind="http", status=resp.status, body=body.strip(),
+                       reason=_reason_from_page(resp.status, body, resp.reason) if resp.status >= 400 else resp.reason)
+            for header in ("X-Client-Verify", "X-Client-Subject", "X-Client-Serial"):
+                if resp.getheader(header):
+                    obs[header.lower().replace("x-", "", 1).replace("-", "_")] = resp.getheader(header)
+    except ssl.SSLCertVerificationError as e:
+        obs.update(kind="tls-error", reason=e.verify_message or str(e), verify_code=e.verify_code)
+    except ssl.SSLError as e:
+        obs.update(kind="tls-error", reason=e.reason or str(e))
+    except (OSError, http.client.HTTPException) as e:
+        obs.update(kind="connect-error", reason=f"{e.__class__.__name__}: {e}")
+    finally:
+        raw.close()
+    return obs
+
+
+def describe(obs: dict) -> str:
+    if obs["kind"] == "http":
+        text = obs["body"].splitlines()[0][:40] + "…" if obs["status"] < 400 and obs["body"] else obs["reason"]
+        seen = f", server saw {obs['client_subject']} ({obs.get('client_verify')})" if obs.get("client_subject") else ""
+        return f"HTTP {obs['status']} {text}{seen}"
+    if obs["kind"] == "tls-error":
+        return f"client refuses: {obs['reason']}"
+    return f"no connection: {obs['reason']}"
+
+
+def judge(expect: Expect, obs: dict) -> bool:
+    if expect.kind == "http":
+        return (obs["kind"] == "http" and obs["status"] == expect.status
+                and expect.text in (obs.get("body", "") + " " + obs.get("reason", ""))
+                and (not expect.client_verify or obs.get("client_verify") == expect.client_verify))
+    return obs["kind"] == "tls-error" and expect.text.lower() in obs["reason"].lower()
+
+
+def curl_command(sc: Scenario, certs: Path, address: str, port: int) -> str:
+    """The curl command line that shows the same thing, to paste in a terminal."""
+    args = ["curl", "-sS"]
+    if sc.expect.kind == "http" and sc.expect.status and sc.expect.status >= 400:
+        args.append("-i")
+    if sc.hostname != "localhost" or address not in ("127.0.0.1", "::1"):
+        host_addr = f"[{address}]" if ":" in address else address
+        args += ["--resolve", f"{sc.hostname}:{port}:{host_addr}"]
+    if sc.trust == "lab":
+        args += ["--cacert", str(certs / layout.SERVER_CA_CRT)]
+    elif sc.trust == "none":
+        args.append("--insecure")
+    if sc.client_cert:
+        crt, key = sc.client_cert
+        args += ["--cert", str(certs / crt), "--key", str(certs / key)]
+    args.append(f"https://{sc.hostname}:{port}{PATH}")
+    return shlex.join(args)
+
+
+def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, timeout: float = 3.0) -> list[Result]:
+    """Run the scenarios concurrently against the published ports; results in scenario order."""
+    certs = layout.certs_dir(lab_dir)
+    chosen = [s for s in SCENARIOS if not only or s.name in only]
+    address = settings.connect_address()
+    ports = settings.ports()
+
+    def one(sc: Scenario) -> Result:
+        obs = request(address, ports[sc.server], sc, certs, timeout)
+        return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), judge(sc.expect, obs),
+                      {k: v for k, v in obs.items() if k != "body"}, curl_command(sc, certs, address, ports[sc.server]))
+
+    with ThreadPoolExecutor(max(1, len(chosen))) as pool:
+        return list(pool.map(one, chosen))
