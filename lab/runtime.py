@@ -323,7 +323,8 @@ def _is_current(existing: list, spec: LabSpec) -> bool:
     )
 
 
-def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None) -> UpResult:
+def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None,
+       client=None) -> UpResult:
     """Make the running lab match the compose file; return what was done.
 
     Idempotent: when the lab's containers already run this exact
@@ -333,7 +334,7 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
 
     say = progress or (lambda _msg: None)
     spec = read_compose(compose_file)
-    client = connect()
+    client = client or connect()
     t0 = time.monotonic()
     timings: dict = {}
     existing = lab_containers(client, spec.name)
