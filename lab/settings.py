@@ -68,7 +68,7 @@ class Settings:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.match(name or ""):
+    if not _NAME_RE.fullmatch(name or ""):
         raise UsageError(
             f"invalid lab name {name!r}: use 1 to 32 lower-case letters, digits and dashes "
             "(it names containers, a network and certificate subjects)"
@@ -105,7 +105,7 @@ def validate_bind(bind: str) -> str:
 
 def validate_san(value: str) -> str:
     """Normalise a subjectAltName to 'DNS:name' or 'IP:address'."""
-    raw = value.strip()
+    raw = value
     kind, _, rest = raw.partition(":")
     if kind.upper() in ("DNS", "IP") and rest:
         raw = rest
@@ -113,7 +113,7 @@ def validate_san(value: str) -> str:
         return f"IP:{ipaddress.ip_address(raw)}"
     except ValueError:
         pass
-    if _DNS_RE.match(raw) and len(raw) <= 253:
+    if _DNS_RE.fullmatch(raw) and len(raw) <= 253:
         return f"DNS:{raw.lower().rstrip('.')}"
     raise UsageError(f"invalid --san {value!r}: give a DNS name (room-pc.local) or an IP address (192.0.2.10)")
 
@@ -125,7 +125,7 @@ def validate_days(days: int) -> int:
 
 
 def validate_image(image: str) -> str:
-    if not _IMAGE_RE.match(image or "") or len(image) > 255:
+    if not _IMAGE_RE.fullmatch(image or "") or len(image) > 255:
         raise UsageError(f"invalid image reference {image!r}: expected e.g. nginx:1.27.3 or registry:5000/team/nginx:tag")
     return image
 

@@ -1,0 +1,164 @@
+"""Certificates: made by scripts/gen-certs.sh, held to `openssl verify -x509_strict`,
+reused only when sound, and never left half-written."""
+
+import datetime as dt
+import os
+import stat
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+
+from lab import certs, layout, settings
+from lab.errors import CertificateError
+from lab.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    lab_dir = tmp_path_factory.mktemp("lab")
+    s = settings.validate(Settings(sans=("room.local", "192.0.2.10")))
+    return lab_dir, s, certs.ensure(lab_dir, s)
+
+
+def openssl_verify(d, purpose, ca, leaf):
+    return subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", purpose, "-CAfile", str(d / ca), str(d / leaf)],
+                          capture_output=True, text=True)
+
+
+def test_all_files_made(made):
+    lab_dir, _, result = made
+    assert result.generated
+    assert sorted(p.name for p in result.directory.iterdir()) == sorted(layout.CERT_FILES)
+
+
+@pytest.mark.parametrize("purpose,ca,leaf", [("sslserver", "server-ca.crt", "server.crt"),
+                                              ("sslclient", "client-ca.crt", "client.crt")])
+def test_strict_verification_passes(made, purpose, ca, leaf):
+    proc = openssl_verify(made[2].directory, purpose, ca, leaf)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("purpose,ca,leaf", [("sslclient", "server-ca.crt", "server.crt"),   # server cert is not a client cert
+                                              ("sslserver", "client-ca.crt", "client.crt"),   # and vice versa
+                                              ("sslclient", "server-ca.crt", "client.crt")])  # wrong CA
+def test_strict_verification_fails_for_the_wrong_use(made, purpose, ca, leaf):
+    assert openssl_verify(made[2].directory, purpose, ca, leaf).returncode != 0
+
+
+def test_extensions(made):
+    d = made[2].directory
+    for name in ("server-ca.crt", "client-ca.crt"):
+        c = x509.load_pem_x509_certificate((d / name).read_bytes())
+        assert c.version == x509.Version.v3
+        bc = c.extensions.get_extension_for_class(x509.BasicConstraints)
+        assert bc.critical and bc.value.ca
+        ku = c.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert ku.key_cert_sign and ku.crl_sign
+    for name, eku in (("server.crt", x509.ExtendedKeyUsageOID.SERVER_AUTH), ("client.crt", x509.ExtendedKeyUsageOID.CLIENT_AUTH)):
+        c = x509.load_pem_x509_certificate((d / name).read_bytes())
+        assert not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert c.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+        assert list(c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [eku]
+        c.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        c.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        assert (c.not_valid_after_utc - c.not_valid_before_utc).days <= layout.MAX_DAYS
+
+
+def test_server_sans_cover_localhost_and_extras(made):
+    assert set(made[2].sans) == {"DNS:localhost", "IP:127.0.0.1", "IP:::1", "DNS:room.local", "IP:192.0.2.10"}
+
+
+def test_serials_are_random_and_ca_names_distinct(made, tmp_path):
+    other = certs.ensure(tmp_path, settings.validate(Settings()))
+    load = lambda d, n: x509.load_pem_x509_certificate((d / n).read_bytes())  # noqa: E731
+    for n in ("server-ca.crt", "client-ca.crt", "server.crt", "client.crt"):
+        a, b = load(made[2].directory, n), load(other.directory, n)
+        assert a.serial_number != b.serial_number and a.serial_number > 2**64
+    assert load(made[2].directory, "server-ca.crt").subject != load(other.directory, "server-ca.crt").subject
+
+
+def test_private_keys_0600_and_dir_0700(made):
+    d = made[2].directory
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for name in layout.CERT_FILES:
+        if name.endswith(".key"):
+            assert stat.S_IMODE((d / name).stat().st_mode) == 0o600, name
+
+
+def test_second_run_reuses(made):
+    lab_dir, s, first = made
+    before = (first.directory / "server.crt").read_bytes()
+    again = certs.ensure(lab_dir, s)
+    assert not again.generated and (again.directory / "server.crt").read_bytes() == before
+
+
+def test_regenerate_replaces(tmp_path):
+    s = settings.validate(Settings())
+    first = (certs.ensure(tmp_path, s).directory / "server.crt").read_bytes()
+    assert certs.ensure(tmp_path, s, regenerate=True).generated
+    assert (tmp_path / "certs" / "server.crt").read_bytes() != first
+    assert [p.name for p in tmp_path.iterdir()] == ["certs"]  # no temporary folders left
+
+
+def test_mismatched_key_is_refused(tmp_path):
+    s = settings.validate(Settings())
+    certs.ensure(tmp_path, s)
+    (tmp_path / "certs" / "client.key").write_bytes((tmp_path / "certs" / "server.key").read_bytes())
+    with pytest.raises(CertificateError, match=r"client\.key does not match .*client\.crt") as e:
+        certs.ensure(tmp_path, s)
+    assert "--regenerate" in e.value.hint
+
+
+def test_corrupt_certificate_is_refused(tmp_path):
+    s = settings.validate(Settings())
+    certs.ensure(tmp_path, s)
+    (tmp_path / "certs" / "server.crt").write_text("-----BEGIN CERTIFICATE-----\ntruncated")
+    with pytest.raises(CertificateError, match=r"server\.crt is not a readable PEM certificate"):
+        certs.ensure(tmp_path, s)
+
+
+def test_missing_file_is_refused(tmp_path):
+    s = settings.validate(Settings())
+    certs.ensure(tmp_path, s)
+    (tmp_path / "certs" / "client.crt").unlink()
+    with pytest.raises(CertificateError, match=r"missing client\.crt"):
+        certs.ensure(tmp_path, s)
+
+
+def test_expired_is_refused(tmp_path):
+    s = settings.validate(Settings())
+    result = certs.ensure(tmp_path, s)
+    later = result.not_after + dt.timedelta(days=1)
+    with pytest.raises(CertificateError, match="expired on"):
+        certs.check_existing(result.directory, s, now=later)
+
+
+def test_new_san_needs_regeneration(tmp_path):
+    certs.ensure(tmp_path, settings.validate(Settings()))
+    with pytest.raises(CertificateError, match="does not cover DNS:room.local"):
+        certs.ensure(tmp_path, settings.validate(Settings(sans=("room.local",))))
+
+
+def test_openssl_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(CertificateError, match="openssl is not installed"):
+        certs.ensure(tmp_path / "lab", settings.validate(Settings()))
+    assert not (tmp_path / "lab" / "certs").exists()
+
+
+def test_openssl_failure_shows_its_message_and_leaves_nothing(tmp_path, monkeypatch):
+    # An openssl that fails the way a broken install would: its own stderr must reach the user.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "openssl").write_text("#!/bin/sh\necho 'openssl: broken on purpose' >&2\nexit 1\n")
+    os.chmod(fake / "openssl", 0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    with pytest.raises(CertificateError) as e:
+        certs.ensure(lab_dir, settings.validate(Settings()))
+    assert "broken on purpose" in e.value.details
+    assert list(lab_dir.iterdir()) == []

@@ -1,0 +1,96 @@
+"""Settings: every bad input is refused with a clear message before anything is written."""
+
+import pytest
+
+from lab import layout, settings
+from lab.errors import UsageError
+from lab.settings import Settings
+
+
+def test_defaults_are_the_articles():
+    s = settings.validate(Settings())
+    assert (s.name, s.tls_port, s.mtls_port, s.bind) == ("mtls-lab", 8888, 8889, "127.0.0.1")
+    assert s.image == layout.DEFAULT_IMAGE
+
+
+@pytest.mark.parametrize("name", ["My Lab", "a/b", "UPPER", "", "-lead", "trail-", "x" * 33, "tab\tname", "new\nline", "trailing\n"])
+def test_bad_lab_names(name):
+    with pytest.raises(UsageError, match="invalid lab name"):
+        settings.validate_name(name)
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 100000])
+def test_ports_out_of_range(port):
+    with pytest.raises(UsageError, match="1 to 65535"):
+        settings.validate(Settings(tls_port=port))
+
+
+def test_equal_ports():
+    with pytest.raises(UsageError, match="both 9000"):
+        settings.validate(Settings(tls_port=9000, mtls_port=9000))
+
+
+@pytest.mark.parametrize("bind,message", [("localhost", "invalid bind address"), ("300.1.1.1", "invalid bind address"),
+                                          ("192.0.2.77", "not an address of this machine")])
+def test_bad_bind(bind, message):
+    with pytest.raises(UsageError, match=message):
+        settings.validate_bind(bind)
+
+
+def test_loopback_binds_are_fine():
+    assert settings.validate_bind("127.0.0.2") == "127.0.0.2"
+    assert settings.validate_bind("0.0.0.0") == "0.0.0.0"
+
+
+@pytest.mark.parametrize("san,normal", [("room.local", "DNS:room.local"), ("DNS:Room.Local", "DNS:room.local"),
+                                        ("192.0.2.10", "IP:192.0.2.10"), ("IP:::1", "IP:::1")])
+def test_sans_normalised(san, normal):
+    assert settings.validate_san(san) == normal
+
+
+@pytest.mark.parametrize("san", ["a b", "x;y", "bad_name.com", "-x.com", "}", "a" * 64 + ".com", "name\nDNS:evil", "room.local\n"])
+def test_bad_sans(san):
+    with pytest.raises(UsageError, match="invalid --san"):
+        settings.validate_san(san)
+
+
+@pytest.mark.parametrize("days", [0, -5, 826, 100000])
+def test_bad_days(days):
+    with pytest.raises(UsageError, match="1 to 825"):
+        settings.validate_days(days)
+
+
+@pytest.mark.parametrize("image", ["Nginx", "nginx;rm -rf /", "a b", "nginx:", ":tag", 'x"y', "nginx\n"])
+def test_bad_images(image):
+    with pytest.raises(UsageError, match="invalid image reference"):
+        settings.validate_image(image)
+
+
+@pytest.mark.parametrize("image", ["nginx", "nginx:1.27.3", "lab-nginx:bookworm", "127.0.0.1:5000/team/nginx:x",
+                                   "nginx@sha256:" + "a" * 64])
+def test_good_images(image):
+    assert settings.validate_image(image) == image
+
+
+def test_save_and_resolve_precedence(tmp_path):
+    settings.save(tmp_path, settings.validate(Settings(name="saved", tls_port=9001, mtls_port=9002)))
+    s = settings.resolve(tmp_path, {"tls_port": 9100, "name": None})
+    assert (s.name, s.tls_port, s.mtls_port) == ("saved", 9100, 9002)
+
+
+def test_saved_settings_invalid_yaml(tmp_path):
+    (tmp_path / layout.SETTINGS_FILE).write_text("name: [unclosed\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        settings.resolve(tmp_path, {})
+
+
+def test_saved_settings_unknown_key(tmp_path):
+    (tmp_path / layout.SETTINGS_FILE).write_text("name: x\ncolour: blue\n")
+    with pytest.raises(UsageError, match="unknown settings colour"):
+        settings.resolve(tmp_path, {})
+
+
+def test_saved_settings_bad_value_is_validated(tmp_path):
+    (tmp_path / layout.SETTINGS_FILE).write_text("tls_port: 70000\n")
+    with pytest.raises(UsageError, match="1 to 65535"):
+        settings.resolve(tmp_path, {})
