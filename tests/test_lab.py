@@ -1,0 +1,398 @@
+"""The lab end to end, against the real Docker engine and real nginx:
+`lab up`, real TLS handshakes, `lab verify`, `lab down`, and each error case
+with nothing left behind. In-process through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import leftovers, remove_lab
+from lab import layout, runtime
+from lab.cli import app
+
+pytestmark = pytest.mark.docker
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def assert_ok(result):
+    assert result.exit_code == 0, result.output
+
+
+def assert_clean(client, lab, lab_dir=None):
+    assert leftovers(client, lab.name) == []
+    if lab_dir is not None:
+        assert not lab_dir.exists(), f"{lab_dir} was left behind: {list(lab_dir.rglob('*'))}"
+
+
+# --------------------------------------------------------------------------- one running lab, many checks
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, image):
+    import docker
+
+    from conftest import LabParams, free_port
+
+    client = docker.from_env()
+    lab = LabParams("labtest-main", tmp_path_factory.mktemp("main") / "lab", free_port(), free_port(), image)
+    remove_lab(client, lab.name)
+    result = run(*lab.up_args())
+    assert_ok(result)
+    yield lab, result
+    remove_lab(client, lab.name)
+
+
+def test_up_says_what_it_made(running):
+    lab, result = running
+    assert f"lab {lab.name} is up" in result.output
+    assert f"https://localhost:{lab.tls_port}/hello-world.txt" in result.output
+    assert f"https://localhost:{lab.mtls_port}/hello-world.txt" in result.output
+    assert "lab verify" in result.output and "lab down" in result.output
+    for rel in ("certs/server-ca.crt", "certs/client.key", "nginx-tls/nginx.conf", "nginx-tls/hello-world.txt",
+                "nginx-mtls/nginx.conf", "nginx-mtls/hello-world.txt", "docker-compose.yml", "lab.yml"):
+        assert (lab.dir / rel).is_file(), rel
+
+
+def test_containers_are_labelled_and_mount_read_only(running, docker_client):
+    lab, _ = running
+    containers = runtime.lab_containers(docker_client, lab.name)
+    assert sorted(c.name for c in containers) == [f"{lab.name}-mtls", f"{lab.name}-tls"]
+    for c in containers:
+        assert c.status == "running"
+        mounts = c.attrs["Mounts"]
+        assert mounts and all(not m["RW"] for m in mounts)
+        assert not any(m["Source"].endswith("-ca.key") for m in mounts)
+        bindings = c.attrs["HostConfig"]["PortBindings"]
+        assert all(b["HostIp"] == "127.0.0.1" for v in bindings.values() for b in v)
+    nets = runtime.lab_networks(docker_client, lab.name)
+    assert [n.name for n in nets] == [f"{lab.name}-net"]
+
+
+def test_verify_passes_every_scenario(running):
+    lab, _ = running
+    result = run("verify", *lab.args())
+    assert_ok(result)
+    assert "6 passed, 0 failed" in result.output
+    assert "No required SSL certificate was sent" in result.output
+
+
+def test_verify_json(running):
+    lab, _ = running
+    result = run("verify", *lab.args("--json"))
+    assert_ok(result)
+    data = {r["scenario"]: r for r in json.loads(result.stdout)}
+    assert all(r["passed"] for r in data.values())
+    assert data["mtls-no-cert"]["detail"]["status"] == 400
+    assert data["mtls-no-cert"]["detail"]["reason"] == "No required SSL certificate was sent"
+    seen = data["mtls-client-cert"]["detail"]
+    assert seen["client_verify"] == "SUCCESS" and f"OU={lab.name}" in seen["client_subject"]
+    assert data["tls-untrusted"]["detail"]["kind"] == "tls-error"
+    assert data["tls-trusted"]["detail"]["tls_version"] in ("TLSv1.2", "TLSv1.3")
+
+
+def test_verify_one_scenario_and_unknown_scenario(running):
+    lab, _ = running
+    result = run("verify", *lab.args("--scenario", "mtls-no-cert", "--json"))
+    assert_ok(result)
+    assert [r["scenario"] for r in json.loads(result.stdout)] == ["mtls-no-cert"]
+    bad = run("verify", *lab.args("--scenario", "nope"))
+    assert bad.exit_code == 2 and "unknown scenario nope" in bad.output
+
+
+def test_up_twice_is_one_healthy_lab(running, docker_client):
+    lab, _ = running
+    before = sorted(c.id for c in runtime.lab_containers(docker_client, lab.name))
+    result = run(*lab.up_args())
+    assert_ok(result)
+    assert "already up" in result.output
+    assert sorted(c.id for c in runtime.lab_containers(docker_client, lab.name)) == before
+
+
+EXPECTED_CURL = {
+    # scenario: (curl exit code, text in its output)
+    "tls-trusted": (0, "Hello, world!"),
+    "tls-untrusted": (60, "unable to get local issuer certificate"),
+    "tls-insecure": (0, "Hello, world!"),
+    "tls-wrong-name": (60, "wrong-name.invalid"),
+    "mtls-client-cert": (0, "Hello, world!"),
+    "mtls-no-cert": (0, "No required SSL certificate was sent"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(EXPECTED_CURL))
+def test_printed_curl_commands_really_do_that(running, scenario):
+    """The command `lab curl` prints, pasted into a shell, shows the same outcome."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    lab, _ = running
+    printed = run("curl", scenario, *lab.args())
+    assert_ok(printed)
+    proc = subprocess.run(shlex.split(printed.stdout), capture_output=True, text=True, timeout=30)
+    code, text = EXPECTED_CURL[scenario]
+    assert proc.returncode == code, proc.stderr
+    assert text in proc.stdout + proc.stderr
+    if scenario == "mtls-no-cert":
+        assert proc.stdout.startswith("HTTP/1.1 400")
+
+
+def test_openssl_s_client_agrees(running):
+    lab, _ = running
+    certs = lab.dir / "certs"
+    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{lab.mtls_port}", "-servername", "localhost",
+            "-verify_hostname", "localhost", "-verify_return_error", "-ign_eof", "-CAfile", str(certs / "server-ca.crt")]
+    ok = subprocess.run(base + ["-cert", str(certs / "client.crt"), "-key", str(certs / "client.key")],
+                        input="GET /hello-world.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                        capture_output=True, text=True, timeout=30)
+    assert "Verify return code: 0 (ok)" in ok.stdout and "HTTP/1.1 200 OK" in ok.stdout, ok.stdout + ok.stderr
+    # Trusting the wrong CA (the client CA) must fail the same way the verifier says.
+    other = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{lab.tls_port}", "-verify_return_error",
+                            "-CAfile", str(certs / "client-ca.crt")], input="", capture_output=True, text=True, timeout=30)
+    assert other.returncode != 0 and "unable to get local issuer certificate" in other.stdout + other.stderr
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("version,accepted", [("TLSv1_1", False), ("TLSv1_2", True), ("TLSv1_3", True)])
+def test_server_allows_tls_1_2_and_1_3_only(running, version, accepted):
+    lab, _ = running
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer old versions: the refusal must be the server's
+    ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    with socket.create_connection(("127.0.0.1", lab.tls_port), timeout=5) as raw:
+        if accepted:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert tls.version() == version.replace("_", ".")
+        else:
+            with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
+                ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+# --------------------------------------------------------------------------- whole cycles
+
+
+def test_down_removes_exactly_the_lab(new_lab, docker_client, image):
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    bystander = docker_client.containers.create(image, ["true"], name=f"{lab.name}-bystander")
+    try:
+        result = run("down", *lab.args())
+        assert_ok(result)
+        assert f"container {lab.name}-tls" in result.output and f"network {lab.name}-net" in result.output
+        assert runtime.lab_containers(docker_client, lab.name) == []
+        docker_client.containers.get(bystander.id)  # untouched: it has no lab label
+        again = run("down", *lab.args())
+        assert_ok(again)
+        assert "nothing of it was running" in again.output
+        assert lab.dir.is_dir()
+        assert_ok(run("down", *lab.args("--purge")))
+        assert not lab.dir.exists()
+    finally:
+        bystander.remove(force=True)
+
+
+def test_settings_are_saved_for_later_commands(new_lab, docker_client, monkeypatch, tmp_path):
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    monkeypatch.chdir(lab.dir.parent)
+    # Only --dir: name, ports and image come from lab.yml.
+    assert_ok(run("verify", "--dir", lab.dir.name))
+    assert_ok(run("up", "--dir", lab.dir.name))
+    result = run("down", "--dir", lab.dir.name)
+    assert_ok(result)
+    assert leftovers(docker_client, lab.name) == []
+
+
+def test_changed_port_recreates(new_lab, docker_client):
+    from conftest import free_port
+
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    lab.tls_port = free_port()
+    result = run(*lab.up_args())
+    assert_ok(result)
+    assert "is up" in result.output
+    assert_ok(run("verify", *lab.args()))
+
+
+def test_bind_other_loopback_address(new_lab):
+    lab = new_lab(bind="127.0.0.2")
+    assert_ok(run(*lab.up_args()))
+    result = run("verify", *lab.args("--json"))
+    assert_ok(result)
+    assert {r["detail"]["address"].rsplit(":", 1)[0] for r in json.loads(result.stdout)} == {"127.0.0.2"}
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", lab.tls_port), timeout=2).close()
+
+
+def test_verify_fails_loudly_on_a_broken_lab(new_lab, docker_client):
+    """A server that accepts what it should reject is a failure, with a non-zero exit."""
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("ssl_verify_client on;", "ssl_verify_client optional;"))
+    docker_client.containers.get(f"{lab.name}-mtls").remove(force=True)
+    runtime.up(lab.dir / layout.COMPOSE_FILE, lab.dir / "certs" / layout.SERVER_CA_CRT)
+    result = run("verify", *lab.args("--json"))
+    assert result.exit_code == 1
+    failed = [r for r in json.loads(result.stdout) if not r["passed"]]
+    assert [r["scenario"] for r in failed] == ["mtls-no-cert"]
+    assert failed[0]["observed"].startswith("HTTP 200")
+    assert "1 of 6 scenarios did not behave as expected: mtls-no-cert" in result.output
+
+
+def test_verify_when_lab_is_down(new_lab):
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    assert_ok(run("down", *lab.args()))
+    result = run("verify", *lab.args())
+    assert result.exit_code == 1
+    assert "is the lab running?" in result.output
+
+
+# --------------------------------------------------------------------------- errors: clear, non-zero, nothing left
+
+
+def test_engine_unreachable(new_lab, tmp_path):
+    lab = new_lab()
+    result = run(*lab.up_args(), env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert result.exit_code == 4
+    assert "cannot reach the Docker engine" in result.output and "setup-docker.sh" in result.output
+    assert not lab.dir.exists()
+    for cmd in (["down", *lab.args()],):
+        assert run(*cmd, env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}).exit_code == 4
+
+
+def test_port_in_use(new_lab, docker_client):
+    lab = new_lab()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", lab.mtls_port))
+        holder.listen()
+        result = run(*lab.up_args())
+    assert result.exit_code == 6
+    assert f"port {lab.mtls_port} on 127.0.0.1 is already in use" in result.output
+    assert "--mtls-port" in result.output
+    assert_clean(docker_client, lab, lab.dir)
+
+
+def test_port_held_by_another_lab_names_it(new_lab, docker_client):
+    first = new_lab()
+    assert_ok(run(*first.up_args()))
+    second = new_lab(tls_port=first.tls_port)
+    result = run(*second.up_args())
+    assert result.exit_code == 6
+    assert f"by lab '{first.name}'" in result.output
+    assert_clean(docker_client, second, second.dir)
+    assert_ok(run("verify", *first.args()))
+
+
+def test_image_missing_and_not_pullable(new_lab, docker_client):
+    # A registry on loopback that is not there: the pull fails at once, and no traffic leaves the machine.
+    lab = new_lab(image="127.0.0.1:1/lab/missing:never")
+    result = run(*lab.up_args())
+    assert result.exit_code == 4
+    assert "image 127.0.0.1:1/lab/missing:never is not on this machine and could not be pulled" in result.output
+    assert "build-nginx-image.sh" in result.output
+    assert_clean(docker_client, lab, lab.dir)
+
+
+def test_openssl_missing(new_lab, docker_client, tmp_path):
+    lab = new_lab()
+    result = run(*lab.up_args(), env={"PATH": str(tmp_path / "empty")})
+    assert result.exit_code == 5
+    assert "openssl is not installed" in result.output
+    assert_clean(docker_client, lab, lab.dir)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tls-port", "0"], "1 to 65535"),
+    (["--mtls-port", "70000"], "1 to 65535"),
+    (["--bind", "not-an-ip"], "invalid bind address"),
+    (["--san", "bad name"], "invalid --san"),
+    (["--days", "0"], "1 to 825"),
+    (["--image", "Bad Image"], "invalid image reference"),
+])
+def test_bad_input_writes_nothing(new_lab, docker_client, args, message):
+    lab = new_lab()
+    result = run(*lab.up_args(), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert_clean(docker_client, lab, lab.dir)
+
+
+def test_equal_ports(new_lab, docker_client):
+    lab = new_lab()
+    lab.mtls_port = lab.tls_port
+    result = run(*lab.up_args())
+    assert result.exit_code == 2 and "the two servers need two ports" in result.output
+    assert_clean(docker_client, lab, lab.dir)
+
+
+def test_lab_dir_not_writable(new_lab, docker_client, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    lab = new_lab()
+    lab.dir = blocker / "lab"
+    result = run(*lab.up_args())
+    assert result.exit_code == 3 and "is not writable" in result.output
+    assert_clean(docker_client, lab)
+
+
+def test_lab_dir_is_a_file(new_lab, tmp_path):
+    lab = new_lab()
+    lab.dir = tmp_path / "a-file"
+    lab.dir.write_text("keep me")
+    result = run(*lab.up_args())
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert lab.dir.read_text() == "keep me"
+
+
+def test_mismatched_key_starts_nothing(new_lab, docker_client):
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    assert_ok(run("down", *lab.args()))
+    certs = lab.dir / "certs"
+    (certs / "server.key").write_bytes((certs / "client.key").read_bytes())
+    result = run(*lab.up_args())
+    assert result.exit_code == 5
+    assert "server.key does not match" in result.output and "--regenerate" in result.output
+    assert leftovers(docker_client, lab.name) == []
+    assert_ok(run(*lab.up_args("--regenerate")))
+    assert_ok(run("verify", *lab.args()))
+
+
+def test_nginx_that_exits_is_rolled_back_with_its_message(new_lab, docker_client):
+    """A container that dies at start: the error carries nginx's own words, and this run's containers are gone."""
+    lab = new_lab()
+    assert_ok(run(*lab.up_args()))
+    assert_ok(run("down", *lab.args()))
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("ssl_verify_client on;", "ssl_verify_client sometimes;"))
+    with pytest.raises(runtime.RuntimeFailure) as e:
+        runtime.up(lab.dir / layout.COMPOSE_FILE, lab.dir / "certs" / layout.SERVER_CA_CRT, timeout=15)
+    assert f"{lab.name}-mtls exited" in str(e.value)
+    assert 'invalid value "sometimes"' in e.value.details
+    assert leftovers(docker_client, lab.name) == []
+
+
+def test_unlabelled_container_with_the_labs_name_is_not_touched(new_lab, docker_client, image):
+    lab = new_lab()
+    squatter = docker_client.containers.create(image, ["true"], name=f"{lab.name}-tls")
+    try:
+        result = run(*lab.up_args())
+        assert result.exit_code == 6 and "was not made by this lab" in result.output
+        docker_client.containers.get(squatter.id)
+        assert runtime.lab_containers(docker_client, lab.name) == []
+    finally:
+        squatter.remove(force=True)
