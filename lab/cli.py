@@ -238,6 +238,7 @@ def verify_cmd(
 
 
 def _print_results(results, show_commands: bool) -> None:
+    from rich import box
     from rich.table import Table
 
     out = _out_console()
@@ -246,7 +247,8 @@ def _print_results(results, show_commands: bool) -> None:
         if not rows:
             continue
         port = rows[0].detail.get("address", "").rsplit(":", 1)[-1]
-        table = Table(title=f"{title} (port {port})", title_justify="left", show_lines=show_commands, expand=False)
+        table = Table(title=f"{title} (port {port})", title_justify="left", show_lines=show_commands, expand=False,
+                      box=box.SIMPLE_HEAD)
         table.add_column("", no_wrap=True)
         table.add_column("scenario", no_wrap=True)
         table.add_column("what it shows")

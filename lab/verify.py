@@ -40,7 +40,7 @@ class Expect:
 
     def describe(self) -> str:
         if self.kind == "http":
-            seen = f", client verified ({self.client_verify})" if self.client_verify else ""
+            seen = f"; server saw the client ({self.client_verify})" if self.client_verify else ""
             return f"HTTP {self.status}" + (f" {self.text}" if self.text else "") + seen
         return f"client refuses: {self.text}"
 
@@ -157,10 +157,15 @@ def request(address: str, port: int, sc: Scenario, certs: Path, timeout: float =
     return obs
 
 
+def _first_sentence(body: str) -> str:
+    m = re.match(r"(.{1,60}?[.!?])(\s|$)", body)
+    return m.group(1) if m else body[:60]
+
+
 def describe(obs: dict) -> str:
     if obs["kind"] == "http":
-        text = obs["body"].splitlines()[0][:40] + "…" if obs["status"] < 400 and obs["body"] else obs["reason"]
-        seen = f", server saw {obs['client_subject']} ({obs.get('client_verify')})" if obs.get("client_subject") else ""
+        text = _first_sentence(obs["body"]) if obs["status"] < 400 and obs["body"] else obs["reason"]
+        seen = f"; server saw {obs['client_subject']} ({obs.get('client_verify')})" if obs.get("client_subject") else ""
         return f"HTTP {obs['status']} {text}{seen}"
     if obs["kind"] == "tls-error":
         return f"client refuses: {obs['reason']}"

@@ -8,16 +8,24 @@ set -euo pipefail
 
 log() { printf 'setup-docker: %s\n' "$*" >&2; }
 
+# What lab and its tests use from the host: the engine, openssl and curl (the
+# lab's own tools and the curl commands it prints), and the legacy
+# docker-compose that Debian 12 ships (to run the rendered compose file by hand).
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { log "ERROR: ${missing[*]} missing and this is not root: run as root or install them"; exit 1; }
+    log "installing ${missing[*]} from Debian packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if docker info >/dev/null 2>&1; then
     log "engine already running ($(docker version --format '{{.Server.Version}}'))"
     exit 0
-fi
-
-if ! command -v dockerd >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] || { log "ERROR: dockerd is not installed and this is not root; install docker.io"; exit 1; }
-    log "installing docker.io from Debian packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 
 pidfile=/var/run/docker.pid
