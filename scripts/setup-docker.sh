@@ -28,15 +28,23 @@ if docker info >/dev/null 2>&1; then
     exit 0
 fi
 
-pidfile=/var/run/docker.pid
-if [ -f "$pidfile" ]; then
-    pid=$(cat "$pidfile" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        log "dockerd (pid $pid) is running but not answering yet; waiting"
-    else
-        log "removing stale $pidfile (pid ${pid:-?} is gone)"
-        rm -f "$pidfile"
+# A daemon killed when a session ends leaves its pid files behind, and the next
+# dockerd refuses to start while /var/run/docker.pid exists. The pid in it may
+# since belong to another process, so a pid file counts as live only when its
+# process really is the daemon it names.
+clear_stale_pidfile() {  # clear_stale_pidfile FILE PROCESS-NAME
+    local file=$1 name=$2 pid
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+        return 0
     fi
+    log "removing stale $file (pid ${pid:-?} is not a running $name)"
+    rm -f "$file"
+}
+if ! pgrep -x dockerd >/dev/null 2>&1; then
+    clear_stale_pidfile /var/run/docker.pid dockerd
+    clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
 fi
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then
