@@ -30,27 +30,30 @@ fi
 
 # A daemon killed when a session ends leaves its pid files behind, and the next
 # dockerd refuses to start while /var/run/docker.pid exists. The pid in it may
-# since belong to another process, so a pid file counts as live only when its
-# process really is the daemon it names.
-clear_stale_pidfile() {  # clear_stale_pidfile FILE PROCESS-NAME
-    local file=$1 name=$2 pid
-    [ -f "$file" ] || return 0
-    pid=$(cat "$file" 2>/dev/null || true)
-    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
-        return 0
-    fi
-    log "removing stale $file (pid ${pid:-?} is not a running $name)"
-    rm -f "$file"
+# since belong to another process, or to a killed daemon not yet reaped (a
+# zombie), so a pid file counts as live only when its process is the daemon it
+# names and is not a zombie.
+live() {  # live FILE PROCESS-NAME
+    local pid
+    pid=$(cat "$1" 2>/dev/null || true)
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] \
+        && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
 }
-if ! pgrep -x dockerd >/dev/null 2>&1; then
-    clear_stale_pidfile /var/run/docker.pid dockerd
-    clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
-fi
-
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+if ! live /var/run/docker.pid dockerd; then
+    for pair in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
+        file=${pair%%:*} name=${pair##*:}
+        if [ -f "$file" ] && ! live "$file" "$name"; then
+            log "removing stale $file (its pid is not a running $name)"
+            rm -f "$file"
+        fi
+    done
     log "starting dockerd (log: /var/log/dockerd.log)"
     # setsid + nohup: the daemon must outlive this script and its shell.
     setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    started=$!
+else
+    log "dockerd is running but not answering yet; waiting"
+    started=""
 fi
 
 for _ in $(seq 1 120); do
@@ -58,8 +61,11 @@ for _ in $(seq 1 120); do
         log "engine ready ($(docker version --format '{{.Server.Version}}'))"
         exit 0
     fi
+    if [ -n "$started" ] && ! kill -0 "$started" 2>/dev/null; then
+        break   # the daemon we started has exited: no use waiting
+    fi
     sleep 0.5
 done
-log "ERROR: dockerd did not answer within 60 s; last lines of /var/log/dockerd.log:"
+log "ERROR: dockerd did not answer (or exited); last lines of /var/log/dockerd.log:"
 tail -n 20 /var/log/dockerd.log >&2 || true
 exit 1
