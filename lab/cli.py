@@ -51,7 +51,11 @@ def _err_console():
 def _out_console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or saved for a handout: don't squeeze the tables into 80 columns.
+        console.width = 160
+    return console
 
 
 def _fail(e: LabError) -> typer.Exit:

@@ -290,6 +290,13 @@ def _wait_ready(container, svc: Service, ca_file: Path, deadline: float) -> None
         delay = min(delay * 2, 0.25)
 
 
+def wait_ready(pairs: list, ca_file: Path, timeout: float) -> None:
+    """Wait, concurrently, until every (container, service) completes a verified TLS handshake."""
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(max(1, len(pairs))) as pool:
+        list(pool.map(lambda item: _wait_ready(item[0], item[1], ca_file, deadline), pairs))
+
+
 def _create(client, svc: Service, network):
     import docker
 
@@ -340,9 +347,7 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     existing = lab_containers(client, spec.name)
     names = [s.container_name for s in spec.services]
     if _is_current(existing, spec):
-        deadline = time.monotonic() + timeout
-        for svc in spec.services:
-            _wait_ready(client.containers.get(svc.container_name), svc, ca_file, deadline)
+        wait_ready([(client.containers.get(s.container_name), s) for s in spec.services], ca_file, timeout)
         return UpResult(spec.name, spec.network, names, changed=False)
 
     # A container or network with our name that lab did not make is not ours to remove.
@@ -396,10 +401,8 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
             list(pool.map(start, created))
         timings["start"] = time.monotonic() - t2
         t3 = time.monotonic()
-        deadline = t3 + timeout
         say("waiting for both servers to complete a TLS handshake")
-        with ThreadPoolExecutor(len(created)) as pool:
-            list(pool.map(lambda item: _wait_ready(item[0], item[1], ca_file, deadline), created))
+        wait_ready(created, ca_file, timeout)
         timings["ready"] = time.monotonic() - t3
     except BaseException as e:
         # Roll back what this run made, then let the error through. Logs were

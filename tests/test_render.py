@@ -134,3 +134,31 @@ def test_compose_file_parses_with_docker_compose(lab_with_certs, docker_client):
     assert proc.returncode == 0, proc.stderr
     parsed = yaml.safe_load(proc.stdout)
     assert set(parsed["services"]) == {"nginx-tls", "nginx-mtls"}
+
+
+@pytest.mark.docker
+def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
+    """The handout promise: `docker-compose up -d` in the lab directory gives the same two servers."""
+    from conftest import free_port, remove_lab
+    from lab import verify
+
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and docker-compose is missing: .ci/run installs it", pytrace=False)
+        pytest.skip("docker-compose is not installed")
+    s = settings.validate(Settings(name="labtest-compose", image=image, tls_port=free_port(), mtls_port=free_port()))
+    certs.ensure(tmp_path, s)
+    render.render(tmp_path, s)
+    try:
+        proc = subprocess.run([exe, "up", "-d"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        spec = runtime.read_compose(tmp_path / layout.COMPOSE_FILE)
+        runtime.wait_ready([(docker_client.containers.get(svc.container_name), svc) for svc in spec.services],
+                           tmp_path / "certs" / layout.SERVER_CA_CRT, timeout=30)
+        results = verify.run(tmp_path, s)
+        assert all(r.passed for r in results), [(r.scenario, r.observed) for r in results if not r.passed]
+        down = subprocess.run([exe, "down"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+    finally:
+        remove_lab(docker_client, "labtest-compose")
