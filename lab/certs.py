@@ -73,8 +73,10 @@ def server_sans(cert) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_existing(directory: Path, settings: Settings, now: dt.datetime | None = None) -> CertsResult:
-    """Raise CertificateError unless the set in `directory` can be reused as is."""
+def check_existing(directory: Path, settings: Settings, now: dt.datetime | None = None,
+                   demo: Path | None = None) -> CertsResult:
+    """Raise CertificateError unless the set in `directory` (and the demo
+    certificates beside it, in `demo`) can be reused as is."""
     now = now or dt.datetime.now(dt.timezone.utc)
     missing = [name for name in layout.CERT_FILES if not (directory / name).is_file()]
     if missing:
@@ -103,6 +105,13 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
                 hint="fix the clock, or run `lab up --regenerate`",
             )
         earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
+    demo = demo or directory.parent / layout.DEMO_DIR
+    missing_demo = [name for name in layout.DEMO_FILES if not (demo / name).is_file()]
+    if missing_demo:
+        raise CertificateError(
+            f"{demo} is missing {', '.join(missing_demo)} (the certificates `lab verify` shows being refused)",
+            hint="run `lab up --regenerate` to make a new set",
+        )
     sans = server_sans(_load_cert(directory / layout.SERVER_CRT))
     lacking = [s for s in settings.all_sans() if s not in sans]
     if lacking:
@@ -120,6 +129,17 @@ def _openssl_version() -> str:
             hint="install it (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl)",
         )
     return subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Put `new` at `final`, replacing what was there only once `new` is complete."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}-old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def generate(lab_dir: Path, settings: Settings) -> CertsResult:
@@ -144,14 +164,15 @@ def generate(lab_dir: Path, settings: Settings) -> CertsResult:
                 hint="the lines above are OpenSSL's own message",
             )
         os.chmod(tmp, 0o700)
-        result = check_existing(tmp, settings)
-        old = None
-        if final.exists():
-            old = final.with_name(f".certs-old-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        result = check_existing(tmp, settings, demo=tmp / "demo")
+        # The set is complete: move the demo certificates out of it, then both into place.
+        staged_demo = tmp.with_name(tmp.name + "-demo")
+        os.replace(tmp / "demo", staged_demo)
+        try:
+            _replace_dir(staged_demo, layout.demo_dir(lab_dir))
+        finally:
+            shutil.rmtree(staged_demo, ignore_errors=True)
+        _replace_dir(tmp, final)
         return CertsResult(final, True, result.sans, result.not_after)
     finally:
         if tmp.exists():

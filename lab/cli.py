@@ -40,6 +40,10 @@ DirOpt = Annotated[Optional[Path], typer.Option(
 NameOpt = Annotated[Optional[str], typer.Option(
     "--name", envvar="LAB_NAME", help=f"Lab name: containers, network, labels [default: saved, else {layout.DEFAULT_NAME}].",
     show_default=False)]
+HostOpt = Annotated[Optional[str], typer.Option(
+    "--host", help="Check a lab on another machine (e.g. the instructor's) by this name or address, "
+                   "with this lab directory's CA and client files; the name must be in the server "
+                   "certificate (lab up --san).", show_default=False)]
 
 
 def _err_console():
@@ -107,6 +111,14 @@ def _lab_dir(directory: Optional[Path], name: Optional[str]) -> Path:
     if path.exists() and not path.is_dir():
         raise UsageError(f"lab directory {path} is a file: choose another with --dir")
     return path
+
+
+def _host(host: Optional[str]) -> Optional[str]:
+    from lab.settings import validate_san
+
+    if host is None:
+        return None
+    return validate_san(host).split(":", 1)[1]
 
 
 def _saved_settings(lab_dir: Path, name: Optional[str]):
@@ -193,9 +205,8 @@ def up(
     out.print("Try next:")
     out.print("  lab verify" + _dir_args(directory, lab_dir, name), markup=False)
     for sc in verify.SCENARIOS:
-        if sc.name in ("tls-trusted", "mtls-client-cert", "mtls-no-cert"):
-            out.print("  " + verify.curl_command(sc, lab_dir / layout.CERTS_DIR, s.connect_address(), s.ports()[sc.server]),
-                      markup=False)
+        if sc.name in ("trusted", "client-cert", "no-cert"):
+            out.print("  " + verify.curl_command(sc, lab_dir, s), markup=False)
     out.print("  lab down" + _dir_args(directory, lab_dir, name), markup=False)
 
 
@@ -216,6 +227,7 @@ def verify_cmd(
     scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="Run only this scenario; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario on stdout.")] = False,
     show_commands: Annotated[bool, typer.Option("--show-commands", help="Print the equivalent curl command under each row.")] = False,
+    host: HostOpt = None,
 ):
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
     from lab import verify
@@ -225,7 +237,7 @@ def verify_cmd(
     if unknown:
         raise UsageError(f"unknown scenario {', '.join(unknown)}: known are {', '.join(verify.scenario_names())}")
     s = _saved_settings(lab_dir, name)
-    results = verify.run(lab_dir, s, only=scenario)
+    results = verify.run(lab_dir, s, only=scenario, host=_host(host))
     failed = [r for r in results if not r.passed]
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -273,6 +285,7 @@ def curl_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario name, as in `lab verify`.")],
     directory: DirOpt = None,
     name: NameOpt = None,
+    host: HostOpt = None,
 ):
     """Print the curl command that shows one scenario, to copy and paste."""
     from lab import verify
@@ -283,7 +296,7 @@ def curl_cmd(
     lab_dir = _lab_dir(directory, name)
     s = _saved_settings(lab_dir, name)
     sc = by_name[scenario]
-    typer.echo(verify.curl_command(sc, lab_dir / layout.CERTS_DIR, s.connect_address(), s.ports()[sc.server]))
+    typer.echo(verify.curl_command(sc, lab_dir, s, _host(host)))
 
 
 # --------------------------------------------------------------------------- down

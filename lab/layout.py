@@ -7,6 +7,7 @@ article, so an instructor can zip it and hand it out::
       lab.yml                 settings saved by `lab up`
       docker-compose.yml      works on its own with `docker compose up`
       certs/                  server-ca, client-ca, server, client (.key/.crt)
+      demo-certs/             made to be refused: rogue CA, expired, wrong purpose
       nginx-tls/nginx.conf    plain TLS server (port 8888)
       nginx-tls/hello-world.txt
       nginx-mtls/nginx.conf   mutual TLS server (port 8889)
@@ -52,6 +53,15 @@ CERT_FILES = (
     SERVER_CA_KEY, SERVER_CA_CRT, CLIENT_CA_KEY, CLIENT_CA_CRT,
     SERVER_KEY, SERVER_CRT, CLIENT_KEY, CLIENT_CRT,
 )
+# Certificates made only to be refused, for `lab verify`; kept apart from the
+# real set, in their own folder, so no one mistakes them for it.
+DEMO_DIR = "demo-certs"
+ROGUE_CA_CRT = "rogue-ca.crt"
+ROGUE_CLIENT = ("rogue-client.crt", "rogue-client.key")
+EXPIRED_CLIENT = ("expired-client.crt", "expired-client.key")
+WRONG_PURPOSE_CLIENT = ("wrong-purpose.crt", "wrong-purpose.key")
+DEMO_FILES = (ROGUE_CA_CRT, "rogue-ca.key", *ROGUE_CLIENT, *EXPIRED_CLIENT, *WRONG_PURPOSE_CLIENT)
+
 # (certificate, key) pairs checked before reuse.
 CERT_KEY_PAIRS = (
     (SERVER_CA_CRT, SERVER_CA_KEY),
@@ -88,3 +98,7 @@ def network_name(lab: str) -> str:
 
 def certs_dir(lab_dir: Path) -> Path:
     return lab_dir / CERTS_DIR
+
+
+def demo_dir(lab_dir: Path) -> Path:
+    return lab_dir / DEMO_DIR

@@ -36,11 +36,11 @@ class Expect:
     kind: str                   # "http" or "tls-error"
     status: int | None = None
     text: str = ""
-    client_verify: str = ""     # mTLS: nginx's $ssl_client_verify, echoed in X-Client-Verify
+    client_verify: str = ""     # mTLS: text in nginx's $ssl_client_verify, echoed in X-Client-Verify
 
     def describe(self) -> str:
         if self.kind == "http":
-            seen = f"; server saw the client ({self.client_verify})" if self.client_verify else ""
+            seen = f"; server's verdict: {self.client_verify}" if self.client_verify else ""
             return f"HTTP {self.status}" + (f" {self.text}" if self.text else "") + seen
         return f"client refuses: {self.text}"
 
@@ -52,29 +52,52 @@ class Scenario:
     shows: str                  # one sentence: what this teaches
     expect: Expect
     trust: str = "lab"          # "lab": the server CA; "system": the OS store only; "none": --insecure
-    client_cert: tuple[str, str] | None = None   # (certificate, key) in certs/
+    client_cert: tuple[str, str] | None = None   # (certificate, key), relative to the lab directory
     hostname: str = "localhost"
 
 
+_CERTS, _DEMO = layout.CERTS_DIR, layout.DEMO_DIR
+
+
+def _pair(folder: str, pair: tuple[str, str]) -> tuple[str, str]:
+    return (f"{folder}/{pair[0]}", f"{folder}/{pair[1]}")
+
+
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("tls-trusted", "tls",
+    # --- TLS server: the client checks the server.
+    Scenario("trusted", "tls",
              "A client that trusts the server CA gets the page: the server proved who it is.",
              Expect("http", 200, HELLO)),
-    Scenario("tls-untrusted", "tls",
-             "With only the system's CAs the client rejects the server before any HTTP: nobody vouches for it.",
+    Scenario("untrusted", "tls",
+             "With only the system's CAs the client rejects the server before any HTTP: nobody it trusts vouches for it.",
              Expect("tls-error", text="unable to get local issuer certificate"), trust="system"),
-    Scenario("tls-insecure", "tls",
-             "curl --insecure skips checking the server and gets the page; mTLS gives the server no such switch.",
+    Scenario("insecure", "tls",
+             "curl --insecure skips checking the server and gets the page. mTLS gives the server no such switch: "
+             "it always checks the client.",
              Expect("http", 200, HELLO), trust="none"),
-    Scenario("tls-wrong-name", "tls",
-             "The right CA is not enough: the name the client asked for must be in the certificate.",
+    Scenario("wrong-name", "tls",
+             "The right CA is not enough: the name the client asked for must be in the server's certificate.",
              Expect("tls-error", text="Hostname mismatch"), hostname=WRONG_NAME),
-    Scenario("mtls-client-cert", "mtls",
+    # --- mTLS server: the server checks the client too.
+    Scenario("client-cert", "mtls",
              "With the lab's client certificate the mTLS server answers, and knows who the client is.",
-             Expect("http", 200, HELLO, client_verify="SUCCESS"), client_cert=(layout.CLIENT_CRT, layout.CLIENT_KEY)),
-    Scenario("mtls-no-cert", "mtls",
-             "Without a client certificate the handshake completes but nginx refuses the request with HTTP 400.",
-             Expect("http", 400, "No required SSL certificate was sent")),
+             Expect("http", 200, HELLO, client_verify="SUCCESS"),
+             client_cert=_pair(_CERTS, (layout.CLIENT_CRT, layout.CLIENT_KEY))),
+    Scenario("no-cert", "mtls",
+             "Without a client certificate the TLS handshake completes, then nginx refuses the request with HTTP 400.",
+             Expect("http", 400, "No required SSL certificate was sent", client_verify="NONE")),
+    Scenario("rogue-ca", "mtls",
+             "A client certificate from a CA the server does not trust is refused, however valid it is otherwise.",
+             Expect("http", 400, "The SSL certificate error", client_verify="FAILED:unable to verify the first certificate"),
+             client_cert=_pair(_DEMO, layout.ROGUE_CLIENT)),
+    Scenario("expired", "mtls",
+             "A certificate from the right CA whose validity has ended is refused.",
+             Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate has expired"),
+             client_cert=_pair(_DEMO, layout.EXPIRED_CLIENT)),
+    Scenario("wrong-purpose", "mtls",
+             "A certificate from the right CA made for servers (serverAuth, no clientAuth) cannot log a client in.",
+             Expect("http", 400, "The SSL certificate error", client_verify="FAILED:unsuitable certificate purpose"),
+             client_cert=_pair(_DEMO, layout.WRONG_PURPOSE_CLIENT)),
 )
 
 
@@ -97,7 +120,7 @@ class Result:
         return asdict(self)
 
 
-def client_context(certs: Path, sc: Scenario) -> ssl.SSLContext:
+def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
     if sc.trust == "none":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -105,12 +128,12 @@ def client_context(certs: Path, sc: Scenario) -> ssl.SSLContext:
     elif sc.trust == "system":
         ctx = ssl.create_default_context()
     else:
-        ctx = ssl.create_default_context(cafile=str(certs / layout.SERVER_CA_CRT))
+        ctx = ssl.create_default_context(cafile=str(layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT))
     if sc.trust != "none":
         ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     if sc.client_cert:
         crt, key = sc.client_cert
-        ctx.load_cert_chain(str(certs / crt), str(certs / key))
+        ctx.load_cert_chain(str(lab_dir / crt), str(lab_dir / key))
     return ctx
 
 
@@ -125,18 +148,18 @@ def _reason_from_page(status: int, body: str, default: str) -> str:
     return m.group(1).strip() if m else default
 
 
-def request(address: str, port: int, sc: Scenario, certs: Path, timeout: float = 3.0) -> dict:
-    """One HTTPS GET, as curl would make it; returns what was observed."""
-    ctx = client_context(certs, sc)
-    obs: dict = {"address": f"{address}:{port}", "host": sc.hostname}
+def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str, timeout: float = 3.0) -> dict:
+    """One HTTPS GET to address:port for `hostname`, as curl would make it; returns what was observed."""
+    ctx = client_context(lab_dir, sc)
+    obs: dict = {"address": f"{address}:{port}", "host": hostname}
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError as e:
         return {**obs, "kind": "connect-error", "reason": f"{e.strerror or e}"}
     try:
-        with ctx.wrap_socket(raw, server_hostname=sc.hostname) as tls:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as tls:
             obs.update(tls_version=tls.version(), cipher=tls.cipher()[0])
-            host = sc.hostname if port == 443 else f"{sc.hostname}:{port}"
+            host = _url_host(hostname) + ("" if port == 443 else f":{port}")
             tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
             resp.begin()
@@ -176,40 +199,57 @@ def judge(expect: Expect, obs: dict) -> bool:
     if expect.kind == "http":
         return (obs["kind"] == "http" and obs["status"] == expect.status
                 and expect.text in (obs.get("body", "") + " " + obs.get("reason", ""))
-                and (not expect.client_verify or obs.get("client_verify") == expect.client_verify))
+                and expect.client_verify in obs.get("client_verify", ""))
     return obs["kind"] == "tls-error" and expect.text.lower() in obs["reason"].lower()
 
 
-def curl_command(sc: Scenario, certs: Path, address: str, port: int) -> str:
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def target(sc: Scenario, settings: Settings, host: str | None) -> tuple[str, str, int]:
+    """(address to connect to, host name to ask for, port) for a scenario.
+
+    On the lab's own machine the client connects to the published address and
+    asks for "localhost", the name in the server certificate. With --host
+    (a student checking the instructor's lab) it connects to that host and asks
+    for it by that name, which must then be in the certificate (lab up --san).
+    """
+    port = settings.ports()[sc.server]
+    address = host or settings.connect_address()
+    name = host or "localhost"
+    return address, (sc.hostname if sc.hostname != "localhost" else name), port
+
+
+def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = None) -> str:
     """The curl command line that shows the same thing, to paste in a terminal."""
+    address, hostname, port = target(sc, settings, host)
     args = ["curl", "-sS"]
     if sc.expect.kind == "http" and sc.expect.status and sc.expect.status >= 400:
-        args.append("-i")
-    if sc.hostname != "localhost" or address not in ("127.0.0.1", "::1"):
-        host_addr = f"[{address}]" if ":" in address else address
-        args += ["--resolve", f"{sc.hostname}:{port}:{host_addr}"]
+        args.append("-i")   # show the status line: the lesson is in it
+    if hostname != address and not (hostname == "localhost" and address in ("127.0.0.1", "::1")):
+        args += ["--resolve", f"{hostname}:{port}:{_url_host(address)}"]
     if sc.trust == "lab":
-        args += ["--cacert", str(certs / layout.SERVER_CA_CRT)]
+        args += ["--cacert", str(layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)]
     elif sc.trust == "none":
         args.append("--insecure")
     if sc.client_cert:
         crt, key = sc.client_cert
-        args += ["--cert", str(certs / crt), "--key", str(certs / key)]
-    args.append(f"https://{sc.hostname}:{port}{PATH}")
+        args += ["--cert", str(lab_dir / crt), "--key", str(lab_dir / key)]
+    args.append(f"https://{_url_host(hostname)}:{port}{PATH}")
     return shlex.join(args)
 
 
-def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, timeout: float = 3.0) -> list[Result]:
+def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: str | None = None,
+        timeout: float = 3.0) -> list[Result]:
     """Run the scenarios concurrently against the published ports; results in scenario order."""
-    certs = layout.certs_dir(lab_dir)
     chosen = [s for s in SCENARIOS if not only or s.name in only]
-    address = settings.connect_address()
-    ports = settings.ports()
 
     def one(sc: Scenario) -> Result:
-        obs = request(address, ports[sc.server], sc, certs, timeout)
+        address, hostname, port = target(sc, settings, host)
+        obs = request(address, port, sc, lab_dir, hostname, timeout)
         return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), judge(sc.expect, obs),
-                      {k: v for k, v in obs.items() if k != "body"}, curl_command(sc, certs, address, ports[sc.server]))
+                      {k: v for k, v in obs.items() if k != "body"}, curl_command(sc, lab_dir, settings, host))
 
     with ThreadPoolExecutor(max(1, len(chosen))) as pool:
         return list(pool.map(one, chosen))

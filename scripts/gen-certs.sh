@@ -10,6 +10,12 @@
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
 #   server-ca.key server-ca.crt client-ca.key client-ca.crt
 #   server.key    server.crt    client.key    client.crt
+# and, for the failures `lab verify` demonstrates, into DIR/demo/ (lab keeps
+# them apart from the real set, in the lab directory's demo-certs/):
+#   rogue-ca.key rogue-ca.crt        a CA the mTLS server does not trust
+#   rogue-client.key rogue-client.crt  a client certificate signed by it
+#   expired-client.key expired-client.crt  from the client CA, validity ended yesterday
+#   wrong-purpose.key wrong-purpose.crt    from the client CA, serverAuth only (no clientAuth)
 # `lab up` runs this into a fresh temporary folder and moves the result into
 # place only when every step succeeded, so no half-made set is ever used.
 set -euo pipefail
@@ -69,14 +75,15 @@ CNF
 serial() { echo "0x$(openssl rand -hex 16)"; }   # random, positive, 128 bits
 
 # ECDSA P-256 keys: accepted by every TLS client and made in milliseconds.
-# The four keys are independent, so they are made in parallel.
-for k in server-ca client-ca server client; do
+# The keys are independent, so they are made in parallel.
+mkdir -p demo
+for k in server-ca client-ca server client demo/rogue-ca demo/rogue-client demo/expired-client demo/wrong-purpose; do
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$k.key" 2>"$k.genkey.err" &
 done
 fail=0
 for job in $(jobs -p); do wait "$job" || fail=1; done
-if [ "$fail" != 0 ]; then cat ./*.genkey.err >&2; exit 1; fi
-rm -f ./*.genkey.err
+if [ "$fail" != 0 ]; then cat ./*.genkey.err demo/*.genkey.err >&2; exit 1; fi
+rm -f ./*.genkey.err demo/*.genkey.err
 
 ca() {  # ca NAME "Common Name"
     openssl req -new -x509 -config ext.cnf -extensions v3_ca -key "$1.key" \
@@ -94,4 +101,39 @@ ca server-ca "$lab Server CA $tag"
 ca client-ca "$lab Client CA $tag"
 leaf server server-ca "localhost" v3_server
 leaf client client-ca "$lab student client" v3_client
-rm -f ext.cnf
+
+# --- Demo certificates: each one is refused by the mTLS server, for one reason.
+ca demo/rogue-ca "$lab ROGUE CA $tag (not trusted by the lab)"
+leaf demo/rogue-client demo/rogue-ca "$lab rogue client" v3_client
+leaf demo/wrong-purpose client-ca "$lab server-auth-only client" v3_server
+
+# An expired certificate needs explicit start and end dates in the past, which
+# only `openssl ca` can set (x509 -req cannot before OpenSSL 3.4).
+past() {  # past N: N days ago, as openssl ca wants it (GNU date, then BSD date)
+    date -u -d "-$1 days" +%Y%m%d%H%M%SZ 2>/dev/null || date -u -v-"$1"d +%Y%m%d%H%M%SZ
+}
+mkdir -p demo/ca-db
+: > demo/ca-db/index.txt
+openssl rand -hex 16 > demo/ca-db/serial   # a random serial here too
+cat > demo/ca-db/ca.cnf <<CNF
+[ca]
+default_ca = demo_ca
+[demo_ca]
+database = demo/ca-db/index.txt
+serial = demo/ca-db/serial
+new_certs_dir = demo/ca-db
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+# The order here is the order of the subject: the same as every other certificate.
+organizationName = optional
+organizationalUnitName = optional
+commonName = supplied
+CNF
+openssl req -new -config ext.cnf -key demo/expired-client.key -subj "/O=mtls-lab/OU=$lab/CN=$lab expired client" \
+    -out demo/expired-client.csr
+openssl ca -batch -config demo/ca-db/ca.cnf -cert client-ca.crt -keyfile client-ca.key -notext \
+    -startdate "$(past 2)" -enddate "$(past 1)" -extfile ext.cnf -extensions v3_client \
+    -in demo/expired-client.csr -out demo/expired-client.crt 2>demo/ca.err || { cat demo/ca.err >&2; exit 1; }
+rm -rf demo/ca-db demo/ca.err demo/expired-client.csr ext.cnf

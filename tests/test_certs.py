@@ -48,6 +48,26 @@ def test_strict_verification_fails_for_the_wrong_use(made, purpose, ca, leaf):
     assert openssl_verify(made[2].directory, purpose, ca, leaf).returncode != 0
 
 
+@pytest.mark.parametrize("leaf,reason", [("rogue-client.crt", "unable to get local issuer certificate"),
+                                         ("expired-client.crt", "certificate has expired"),
+                                         ("wrong-purpose.crt", "unsuitable certificate purpose")])
+def test_demo_certificates_fail_for_their_one_reason(made, leaf, reason):
+    """Each demo certificate is refused by the client CA for exactly the reason its scenario teaches."""
+    lab_dir = made[0]
+    proc = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile",
+                           str(lab_dir / "certs" / "client-ca.crt"), str(lab_dir / "demo-certs" / leaf)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and reason in proc.stdout + proc.stderr
+
+
+def test_demo_certificates_live_apart(made):
+    lab_dir = made[0]
+    assert sorted(p.name for p in (lab_dir / "demo-certs").iterdir()) == sorted(layout.DEMO_FILES)
+    assert not any(p.name.startswith(("rogue", "expired", "wrong")) for p in (lab_dir / "certs").iterdir())
+    for key in (lab_dir / "demo-certs").glob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
 def test_extensions(made):
     d = made[2].directory
     for name in ("server-ca.crt", "client-ca.crt"):
@@ -100,7 +120,7 @@ def test_regenerate_replaces(tmp_path):
     first = (certs.ensure(tmp_path, s).directory / "server.crt").read_bytes()
     assert certs.ensure(tmp_path, s, regenerate=True).generated
     assert (tmp_path / "certs" / "server.crt").read_bytes() != first
-    assert [p.name for p in tmp_path.iterdir()] == ["certs"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs", "demo-certs"]  # no temporary folders left
 
 
 def test_mismatched_key_is_refused(tmp_path):

@@ -83,7 +83,7 @@ def test_verify_passes_every_scenario(running):
     lab, _ = running
     result = run("verify", *lab.args())
     assert_ok(result)
-    assert "6 passed, 0 failed" in result.output
+    assert "9 passed, 0 failed" in result.output
     assert "No required SSL certificate was sent" in result.output
 
 
@@ -93,19 +93,67 @@ def test_verify_json(running):
     assert_ok(result)
     data = {r["scenario"]: r for r in json.loads(result.stdout)}
     assert all(r["passed"] for r in data.values())
-    assert data["mtls-no-cert"]["detail"]["status"] == 400
-    assert data["mtls-no-cert"]["detail"]["reason"] == "No required SSL certificate was sent"
-    seen = data["mtls-client-cert"]["detail"]
+    assert data["no-cert"]["detail"]["status"] == 400
+    assert data["no-cert"]["detail"]["reason"] == "No required SSL certificate was sent"
+    seen = data["client-cert"]["detail"]
     assert seen["client_verify"] == "SUCCESS" and f"OU={lab.name}" in seen["client_subject"]
-    assert data["tls-untrusted"]["detail"]["kind"] == "tls-error"
-    assert data["tls-trusted"]["detail"]["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert data["untrusted"]["detail"]["kind"] == "tls-error"
+    assert data["trusted"]["detail"]["tls_version"] in ("TLSv1.2", "TLSv1.3")
+
+
+OBSERVED = {
+    # scenario: what the verifier must have seen (detail key, exact value)
+    "trusted": ("status", 200),
+    "untrusted": ("reason", "unable to get local issuer certificate"),
+    "insecure": ("status", 200),
+    "wrong-name": ("reason", "Hostname mismatch, certificate is not valid for 'wrong-name.invalid'."),
+    "client-cert": ("client_verify", "SUCCESS"),
+    "no-cert": ("reason", "No required SSL certificate was sent"),
+    "rogue-ca": ("client_verify", "FAILED:unable to verify the first certificate"),
+    "expired": ("client_verify", "FAILED:certificate has expired"),
+    "wrong-purpose": ("client_verify", "FAILED:unsuitable certificate purpose"),
+}
+
+
+def test_every_scenario_observes_its_reason(running):
+    lab, _ = running
+    result = run("verify", *lab.args("--json"))
+    assert_ok(result)
+    data = {r["scenario"]: r["detail"] for r in json.loads(result.stdout)}
+    assert set(data) == set(OBSERVED)
+    for scenario, (key, value) in OBSERVED.items():
+        assert data[scenario].get(key) == value, (scenario, data[scenario])
+    for scenario in ("rogue-ca", "expired", "wrong-purpose"):
+        assert data[scenario]["status"] == 400 and data[scenario]["reason"] == "The SSL certificate error"
+    assert "rogue client" in data["rogue-ca"]["client_subject"]
+
+
+def test_show_commands(running):
+    lab, _ = running
+    result = run("verify", *lab.args("--show-commands"))
+    assert_ok(result)
+    assert result.output.count("$ curl") == 9
+    assert f"https://localhost:{lab.mtls_port}/hello-world.txt" in result.output
+
+
+def test_verify_with_host(running):
+    """A student checking the instructor's lab by address: 127.0.0.1 is in the server certificate."""
+    lab, _ = running
+    result = run("verify", *lab.args("--host", "127.0.0.1", "--json"))
+    assert_ok(result)
+    data = json.loads(result.stdout)
+    assert {r["detail"]["host"] for r in data if r["scenario"] != "wrong-name"} == {"127.0.0.1"}
+    printed = run("curl", "trusted", *lab.args("--host", "127.0.0.1"))
+    assert printed.stdout.strip().endswith(f"https://127.0.0.1:{lab.tls_port}/hello-world.txt")
+    bad = run("verify", *lab.args("--host", "not a host"))
+    assert bad.exit_code == 2
 
 
 def test_verify_one_scenario_and_unknown_scenario(running):
     lab, _ = running
-    result = run("verify", *lab.args("--scenario", "mtls-no-cert", "--json"))
+    result = run("verify", *lab.args("--scenario", "no-cert", "--json"))
     assert_ok(result)
-    assert [r["scenario"] for r in json.loads(result.stdout)] == ["mtls-no-cert"]
+    assert [r["scenario"] for r in json.loads(result.stdout)] == ["no-cert"]
     bad = run("verify", *lab.args("--scenario", "nope"))
     assert bad.exit_code == 2 and "unknown scenario nope" in bad.output
 
@@ -121,12 +169,15 @@ def test_up_twice_is_one_healthy_lab(running, docker_client):
 
 EXPECTED_CURL = {
     # scenario: (curl exit code, text in its output)
-    "tls-trusted": (0, "Hello, world!"),
-    "tls-untrusted": (60, "unable to get local issuer certificate"),
-    "tls-insecure": (0, "Hello, world!"),
-    "tls-wrong-name": (60, "wrong-name.invalid"),
-    "mtls-client-cert": (0, "Hello, world!"),
-    "mtls-no-cert": (0, "No required SSL certificate was sent"),
+    "trusted": (0, "Hello, world!"),
+    "untrusted": (60, "unable to get local issuer certificate"),
+    "insecure": (0, "Hello, world!"),
+    "wrong-name": (60, "wrong-name.invalid"),
+    "client-cert": (0, "Hello, world!"),
+    "no-cert": (0, "No required SSL certificate was sent"),
+    "rogue-ca": (0, "The SSL certificate error"),
+    "expired": (0, "The SSL certificate error"),
+    "wrong-purpose": (0, "The SSL certificate error"),
 }
 
 
@@ -142,7 +193,7 @@ def test_printed_curl_commands_really_do_that(running, scenario):
     code, text = EXPECTED_CURL[scenario]
     assert proc.returncode == code, proc.stderr
     assert text in proc.stdout + proc.stderr
-    if scenario == "mtls-no-cert":
+    if code == 0 and scenario in ("no-cert", "rogue-ca", "expired", "wrong-purpose"):
         assert proc.stdout.startswith("HTTP/1.1 400")
 
 
@@ -246,9 +297,19 @@ def test_verify_fails_loudly_on_a_broken_lab(new_lab, docker_client):
     result = run("verify", *lab.args("--json"))
     assert result.exit_code == 1
     failed = [r for r in json.loads(result.stdout) if not r["passed"]]
-    assert [r["scenario"] for r in failed] == ["mtls-no-cert"]
+    assert [r["scenario"] for r in failed] == ["no-cert"]
     assert failed[0]["observed"].startswith("HTTP 200")
-    assert "1 of 6 scenarios did not behave as expected: mtls-no-cert" in result.output
+    assert "1 of 9 scenarios did not behave as expected: no-cert" in result.output
+
+
+def test_host_not_in_certificate_fails_then_san_fixes_it(new_lab):
+    lab = new_lab(bind="127.0.0.2")
+    assert_ok(run(*lab.up_args()))
+    result = run("verify", *lab.args("--host", "127.0.0.2", "--scenario", "trusted", "--json"))
+    assert result.exit_code == 1
+    assert "IP address mismatch, certificate is not valid for '127.0.0.2'" in json.loads(result.stdout)[0]["observed"]
+    assert_ok(run(*lab.up_args("--san", "127.0.0.2", "--regenerate")))
+    assert_ok(run("verify", *lab.args("--host", "127.0.0.2")))
 
 
 def test_verify_when_lab_is_down(new_lab):
