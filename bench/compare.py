@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: the article's way by hand versus `lab`.
+
+Prints a table of medians and spreads over several repetitions, then the
+ratios the project aims at. Timings only: nothing here asserts. Needs a
+running Docker engine, the nginx image (LAB_IMAGE, default lab-nginx:bookworm),
+docker-compose, curl and openssl. Uses ports 18888/18889 on 127.0.0.1.
+
+    .venv/bin/python bench/compare.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LAB = str(BIN / "lab") if (BIN / "lab").exists() else "lab"
+IMAGE = os.environ.get("LAB_IMAGE", "lab-nginx:bookworm")
+TLS_PORT, MTLS_PORT = 18888, 18889
+NAME = "labbench"
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def sh(*args, cwd=None):
+    proc = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def poll_tls(ca: Path, port: int, limit: float = 30.0) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s, ctx.wrap_socket(s, server_hostname="localhost"):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def lab_args(d: Path) -> list[str]:
+    return ["--dir", str(d), "--name", NAME]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    runs = ap.parse_args().runs
+    compose = shutil.which("docker-compose") or "docker-compose"
+    rows: dict[str, list[float]] = {}
+
+    def add(key, value):
+        rows.setdefault(key, []).append(value)
+
+    work = Path(tempfile.mkdtemp(prefix="lab-bench-"))
+    try:
+        for _ in range(runs):
+            # --- by hand: the certificate script, docker-compose up -d, poll, docker-compose down.
+            hand = work / "hand"
+            shutil.rmtree(hand, ignore_errors=True)
+            # The rendered files (configs, compose) are what the article has you write by hand.
+            sh(LAB, "up", *lab_args(hand), "--image", IMAGE, "--tls-port", str(TLS_PORT), "--mtls-port", str(MTLS_PORT))
+            sh(LAB, "down", *lab_args(hand))
+            shutil.rmtree(hand / "certs")
+            shutil.rmtree(hand / "demo-certs")
+            certs = hand / "certs"
+
+            def by_hand_up():
+                sh("bash", str(REPO / "scripts" / "gen-certs.sh"), "--out", str(certs))
+                sh(compose, "up", "-d", cwd=hand)
+                poll_tls(certs / "server-ca.crt", TLS_PORT)
+                poll_tls(certs / "server-ca.crt", MTLS_PORT)
+
+            add("by hand: gen-certs + compose up + poll", timed(by_hand_up))
+
+            def curls():
+                for args in (["--cacert", f"{certs}/server-ca.crt", f"https://localhost:{TLS_PORT}/hello-world.txt"],
+                             ["--insecure", f"https://localhost:{TLS_PORT}/hello-world.txt"],
+                             ["--cacert", f"{certs}/server-ca.crt", "--cert", f"{certs}/client.crt", "--key",
+                              f"{certs}/client.key", f"https://localhost:{MTLS_PORT}/hello-world.txt"],
+                             ["--cacert", f"{certs}/server-ca.crt", f"https://localhost:{MTLS_PORT}/hello-world.txt"]):
+                    subprocess.run(["curl", "-sS", "-o", "/dev/null", *args], check=True)
+
+            add("by hand: the article's 4 curl calls", timed(curls))
+            add("by hand: compose down", timed(lambda: sh(compose, "down", cwd=hand)))
+
+            # --- lab
+            labdir = work / "lab"
+            shutil.rmtree(labdir, ignore_errors=True)
+            up = [LAB, "up", *lab_args(labdir), "--image", IMAGE, "--tls-port", str(TLS_PORT), "--mtls-port", str(MTLS_PORT)]
+            add("lab up (cold: empty lab directory)", timed(lambda: sh(*up)))
+            add("lab up (warm: already running)", timed(lambda: sh(*up)))
+            add("lab verify (9 scenarios)", timed(lambda: sh(LAB, "verify", *lab_args(labdir))))
+            add("lab down", timed(lambda: sh(LAB, "down", *lab_args(labdir))))
+            add("lab --help", timed(lambda: sh(LAB, "--help")))
+            add("python -c 'import typer'", timed(lambda: sh(sys.executable, "-c", "import typer")))
+
+            # --- the engine alone: create and start two containers, no TLS, no waiting.
+            def engine_only():
+                import docker
+
+                client = docker.from_env()
+                made = [client.containers.create(IMAGE, labels={"io.mtls-lab.lab": NAME}) for _ in range(2)]
+                for c in made:
+                    c.start()
+                engine_only.made = made
+
+            add("engine alone: create + start 2 containers", timed(engine_only))
+            for c in engine_only.made:
+                c.remove(force=True)
+    finally:
+        subprocess.run([LAB, "down", "--name", NAME], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    width = max(map(len, rows))
+    print(f"{'step':<{width}}  {'median':>8}  {'min':>8}  {'max':>8}   ({runs} runs)")
+    for k, v in rows.items():
+        print(f"{k:<{width}}  {med[k]:8.3f}  {min(v):8.3f}  {max(v):8.3f}")
+    print()
+    ratios = [
+        ("cold lab up / by hand up", med["lab up (cold: empty lab directory)"] / med["by hand: gen-certs + compose up + poll"], 0.8),
+        ("warm lab up / by hand up", med["lab up (warm: already running)"] / med["by hand: gen-certs + compose up + poll"], 0.2),
+        ("lab down / compose down", med["lab down"] / med["by hand: compose down"], 1.0),
+        ("lab verify (9) / 4 sequential curls", med["lab verify (9 scenarios)"] / med["by hand: the article's 4 curl calls"], 2.5),
+        ("lab --help / import typer", med["lab --help"] / med["python -c 'import typer'"], 2.5),
+    ]
+    print(f"{'ratio':<{width}}  {'value':>8}  {'target':>8}")
+    for label, value, target in ratios:
+        print(f"{label:<{width}}  {value:8.2f}  {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
