@@ -73,6 +73,20 @@ def server_sans(cert) -> tuple[str, ...]:
     return tuple(names)
 
 
+def expiries(directory: Path) -> dict[str, dt.datetime]:
+    """The expiry of each readable certificate in the folder (for status; never raises)."""
+    from cryptography import x509
+
+    found = {}
+    for name in layout.CERT_FILES:
+        if name.endswith(".crt"):
+            try:
+                found[name] = x509.load_pem_x509_certificate((directory / name).read_bytes()).not_valid_after_utc
+            except (OSError, ValueError):
+                continue
+    return found
+
+
 def check_existing(directory: Path, settings: Settings, now: dt.datetime | None = None,
                    demo: Path | None = None) -> CertsResult:
     """Raise CertificateError unless the set in `directory` (and the demo

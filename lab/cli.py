@@ -130,7 +130,82 @@ def _saved_settings(lab_dir: Path, name: Optional[str]):
     return settings.resolve(lab_dir, {"name": name})
 
 
-# --------------------------------------------------------------------------- up
+# --------------------------------------------------------------------------- up and friends
+
+TlsPortOpt = Annotated[Optional[int], typer.Option(
+    "--tls-port", envvar="LAB_TLS_PORT", show_default=False,
+    help=f"Host port of the TLS server [default: saved, else {layout.DEFAULT_TLS_PORT}].")]
+MtlsPortOpt = Annotated[Optional[int], typer.Option(
+    "--mtls-port", envvar="LAB_MTLS_PORT", show_default=False,
+    help=f"Host port of the mTLS server [default: saved, else {layout.DEFAULT_MTLS_PORT}].")]
+PortOffsetOpt = Annotated[Optional[int], typer.Option(
+    "--port-offset", envvar="LAB_PORT_OFFSET", show_default=False,
+    help=f"Add N to both default ports ({layout.DEFAULT_TLS_PORT}+N, {layout.DEFAULT_MTLS_PORT}+N): "
+         "one lab per student on a shared host.")]
+BindOpt = Annotated[Optional[str], typer.Option(
+    "--bind", envvar="LAB_BIND", show_default=False,
+    help="Address the ports are published on [default: saved, else 127.0.0.1, this machine only; "
+         "0.0.0.0 lets students on the room's network connect].")]
+ImageOpt = Annotated[Optional[str], typer.Option(
+    "--image", envvar="LAB_IMAGE", show_default=False,
+    help=f"nginx image [default: saved, else {layout.DEFAULT_IMAGE}; offline: {layout.OFFLINE_IMAGE}, "
+         "built by scripts/build-nginx-image.sh].")]
+SanOpt = Annotated[Optional[list[str]], typer.Option(
+    "--san", show_default=False,
+    help="Extra name for the server certificate (DNS name or IP); repeatable. "
+         "localhost, 127.0.0.1 and ::1 are always in it.")]
+DaysOpt = Annotated[Optional[int], typer.Option(
+    "--days", show_default=False,
+    help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; at most {layout.MAX_DAYS}].")]
+
+
+def _settings(lab_dir: Path, name, tls_port, mtls_port, port_offset, bind, image, san, days):
+    """Flags and LAB_* variables over the lab directory's saved settings over defaults."""
+    from lab import settings
+
+    if port_offset is not None:
+        if not 0 <= port_offset <= 65535 - layout.DEFAULT_MTLS_PORT:
+            raise UsageError(f"invalid --port-offset {port_offset}: from 0 to {65535 - layout.DEFAULT_MTLS_PORT}")
+        tls_port = tls_port if tls_port is not None else layout.DEFAULT_TLS_PORT + port_offset
+        mtls_port = mtls_port if mtls_port is not None else layout.DEFAULT_MTLS_PORT + port_offset
+    return settings.resolve(lab_dir, {"name": name, "tls_port": tls_port, "mtls_port": mtls_port, "bind": bind,
+                                      "image": image, "days": days, "sans": tuple(san) if san else None})
+
+
+_PREFLIGHT_ERRORS = {"docker engine": "DockerUnavailable", "openssl": "CertificateError", "lab directory": "LabError",
+                     "clock": "LabError"}
+
+
+def _preflight(lab_dir: Path, s):
+    """The doctor's checks that block `lab up`, before anything is written; returns the engine client."""
+    from lab import doctor, errors
+
+    client, engine = doctor.check_engine()
+    checks = [engine, doctor.check_openssl(), doctor.check_dir(lab_dir), doctor.check_clock(client, _now())]
+    if client is not None:
+        checks[2:2] = doctor.check_ports(client, s)
+    for check in checks:
+        if not check.ok and check.blocking:
+            kind = _PREFLIGHT_ERRORS.get(check.name, "RuntimeFailure")
+            raise getattr(errors, kind)(f"{check.name}: {check.detail}", hint=check.fix)
+    return client
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _make_lab_dir(lab_dir: Path) -> None:
+    try:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        probe = lab_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LabError(f"lab directory {lab_dir} is not writable ({e.strerror})",
+                       hint="choose another with --dir, or fix its permissions") from None
 
 
 @app.command()
@@ -138,44 +213,27 @@ def _saved_settings(lab_dir: Path, name: Optional[str]):
 def up(
     directory: DirOpt = None,
     name: NameOpt = None,
-    tls_port: Annotated[Optional[int], typer.Option("--tls-port", envvar="LAB_TLS_PORT", show_default=False,
-                                                    help=f"Host port of the TLS server [default: {layout.DEFAULT_TLS_PORT}].")] = None,
-    mtls_port: Annotated[Optional[int], typer.Option("--mtls-port", envvar="LAB_MTLS_PORT", show_default=False,
-                                                     help=f"Host port of the mTLS server [default: {layout.DEFAULT_MTLS_PORT}].")] = None,
-    bind: Annotated[Optional[str], typer.Option("--bind", envvar="LAB_BIND", show_default=False,
-                                                help="Address the ports are published on [default: 127.0.0.1, this machine only; "
-                                                     "0.0.0.0 lets students on the room's network connect].")] = None,
-    image: Annotated[Optional[str], typer.Option("--image", envvar="LAB_IMAGE", show_default=False,
-                                                 help=f"nginx image [default: {layout.DEFAULT_IMAGE}; offline: {layout.OFFLINE_IMAGE}, "
-                                                      "built by scripts/build-nginx-image.sh].")] = None,
-    san: Annotated[Optional[list[str]], typer.Option("--san", show_default=False,
-                                                     help="Extra name for the server certificate (DNS name or IP); repeatable. "
-                                                          "localhost, 127.0.0.1 and ::1 are always in it.")] = None,
-    days: Annotated[Optional[int], typer.Option("--days", show_default=False,
-                                                help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; "
-                                                     f"at most {layout.MAX_DAYS}].")] = None,
+    tls_port: TlsPortOpt = None,
+    mtls_port: MtlsPortOpt = None,
+    port_offset: PortOffsetOpt = None,
+    bind: BindOpt = None,
+    image: ImageOpt = None,
+    san: SanOpt = None,
+    days: DaysOpt = None,
     regenerate: Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
 ):
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
-    from lab import certs, render, runtime, settings, verify
+    from lab import certs, render, runtime, settings
 
     started = time.monotonic()
     lab_dir = _lab_dir(directory, name)
-    s = settings.resolve(lab_dir, {"name": name, "tls_port": tls_port, "mtls_port": mtls_port, "bind": bind,
-                                   "image": image, "days": days, "sans": tuple(san) if san else None})
+    s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, san, days)
+    client = _preflight(lab_dir, s)  # before anything is written: a blocked lab up makes nothing
     err = _err_console()
-    client = runtime.connect()  # before anything is written: no engine, nothing made
     made_dir = not lab_dir.exists()
     try:
-        try:
-            lab_dir.mkdir(parents=True, exist_ok=True)
-            probe = lab_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise LabError(f"lab directory {lab_dir} is not writable ({e.strerror})",
-                           hint="choose another with --dir, or fix its permissions") from None
+        _make_lab_dir(lab_dir)
         with err.status("certificates…"):
             cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
         rendered = render.render(lab_dir, s)
@@ -191,23 +249,297 @@ def up(
     out = _out_console()
     state = "is up" if result.changed else "was already up (nothing to do)"
     out.print(f"[green]✓[/] lab [bold]{s.name}[/] {state} ({time.monotonic() - started:.1f} s)")
-    out.print(f"  directory     {lab_dir}/  (certs/, nginx-tls/, nginx-mtls/, {layout.COMPOSE_FILE})", markup=False)
+    out.print(f"  directory     {lab_dir}/  (certs/, demo-certs/, nginx-tls/, nginx-mtls/, {layout.COMPOSE_FILE})",
+              markup=False)
     certs_said = "made now" if cert_result.generated else "reused"
-    out.print(f"  certificates  {certs_said}, valid until {cert_result.not_after:%Y-%m-%d}; "
-              f"server certificate for {', '.join(x.split(':', 1)[1] for x in cert_result.sans)}", markup=False)
-    for server, container in zip(layout.SERVERS, result.containers):
-        port = s.ports()[server]
-        what = "TLS " if server == "tls" else "mTLS"
-        out.print(f"  {what}          https://localhost:{port}/{layout.HELLO_FILE} on {s.bind}  "
-                  f"(container {container}, image {s.image})", markup=False)
+    out.print(f"  certificates  {certs_said}; server certificate for "
+              f"{', '.join(x.split(':', 1)[1] for x in cert_result.sans)}", markup=False)
     if result.pulled:
         out.print(f"  image         {s.image} pulled", markup=False)
+    _print_status(out, s, runtime.status(client, s.name, cert_result.directory / layout.SERVER_CA_CRT), lab_dir)
+    _print_next(out, lab_dir, s, directory, name)
+
+
+def _print_next(out, lab_dir: Path, s, directory, name) -> None:
+    from lab import verify
+
+    where = _dir_args(directory, lab_dir, name)
     out.print("Try next:")
-    out.print("  lab verify" + _dir_args(directory, lab_dir, name), markup=False)
+    out.print(f"  lab verify{where}          # every scenario, what it shows, ✓/✗", markup=False)
     for sc in verify.SCENARIOS:
         if sc.name in ("trusted", "client-cert", "no-cert"):
             out.print("  " + verify.curl_command(sc, lab_dir, s), markup=False)
-    out.print("  lab down" + _dir_args(directory, lab_dir, name), markup=False)
+    out.print(f"  lab logs mtls{where}       # what the server saw on each request", markup=False)
+    out.print(f"  lab down{where}", markup=False)
+
+
+def _print_status(out, s, servers, lab_dir: Optional[Path]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    expiry = _days_to_expiry(lab_dir) if lab_dir is not None else None
+    table = Table(title=f"lab {s.name}" + (f"  ({lab_dir}/)" if lab_dir else ""), title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in ("server", "container", "state", "health", "published", "image", "uptime"):
+        table.add_column(col)
+    for st in servers:
+        state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
+        table.add_row(st.server, st.container, state, st.health, st.published or "-", st.image or "-",
+                      _human(st.uptime_s))
+    out.print(table)
+    if expiry is not None:
+        days, name = expiry
+        warn = " [bold red](renew: lab up --regenerate)[/]" if days < 30 else ""
+        out.print(f"  certificates: {days} days until the first expiry ({name}){warn}")
+
+
+def _human(seconds) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _days_to_expiry(lab_dir: Path):
+    from lab import certs
+
+    found = certs.expiries(layout.certs_dir(lab_dir))
+    if not found:
+        return None
+    name, when = min(found.items(), key=lambda kv: kv[1])
+    return (when - _now()).days, name
+
+
+# --------------------------------------------------------------------------- status, logs, doctor, render
+
+
+@app.command()
+@handles_errors
+def status(
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    all_labs: Annotated[bool, typer.Option("--all", help="Every lab on this Docker engine, found by label.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Data on stdout as JSON.")] = False,
+):
+    """Show the lab's servers: container, state, TLS health, address, image, uptime; certificate expiry."""
+    from dataclasses import asdict
+
+    from lab import runtime, settings
+
+    client = runtime.connect()
+    out = _out_console()
+    if all_labs:
+        labs = runtime.all_labs(client)
+        rows = [{"name": lab, "dir": next((c.labels.get(layout.LABEL_DIR, "") for c in cs), ""),
+                 "containers": {c.name: c.status for c in cs},
+                 "published": sorted(filter(None, (runtime._published(c) for c in cs)))} for lab, cs in labs.items()]
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        from rich import box
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} lab(s) on this Docker engine", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("lab", "containers", "published", "directory"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], ", ".join(f"{k} {v}" for k, v in r["containers"].items()),
+                          ", ".join(r["published"]), r["dir"])
+        out.print(table)
+        return
+    lab_dir = _lab_dir(directory, name)
+    saved = settings.load_saved(lab_dir) if lab_dir.is_dir() else {}
+    s = settings.resolve(lab_dir, {"name": name}) if saved else settings.validate(
+        settings.Settings(name=name or layout.DEFAULT_NAME))
+    servers = runtime.status(client, s.name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
+    if as_json:
+        expiry = _days_to_expiry(lab_dir) if lab_dir.is_dir() else None
+        typer.echo(json.dumps({"name": s.name, "dir": str(lab_dir), "servers": [asdict(x) for x in servers],
+                               "certificates_days_left": expiry[0] if expiry else None}, indent=2))
+    else:
+        _print_status(out, s, servers, lab_dir if lab_dir.is_dir() else None)
+    if any(x.state != "running" for x in servers):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def logs(
+    server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
+    tail: Annotated[int, typer.Option("--tail", help="Lines from the end to start with.")] = 50,
+):
+    """nginx's access and error logs: TLS version, cipher, client certificate subject and verdict per request."""
+    import queue
+    import threading
+
+    from lab import runtime, settings
+
+    if server is not None and server not in layout.SERVERS:
+        raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
+    lab_dir = _lab_dir(directory, name)
+    lab_name = name or (settings.load_saved(lab_dir).get("name") if lab_dir.is_dir() else None) or layout.DEFAULT_NAME
+    client = runtime.connect()
+    servers = [server] if server else list(layout.SERVERS)
+    for srv in servers:
+        runtime.server_container(client, lab_name, srv)  # a clear error before any output
+    if not follow:
+        for srv in servers:
+            for line in runtime.logs(client, lab_name, srv, tail=tail):
+                typer.echo(f"[{srv}] {line}" if len(servers) > 1 else line)
+        return
+    lines: queue.Queue = queue.Queue()
+
+    def pump(srv):
+        for line in runtime.logs(client, lab_name, srv, tail=tail, follow=True):
+            lines.put(f"[{srv}] {line}" if len(servers) > 1 else line)
+        lines.put(None)
+
+    for srv in servers:
+        threading.Thread(target=pump, args=(srv,), daemon=True).start()
+    ended = 0
+    while ended < len(servers):
+        line = lines.get()
+        if line is None:
+            ended += 1
+        else:
+            typer.echo(line)
+
+
+@app.command()
+@handles_errors
+def doctor(
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    tls_port: TlsPortOpt = None,
+    mtls_port: MtlsPortOpt = None,
+    port_offset: PortOffsetOpt = None,
+    bind: BindOpt = None,
+    image: ImageOpt = None,
+    hours: Annotated[float, typer.Option("--hours", help="Certificates must stay valid this many hours (the workshop).")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Data on stdout as JSON.")] = False,
+):
+    """Preflight: everything `lab up` needs, a ✓/✗ line each, and the fix for each ✗."""
+    from lab import doctor as doc
+
+    lab_dir = _lab_dir(directory, name)
+    s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, None, None)
+    checks = doc.run(lab_dir, s, hours=hours)
+    blocked = [c for c in checks if not c.ok and c.blocking]
+    if as_json:
+        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        out = _out_console()
+        for c in checks:
+            mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
+            out.print(f"{mark} {c.name}: {c.detail}")
+            if not c.ok and c.fix:
+                out.print(f"    fix: {c.fix}", markup=False)
+        out.print(f"{len(checks) - len(blocked)} ok, {len(blocked)} blocking lab up", markup=False)
+    if blocked:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def render(
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    tls_port: TlsPortOpt = None,
+    mtls_port: MtlsPortOpt = None,
+    port_offset: PortOffsetOpt = None,
+    bind: BindOpt = None,
+    image: ImageOpt = None,
+    san: SanOpt = None,
+    days: DaysOpt = None,
+    regenerate: Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")] = False,
+):
+    """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
+    from lab import certs, render as rendering, settings
+
+    lab_dir = _lab_dir(directory, name)
+    s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, san, days)
+    made_dir = not lab_dir.exists()
+    try:
+        _make_lab_dir(lab_dir)
+        cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
+        rendered = rendering.render(lab_dir, s)
+        settings.save(lab_dir, s)
+    except BaseException:
+        if made_dir:
+            shutil.rmtree(lab_dir, ignore_errors=True)
+        raise
+    out = _out_console()
+    out.print(f"[green]✓[/] lab [bold]{s.name}[/] rendered into {lab_dir}/ (certificates "
+              f"{'made now' if cert_result.generated else 'reused'}); nothing started")
+    for path in rendered.files:
+        out.print(f"  {path}", markup=False)
+    out.print("Run it yourself:", markup=False)
+    out.print(f"  cd {lab_dir} && docker compose up -d     # or: lab up{_dir_args(directory, lab_dir, name)}",
+              markup=False)
+
+
+# --------------------------------------------------------------------------- images
+
+image_app = typer.Typer(help="The nginx image, for rooms with no (or a rate-limited) registry: pull, save, load.",
+                        no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+def _image_for(directory, name, image) -> str:
+    from lab import settings
+
+    lab_dir = _lab_dir(directory, name)
+    return settings.resolve(lab_dir, {"name": name, "image": image}).image
+
+
+@image_app.command("pull")
+@handles_errors
+def image_pull(directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None):
+    """Pull the lab's image from its registry (with progress), if it is not here yet."""
+    from lab import runtime
+
+    img = _image_for(directory, name, image)
+    client = runtime.connect()
+    with _err_console().status(f"pulling {img}…") as st:
+        pulled = runtime.ensure_image(client, img, progress=lambda m: st.update(m))
+    _out_console().print(f"[green]✓[/] {img} {'pulled' if pulled else 'was already here'}")
+
+
+@image_app.command("save")
+@handles_errors
+def image_save(
+    file: Annotated[Path, typer.Argument(help="Tar file to write (hand it out on a USB stick).")],
+    directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None,
+):
+    """Save the lab's image to a tar file (docker save), streamed."""
+    from lab import runtime
+
+    img = _image_for(directory, name, image)
+    client = runtime.connect()
+    with _err_console().status(f"saving {img}…") as st:
+        size = runtime.save_image(client, img, file, progress=lambda m: st.update(m))
+    _out_console().print(f"[green]✓[/] saved {img} to {file} ({size / 1e6:.1f} MB); on each laptop: lab image load {file}")
+
+
+@image_app.command("load")
+@handles_errors
+def image_load(file: Annotated[Path, typer.Argument(help="Tar file made by `lab image save`.")]):
+    """Load an image from a tar file (docker load), streamed: no registry needed."""
+    from lab import runtime
+
+    client = runtime.connect()
+    with _err_console().status(f"loading {file}…") as st:
+        tags = runtime.load_image(client, file, progress=lambda m: st.update(m))
+    _out_console().print(f"[green]✓[/] loaded {', '.join(tags) or 'an untagged image'} from {file}")
 
 
 def _dir_args(directory: Optional[Path], lab_dir: Path, name: Optional[str]) -> str:

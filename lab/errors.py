@@ -59,7 +59,8 @@ class VerificationFailed(LabError):
 
 EXIT_CODES = {
     0: "success",
-    1: "lab verify: a scenario did not behave as expected",
+    1: "lab verify: a scenario did not behave as expected; lab doctor: something blocks lab up; "
+       "lab status: a server is not running",
     2: "bad input (option, name, port, address, settings file)",
     3: "other lab error (lab directory, rendering)",
     4: "Docker engine unreachable, or image missing and not pullable",

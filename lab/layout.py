@@ -86,6 +86,9 @@ SERVERS = {
 LABEL_LAB = "io.mtls-lab.lab"
 LABEL_SERVER = "io.mtls-lab.server"
 LABEL_CONFIG_HASH = "io.mtls-lab.config-hash"
+# The lab directory a lab's containers were made from: two lab directories
+# using the same name would otherwise fight over one set of containers.
+LABEL_DIR = "io.mtls-lab.dir"
 
 
 def container_name(lab: str, server: str) -> str:

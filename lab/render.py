@@ -84,14 +84,16 @@ def nginx_context(server: str, settings: Settings) -> dict:
     }
 
 
-def compose_context(settings: Settings, config_hash: str) -> dict:
+def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict:
     bind = ipaddress.ip_address(settings.bind)
     return {
         "name": settings.name,
         "image": settings.image,
         "containers": {s: layout.container_name(settings.name, s) for s in layout.SERVERS},
         "network": layout.network_name(settings.name),
-        "labels": {"lab": layout.LABEL_LAB, "server": layout.LABEL_SERVER, "config_hash": layout.LABEL_CONFIG_HASH},
+        "labels": {"lab": layout.LABEL_LAB, "server": layout.LABEL_SERVER, "config_hash": layout.LABEL_CONFIG_HASH,
+                   "dir": layout.LABEL_DIR},
+        "lab_dir": str(lab_dir.resolve()),
         "config_hash": config_hash,
         "publish_host": f"[{bind}]" if bind.version == 6 else str(bind),
         "ports": settings.ports(),
@@ -123,7 +125,8 @@ def render(lab_dir: Path, settings: Settings) -> RenderResult:
         path = certs / name
         digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     digest.update(repr(sorted(settings.to_dict().items())).encode())
+    digest.update(str(lab_dir.resolve()).encode())  # a label on the containers
     config_hash = digest.hexdigest()[:16]
-    compose = _write(lab_dir / layout.COMPOSE_FILE, render_text("docker-compose.yml.j2", **compose_context(settings, config_hash)))
+    compose = _write(lab_dir / layout.COMPOSE_FILE, render_text("docker-compose.yml.j2", **compose_context(settings, config_hash, lab_dir)))
     written.append(compose)
     return RenderResult(lab_dir, tuple(written), compose, config_hash)

@@ -157,8 +157,9 @@ def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
     except docker.errors.DockerException as e:
         raise ImageUnavailable(
             f"image {image} is not on this machine and could not be pulled ({_short(e)})",
-            hint=(f"with no registry, build one from Debian packages: sudo scripts/build-nginx-image.sh, "
-                  f"then lab up --image {layout.OFFLINE_IMAGE}; or load a saved one: docker load -i nginx.tar"),
+            hint=(f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
+                  f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
+                  f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull"),
         ) from None
 
 
@@ -346,6 +347,14 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     timings: dict = {}
     existing = lab_containers(client, spec.name)
     names = [s.container_name for s in spec.services]
+    here = spec.services[0].labels.get(layout.LABEL_DIR)
+    for c in existing:
+        there = c.labels.get(layout.LABEL_DIR)
+        if here and there and there != here and Path(there).exists():
+            raise RuntimeFailure(
+                f"lab name {spec.name!r} is already used by the lab in {there} (container {c.name})",
+                hint=f"choose another name with --name, or take that lab down: lab down --dir {there}",
+            )
     if _is_current(existing, spec):
         wait_ready([(client.containers.get(s.container_name), s) for s in spec.services], ca_file, timeout)
         return UpResult(spec.name, spec.network, names, changed=False)
@@ -462,3 +471,153 @@ def down(lab: str) -> DownResult:
         except docker.errors.NotFound:
             pass
     return DownResult(lab, removed, tuple(sorted(nets)))
+
+
+# --------------------------------------------------------------------------- status, logs, images
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    server: str
+    container: str
+    state: str            # running, exited, missing, ...
+    health: str           # "answers TLS (TLSv1.3)" / "no TLS answer: ..." / "-"
+    published: str
+    image: str
+    started_at: str       # ISO time, "" when not running
+    uptime_s: float | None
+    lab_dir: str
+
+
+def _uptime(container) -> tuple[str, float | None]:
+    import datetime as dt
+
+    started = (container.attrs.get("State") or {}).get("StartedAt", "")
+    if container.status != "running" or not started:
+        return "", None
+    try:
+        t = dt.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return started, None
+    return started, (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
+
+
+def status(client, lab: str, ca_file: Path | None) -> list[ServerStatus]:
+    """Each server of the lab as Docker and a TLS handshake see it; missing servers included."""
+    by_server = {c.labels.get(layout.LABEL_SERVER): c for c in lab_containers(client, lab)}
+    out = []
+    for server in layout.SERVERS:
+        c = by_server.get(server)
+        if c is None:
+            out.append(ServerStatus(server, layout.container_name(lab, server), "missing", "-", "", "", "", None, ""))
+            continue
+        published = _published(c)
+        health = "-"
+        if c.status == "running" and published:
+            host, port = published.rsplit(":", 1)
+            try:
+                if ca_file is not None and ca_file.exists():
+                    health = f"answers TLS ({handshake(_connect_host(host), int(port), ca_file)})"
+                else:
+                    health = "running (no CA file to check TLS with)"
+            except (OSError, ssl.SSLError) as e:
+                health = f"no TLS answer: {e.__class__.__name__}"
+        started, uptime = _uptime(c)
+        out.append(ServerStatus(server, c.name, c.status, health, published,
+                                (c.attrs.get("Config") or {}).get("Image", "?"), started, uptime,
+                                c.labels.get(layout.LABEL_DIR, "")))
+    return out
+
+
+def all_labs(client) -> dict[str, list]:
+    """Every lab on this engine, found by label: {lab name: [containers]}."""
+    labs: dict[str, list] = {}
+    for c in client.containers.list(all=True, filters={"label": layout.LABEL_LAB}):
+        labs.setdefault(c.labels[layout.LABEL_LAB], []).append(c)
+    return dict(sorted(labs.items()))
+
+
+def server_container(client, lab: str, server: str):
+    import docker
+
+    try:
+        return client.containers.get(layout.container_name(lab, server))
+    except docker.errors.NotFound:
+        raise RuntimeFailure(f"lab {lab!r} has no {server} server container ({layout.container_name(lab, server)})",
+                             hint="start the lab with `lab up`") from None
+
+
+def logs(client, lab: str, server: str, tail: int | str = "all", follow: bool = False):
+    """The container's log lines (nginx's access and error logs), as an iterator of text lines."""
+    container = server_container(client, lab, server)
+    if not follow:
+        text = container.logs(tail=tail, timestamps=False).decode(errors="replace")
+        yield from text.splitlines()
+        return
+    buffer = b""
+    for chunk in container.logs(stream=True, follow=True, tail=tail):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode(errors="replace")
+
+
+def image_present(client, image: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def save_image(client, image: str, path: Path, progress: Progress | None = None) -> int:
+    """Stream the image into a tar file (docker save); returns bytes written."""
+    import docker
+
+    try:
+        img = client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise ImageUnavailable(f"image {image} is not on this machine: nothing to save",
+                               hint=f"lab image pull --image {image}, or scripts/build-nginx-image.sh") from None
+    tmp = path.with_name(f".{path.name}.part")
+    written = 0
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in img.save(named=True):
+                f.write(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(f"saving {image}: {written / 1e6:.1f} MB")
+        tmp.replace(path)
+    except OSError as e:
+        raise LabError(f"cannot write {path} ({e.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def load_image(client, path: Path, progress: Progress | None = None) -> list[str]:
+    """Load images from a tar file (docker load), streamed; returns their tags."""
+    import docker
+
+    if not path.is_file():
+        raise LabError(f"{path} is not a file", hint="give the tar file made by `lab image save FILE`")
+    size = path.stat().st_size
+
+    def chunks():
+        sent = 0
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                sent += len(block)
+                if progress:
+                    progress(f"loading {path.name}: {sent / 1e6:.1f} / {size / 1e6:.1f} MB")
+                yield block
+
+    try:
+        images = client.images.load(chunks())
+    except docker.errors.DockerException as e:
+        raise ImageUnavailable(f"could not load {path} ({_short(e)})",
+                               hint="was it made by `lab image save` or `docker save`?") from None
+    return sorted(t for img in images for t in img.tags)

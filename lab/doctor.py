@@ -1,0 +1,139 @@
+"""Preflight: can `lab up` work here, now? One check per thing it needs.
+
+Each check returns what it saw and, when it fails, the fix. `lab doctor` shows
+them all; `lab up` runs the same checks first and stops at the first blocking
+failure with its fix. Nothing is sent anywhere but the local Docker engine
+(and, for an absent image, that engine's own registry lookup).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab import layout
+from lab.errors import LabError
+from lab.settings import Settings
+
+DEFAULT_HOURS = 8   # a workshop day
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    blocking: bool = True   # does a failure stop `lab up`?
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_engine():
+    from lab import runtime
+
+    try:
+        client = runtime.connect()
+        return client, Check("docker engine", True, f"reachable, version {runtime.engine_version(client)}")
+    except LabError as e:
+        return None, Check("docker engine", False, str(e), e.hint)
+
+
+def check_image(client, image: str) -> Check:
+    from lab import runtime
+
+    if client is None:
+        return Check("image", False, f"{image}: cannot tell without the engine", "start the Docker engine first")
+    if runtime.image_present(client, image):
+        return Check("image", True, f"{image} is on this machine")
+    try:
+        client.api.inspect_distribution(image)
+        return Check("image", True, f"{image} is not on this machine; its registry has it (lab up pulls it)")
+    except Exception as e:  # noqa: BLE001 - any failure: not pullable from here
+        return Check("image", False, f"{image} is not on this machine and its registry cannot be reached ({runtime._short(e)})",
+                     f"lab image load FILE (from `lab image save` on a machine that has it), or "
+                     f"sudo scripts/build-nginx-image.sh and --image {layout.OFFLINE_IMAGE}")
+
+
+def check_openssl() -> Check:
+    if shutil.which("openssl") is None:
+        return Check("openssl", False, "not installed", "apt-get install openssl (macOS: brew install openssl)")
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    return Check("openssl", True, version)
+
+
+def check_ports(client, s: Settings) -> list[Check]:
+    from lab import runtime
+
+    own = set()
+    if client is not None:  # ports this lab's own containers hold are no obstacle
+        own = {st.published for st in runtime.status(client, s.name, None) if st.published}
+    checks = []
+    for server, port in s.ports().items():
+        address = f"{s.bind}:{port}"
+        if address in own:
+            checks.append(Check(f"port {port}", True, f"published by this lab's {server} server"))
+        elif runtime._port_free(s.bind, port):
+            checks.append(Check(f"port {port}", True, f"free on {s.bind}"))
+        else:
+            holder = runtime._holder(client, s.bind, port) if client is not None else ""
+            checks.append(Check(f"port {port}", False, f"in use on {s.bind}{holder}",
+                                f"free it, or choose another with --{server}-port or --port-offset"))
+    return checks
+
+
+def check_dir(lab_dir: Path) -> Check:
+    probe = lab_dir if lab_dir.exists() else next((p for p in lab_dir.absolute().parents if p.exists()), Path("/"))
+    if lab_dir.exists() and not lab_dir.is_dir():
+        return Check("lab directory", False, f"{lab_dir} is a file", "choose another with --dir")
+    if not os.access(probe, os.W_OK) or (probe != lab_dir and not probe.is_dir()):
+        return Check("lab directory", False, f"{lab_dir} is not writable (checked {probe})",
+                     "choose another with --dir, or fix its permissions")
+    return Check("lab directory", True, f"{lab_dir} is writable" if lab_dir.exists() else f"{lab_dir} can be made")
+
+
+def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> Check:
+    from lab import certs
+
+    directory = layout.certs_dir(lab_dir)
+    if not directory.exists():
+        return Check("certificates", True, "none yet: lab up makes them")
+    try:
+        result = certs.check_existing(directory, s, now=now)
+    except LabError as e:
+        return Check("certificates", False, str(e), e.hint)
+    left = result.not_after - now
+    if left < dt.timedelta(hours=hours):
+        return Check("certificates", False,
+                     f"the first one expires {result.not_after:%Y-%m-%d %H:%M} UTC, within the next {hours:g} hours",
+                     "run `lab up --regenerate` before the workshop")
+    return Check("certificates", True, f"valid; the first expiry is {result.not_after:%Y-%m-%d} ({left.days} days)")
+
+
+def check_clock(client, now: dt.datetime) -> Check:
+    if now.year < 2024:
+        return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
+    if client is None:
+        return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC (engine not reachable to compare)", blocking=False)
+    try:
+        engine_time = dt.datetime.fromisoformat(client.info()["SystemTime"][:26].rstrip("Z").split("+")[0] + "+00:00")
+    except (KeyError, ValueError):
+        return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC", blocking=False)
+    skew = abs((engine_time - now).total_seconds())
+    if skew > 120:
+        return Check("clock", False, f"this machine and the Docker engine disagree by {skew:.0f} s",
+                     "set both clocks (timedatectl / ntp): certificates are checked against them")
+    return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC, engine within {skew:.0f} s")
+
+
+def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, client=None, engine: Check | None = None) -> list[Check]:
+    now = dt.datetime.now(dt.timezone.utc)
+    if engine is None:
+        client, engine = check_engine()
+    return [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_dir(lab_dir),
+            check_certs(lab_dir, s, hours, now), check_clock(client, now)]
