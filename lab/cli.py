@@ -187,7 +187,7 @@ def _preflight(lab_dir: Path, s):
     for check in checks:
         if not check.ok and check.blocking:
             kind = _PREFLIGHT_ERRORS.get(check.name, "RuntimeFailure")
-            raise getattr(errors, kind)(f"{check.name}: {check.detail}", hint=check.fix)
+            raise getattr(errors, kind)(check.detail, hint=check.fix)
     return client
 
 

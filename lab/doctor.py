@@ -62,7 +62,8 @@ def check_image(client, image: str) -> Check:
 
 def check_openssl() -> Check:
     if shutil.which("openssl") is None:
-        return Check("openssl", False, "not installed", "apt-get install openssl (macOS: brew install openssl)")
+        return Check("openssl", False, "openssl is not installed: lab makes its certificates with it",
+                     "apt-get install openssl (macOS: brew install openssl)")
     version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     return Check("openssl", True, version)
 
@@ -82,7 +83,7 @@ def check_ports(client, s: Settings) -> list[Check]:
             checks.append(Check(f"port {port}", True, f"free on {s.bind}"))
         else:
             holder = runtime._holder(client, s.bind, port) if client is not None else ""
-            checks.append(Check(f"port {port}", False, f"in use on {s.bind}{holder}",
+            checks.append(Check(f"port {port}", False, f"port {port} on {s.bind} is already in use{holder}",
                                 f"free it, or choose another with --{server}-port or --port-offset"))
     return checks
 
@@ -90,9 +91,9 @@ def check_ports(client, s: Settings) -> list[Check]:
 def check_dir(lab_dir: Path) -> Check:
     probe = lab_dir if lab_dir.exists() else next((p for p in lab_dir.absolute().parents if p.exists()), Path("/"))
     if lab_dir.exists() and not lab_dir.is_dir():
-        return Check("lab directory", False, f"{lab_dir} is a file", "choose another with --dir")
+        return Check("lab directory", False, f"lab directory {lab_dir} is a file", "choose another with --dir")
     if not os.access(probe, os.W_OK) or (probe != lab_dir and not probe.is_dir()):
-        return Check("lab directory", False, f"{lab_dir} is not writable (checked {probe})",
+        return Check("lab directory", False, f"lab directory {lab_dir} is not writable (checked {probe})",
                      "choose another with --dir, or fix its permissions")
     return Check("lab directory", True, f"{lab_dir} is writable" if lab_dir.exists() else f"{lab_dir} can be made")
 
