@@ -208,6 +208,31 @@ def _make_lab_dir(lab_dir: Path) -> None:
                        hint="choose another with --dir, or fix its permissions") from None
 
 
+RegenerateOpt = Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")]
+
+
+def _build(lab_dir: Path, s, regenerate: bool, start=None):
+    """Certificates, then configuration, then (for up) `start(rendered, certs)`; then save the settings.
+
+    A lab directory this run created is removed again if any step fails or is
+    interrupted: nothing half-made is left behind."""
+    from lab import certs, render as rendering, settings
+
+    made_dir = not lab_dir.exists()
+    try:
+        _make_lab_dir(lab_dir)
+        with _err_console().status("certificates…"):
+            cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
+        rendered = rendering.render(lab_dir, s)
+        started = start(rendered, cert_result) if start else None
+        settings.save(lab_dir, s)
+    except BaseException:
+        if made_dir:
+            shutil.rmtree(lab_dir, ignore_errors=True)
+        raise
+    return cert_result, rendered, started
+
+
 @app.command()
 @handles_errors
 def up(
@@ -220,31 +245,23 @@ def up(
     image: ImageOpt = None,
     san: SanOpt = None,
     days: DaysOpt = None,
-    regenerate: Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")] = False,
+    regenerate: RegenerateOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
 ):
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
-    from lab import certs, render, runtime, settings
+    from lab import runtime
 
     started = time.monotonic()
     lab_dir = _lab_dir(directory, name)
     s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, san, days)
     client = _preflight(lab_dir, s)  # before anything is written: a blocked lab up makes nothing
-    err = _err_console()
-    made_dir = not lab_dir.exists()
-    try:
-        _make_lab_dir(lab_dir)
-        with err.status("certificates…"):
-            cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
-        rendered = render.render(lab_dir, s)
-        with err.status("containers…") as status:
-            result = runtime.up(rendered.compose_file, cert_result.directory / layout.SERVER_CA_CRT, timeout=timeout,
-                                progress=lambda msg: status.update(msg), client=client)
-        settings.save(lab_dir, s)
-    except BaseException:
-        if made_dir:
-            shutil.rmtree(lab_dir, ignore_errors=True)
-        raise
+
+    def start(rendered, cert_result):
+        with _err_console().status("containers…") as status:
+            return runtime.up(rendered.compose_file, cert_result.directory / layout.SERVER_CA_CRT, timeout=timeout,
+                              progress=lambda msg: status.update(msg), client=client)
+
+    cert_result, _, result = _build(lab_dir, s, regenerate, start)
 
     out = _out_console()
     state = "is up" if result.changed else "was already up (nothing to do)"
@@ -460,23 +477,12 @@ def render(
     image: ImageOpt = None,
     san: SanOpt = None,
     days: DaysOpt = None,
-    regenerate: Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")] = False,
+    regenerate: RegenerateOpt = False,
 ):
     """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
-    from lab import certs, render as rendering, settings
-
     lab_dir = _lab_dir(directory, name)
     s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, san, days)
-    made_dir = not lab_dir.exists()
-    try:
-        _make_lab_dir(lab_dir)
-        cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
-        rendered = rendering.render(lab_dir, s)
-        settings.save(lab_dir, s)
-    except BaseException:
-        if made_dir:
-            shutil.rmtree(lab_dir, ignore_errors=True)
-        raise
+    cert_result, rendered, _ = _build(lab_dir, s, regenerate)
     out = _out_console()
     out.print(f"[green]✓[/] lab [bold]{s.name}[/] rendered into {lab_dir}/ (certificates "
               f"{'made now' if cert_result.generated else 'reused'}); nothing started")
