@@ -113,6 +113,24 @@ def _lab_dir(directory: Optional[Path], name: Optional[str]) -> Path:
     return path
 
 
+def _lab_name(lab_dir: Path, name: Optional[str], client=None) -> str:
+    """--name, else the lab directory's saved name, else the lab whose
+    containers carry this directory's label (the directory may be gone), else the default."""
+    from lab import settings
+
+    if name:
+        return name
+    if lab_dir.is_dir():
+        saved = settings.load_saved(lab_dir).get("name")
+        if saved:
+            return saved
+    if client is not None:
+        found = client.containers.list(all=True, filters={"label": f"{layout.LABEL_DIR}={lab_dir.resolve()}"})
+        if found:
+            return found[0].labels[layout.LABEL_LAB]
+    return layout.DEFAULT_NAME
+
+
 def _host(host: Optional[str]) -> Optional[str]:
     from lab.settings import validate_san
 
@@ -217,7 +235,13 @@ def _build(lab_dir: Path, s, regenerate: bool, start=None):
     A lab directory this run created is removed again if any step fails or is
     interrupted: nothing half-made is left behind."""
     from lab import certs, render as rendering, settings
+    from lab.locking import lab_lock
 
+    with lab_lock(s.name):
+        return _build_locked(lab_dir, s, regenerate, start, certs, rendering, settings)
+
+
+def _build_locked(lab_dir: Path, s, regenerate: bool, start, certs, rendering, settings):
     made_dir = not lab_dir.exists()
     try:
         _make_lab_dir(lab_dir)
@@ -398,13 +422,13 @@ def logs(
     import queue
     import threading
 
-    from lab import runtime, settings
+    from lab import runtime
 
     if server is not None and server not in layout.SERVERS:
         raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
     lab_dir = _lab_dir(directory, name)
-    lab_name = name or (settings.load_saved(lab_dir).get("name") if lab_dir.is_dir() else None) or layout.DEFAULT_NAME
     client = runtime.connect()
+    lab_name = _lab_name(lab_dir, name, client)
     servers = [server] if server else list(layout.SERVERS)
     for srv in servers:
         runtime.server_container(client, lab_name, srv)  # a clear error before any output
@@ -586,9 +610,23 @@ def verify_cmd(
 
         hint = ""
         if any(r.detail.get("kind") == "connect-error" for r in failed):
-            hint = "is the lab running? `lab up` starts it"
+            hint = _not_running(s.name) or "is the lab running? `lab up` starts it"
         raise VerificationFailed(f"{len(failed)} of {len(results)} scenarios did not behave as expected: "
                                  + ", ".join(r.scenario for r in failed), hint=hint)
+
+
+def _not_running(lab_name: str) -> str:
+    """Which of the lab's containers are not running, when the engine can tell."""
+    from lab import runtime
+
+    try:
+        servers = runtime.status(runtime.connect(), lab_name, None)
+    except LabError:
+        return ""
+    if all(st.state == "missing" for st in servers):
+        return f"lab {lab_name} is not running: `lab up` starts it"
+    down = [f"{st.container} is {st.state}" for st in servers if st.state != "running"]
+    return ("; ".join(down) + ": `lab up` repairs it") if down else ""
 
 
 def _print_results(results, show_commands: bool) -> None:
@@ -648,11 +686,14 @@ def down(
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (certificates included).")] = False,
 ):
     """Remove the lab's containers and network (found by label, nothing else); idempotent."""
-    from lab import runtime, settings
+    from lab import runtime
+    from lab.locking import lab_lock
 
     lab_dir = _lab_dir(directory, name)
-    lab_name = name or settings.load_saved(lab_dir).get("name") or layout.DEFAULT_NAME if lab_dir.is_dir() else (name or layout.DEFAULT_NAME)
-    result = runtime.down(lab_name)
+    client = runtime.connect()
+    lab_name = _lab_name(lab_dir, name, client)
+    with lab_lock(lab_name):
+        result = runtime.down(lab_name, client=client)
     out = _out_console()
     if result.containers or result.networks:
         out.print(f"[green]✓[/] lab [bold]{lab_name}[/] is down: removed "

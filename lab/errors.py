@@ -51,6 +51,12 @@ class RuntimeFailure(LabError):
     exit_code = 6
 
 
+class LabBusy(LabError):
+    """Another lab command holds this lab's lock."""
+
+    exit_code = 7
+
+
 class VerificationFailed(LabError):
     """`lab verify`: at least one scenario did not behave as the lesson says."""
 
@@ -66,5 +72,6 @@ EXIT_CODES = {
     4: "Docker engine unreachable, or image missing and not pullable",
     5: "certificates: openssl missing or failed, key/certificate mismatch, expired",
     6: "containers: port in use, nginx failed to start or to become ready",
+    7: "another lab command is changing the same lab right now",
     130: "interrupted (Ctrl-C); what this run made was removed",
 }

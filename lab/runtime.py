@@ -443,11 +443,11 @@ class DownResult:
     networks: tuple[str, ...]
 
 
-def down(lab: str) -> DownResult:
+def down(lab: str, client=None) -> DownResult:
     """Remove the containers and networks labelled with this lab's name, and nothing else."""
     import docker
 
-    client = connect()
+    client = client or connect()
     containers = lab_containers(client, lab)
 
     def remove(c):

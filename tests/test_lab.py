@@ -318,7 +318,7 @@ def test_verify_when_lab_is_down(new_lab):
     assert_ok(run("down", *lab.args()))
     result = run("verify", *lab.args())
     assert result.exit_code == 1
-    assert "is the lab running?" in result.output
+    assert f"lab {lab.name} is not running: `lab up` starts it" in result.output
 
 
 # --------------------------------------------------------------------------- errors: clear, non-zero, nothing left
