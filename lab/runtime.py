@@ -379,7 +379,12 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     _check_ports(client, spec)
 
     created: list = []
-    network, made_network = None, False
+    network = None
+    # Rollback goes by label, not only by what this code holds a reference to:
+    # a Ctrl-C can land after the engine made an object and before the call
+    # returned it. Every lab container left at this point was made by this run
+    # (the old ones were just replaced); networks that were here stay.
+    networks_before = {n.id for n in lab_networks(client, spec.name)}
     try:
         nets = [n for n in client.networks.list(names=[spec.network]) if n.name == spec.network]
         if nets:
@@ -390,7 +395,6 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
         else:
             say(f"creating network {spec.network}")
             network = client.networks.create(spec.network, driver="bridge", labels=spec.network_labels)
-            made_network = True
         t1 = time.monotonic()
         for svc in spec.services:
             say(f"creating {svc.container_name}")
@@ -416,21 +420,28 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     except BaseException as e:
         # Roll back what this run made, then let the error through. Logs were
         # already read into the error by _wait_ready.
-        for container, _ in created:
-            try:
-                container.remove(force=True)
-            except docker.errors.DockerException:
-                pass
-        if made_network:
-            try:
-                network.remove()
-            except docker.errors.DockerException:
-                pass
+        _rollback(client, spec.name, networks_before)
         if isinstance(e, docker.errors.DockerException):
             raise RuntimeFailure(f"Docker refused: {_short(e)}") from None
         raise
     timings["total"] = time.monotonic() - t0
     return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled, replaced=replaced, timings=timings)
+
+
+def _rollback(client, lab: str, networks_before: set) -> None:
+    import docker
+
+    for container in lab_containers(client, lab):
+        try:
+            container.remove(force=True)
+        except docker.errors.DockerException:
+            pass
+    for network in lab_networks(client, lab):
+        if network.id not in networks_before:
+            try:
+                network.remove()
+            except docker.errors.DockerException:
+                pass
 
 
 # --------------------------------------------------------------------------- down

@@ -1,0 +1,323 @@
+"""Nothing breaks in front of the room: faults and bad input end in one clear
+message, a non-zero exit and a clean state, and the next `lab up` works.
+Run alone with: .venv/bin/python -m pytest -m faults"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, free_port, leftovers
+from lab import layout, runtime
+from lab.cli import app
+
+pytestmark = [pytest.mark.faults]
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def clean(client, lab, dir_gone=True):
+    assert leftovers(client, lab.name) == []
+    if dir_gone:
+        assert not lab.dir.exists(), sorted(map(str, lab.dir.rglob("*")))
+
+
+# --------------------------------------------------------------------------- interrupted lab up, at each stage
+
+
+def _interrupt_after(monkeypatch, target, attr, calls=1):
+    """Let `calls` calls of target.attr through, then raise KeyboardInterrupt right after the next one ran."""
+    original = getattr(target, attr)
+    seen = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen["n"] += 1
+        if seen["n"] >= calls:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(target, attr, wrapper)
+
+
+def _stages():
+    import docker.models.containers
+    import docker.models.networks
+
+    from lab import certs, render
+
+    return {
+        "certificates": (certs, "ensure", 1),
+        "render": (render, "render", 1),
+        "network": (docker.models.networks.NetworkCollection, "create", 1),
+        "first container": (runtime, "_create", 1),
+        "second container": (runtime, "_create", 2),
+        "start": (docker.models.containers.Container, "start", 2),
+    }
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("stage", ["certificates", "render", "network", "first container", "second container", "start"])
+def test_interrupted_up_leaves_nothing(new_lab, docker_client, monkeypatch, stage):
+    lab = new_lab()
+    target, attr, calls = _stages()[stage]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, target, attr, calls)
+        result = run(*lab.up_args())
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output
+    clean(docker_client, lab)
+    ok(run(*lab.up_args()))
+    ok(run("verify", *lab.args()))
+
+
+@pytest.mark.docker
+def test_real_sigint_during_up(new_lab, docker_client):
+    """A real Ctrl-C at several moments: either the lab is fully up, or nothing of it is left."""
+    for delay in (0.15, 0.4, 0.7):
+        lab = new_lab()
+        proc = subprocess.Popen([sys.executable, "-m", "lab", *lab.up_args()], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            ok(run("verify", *lab.args()))
+            ok(run("down", *lab.args("--purge")))
+        else:
+            assert proc.returncode == 130, (proc.returncode, out, err)
+        clean(docker_client, lab)
+
+
+# --------------------------------------------------------------------------- behind lab's back
+
+
+@pytest.mark.docker
+def test_lab_dir_deleted_while_running(new_lab, docker_client):
+    import shutil
+
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    shutil.rmtree(lab.dir)
+    # No --name and no saved settings: found by the directory label.
+    result = ok(run("down", "--dir", lab.dir))
+    assert f"lab {lab.name} is down" in result.output
+    assert leftovers(docker_client, lab.name) == []
+
+
+@pytest.mark.docker
+def test_lab_dir_deleted_down_by_name(new_lab, docker_client):
+    import shutil
+
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    shutil.rmtree(lab.dir)
+    ok(run("down", "--name", lab.name))
+    assert leftovers(docker_client, lab.name) == []
+
+
+@pytest.mark.docker
+def test_verify_names_a_removed_container(new_lab, docker_client):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    docker_client.containers.get(f"{lab.name}-mtls").remove(force=True)
+    result = run("verify", *lab.args())
+    assert result.exit_code == 1
+    assert f"{lab.name}-mtls is missing: `lab up` repairs it" in result.output
+    ok(run(*lab.up_args()))
+    ok(run("verify", *lab.args()))
+
+
+@pytest.mark.parametrize("command", [
+    ["up", "--dir", "LAB"], ["down", "--dir", "LAB"], ["status", "--dir", "LAB"], ["logs", "tls", "--dir", "LAB"],
+    ["image", "pull"], ["image", "save", "LAB.tar"], ["image", "load", __file__],
+])
+def test_engine_unreachable_for_every_command(tmp_path, command):
+    args = [str(tmp_path / "lab") + a[3:] if a.startswith("LAB") else a for a in command]
+    result = run(*args, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    assert result.exit_code == 4, result.output
+    assert result.output.startswith("ERROR: cannot reach the Docker engine")
+    assert "fix: start the Docker engine" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.docker
+def test_doctor_with_engine_unreachable(tmp_path):
+    result = run("doctor", "--dir", tmp_path / "lab", env={"DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}"})
+    assert result.exit_code == 1 and "✗ docker engine" in result.output
+
+
+# --------------------------------------------------------------------------- broken certificates
+
+
+@pytest.fixture
+def rendered_lab(new_lab):
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    return lab
+
+
+@pytest.mark.docker
+def test_truncated_key(rendered_lab, docker_client):
+    key = rendered_lab.dir / "certs" / "server.key"
+    key.write_bytes(key.read_bytes()[:40])
+    result = run("up", *rendered_lab.args())
+    assert result.exit_code == 5
+    assert "server.key is not a readable PEM private key" in result.output and "--regenerate" in result.output
+    assert leftovers(docker_client, rendered_lab.name) == []
+    ok(run("up", *rendered_lab.args("--regenerate")))
+
+
+def _resign_expired(certs_dir: Path, name: str, ca: str) -> None:
+    """Re-issue certs/NAME.crt with the same key and CA but validity in the past."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    cert = x509.load_pem_x509_certificate((certs_dir / f"{name}.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((certs_dir / f"{ca}.key").read_bytes(), None)
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .public_key(cert.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=30)).not_valid_after(now - dt.timedelta(days=1)))
+    for ext in cert.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    expired = builder.sign(ca_key, hashes.SHA256())
+    (certs_dir / f"{name}.crt").write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name,ca", [("server", "server-ca"), ("client", "client-ca")])
+def test_expired_certificate_detected_before_start(rendered_lab, docker_client, name, ca):
+    _resign_expired(rendered_lab.dir / "certs", name, ca)
+    result = run("up", *rendered_lab.args())
+    assert result.exit_code == 5
+    assert re.search(rf"{name}\.crt expired on \d{{4}}-\d\d-\d\d", result.output) and "--regenerate" in result.output
+    assert leftovers(docker_client, rendered_lab.name) == []
+    ok(run("up", *rendered_lab.args("--regenerate")))
+    ok(run("verify", *rendered_lab.args()))
+
+
+# --------------------------------------------------------------------------- two at once
+
+
+@pytest.mark.docker
+def test_lock_held_refuses_a_second_run(new_lab, docker_client):
+    from lab.locking import lock_path
+
+    lab = new_lab()
+    fd = os.open(lock_path(lab.name), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.pwrite(fd, b"4242", 0)
+        result = run(*lab.up_args())
+    finally:
+        os.close(fd)
+    assert result.exit_code == 7
+    assert f"another lab command is changing lab '{lab.name}' right now (pid 4242)" in result.output
+    clean(docker_client, lab)
+
+
+@pytest.mark.docker
+def test_two_ups_at_once_make_one_lab(new_lab, docker_client):
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    procs = [subprocess.Popen([sys.executable, "-m", "lab", "up", *lab.args()], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes in ([0, 0], [0, 7]), outcomes
+    if codes == [0, 7]:
+        assert any("right now" in err for code, err in outcomes if code == 7)
+    assert sorted(c.name for c in runtime.lab_containers(docker_client, lab.name)) == [f"{lab.name}-mtls", f"{lab.name}-tls"]
+    ok(run("verify", *lab.args()))
+
+
+# --------------------------------------------------------------------------- bad input: one line, non-zero, nothing written
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--name", "has space"], "invalid lab name"),
+    (["--name", "a/b"], "invalid lab name"),
+    (["--name", "Upper"], "invalid lab name"),
+    (["--name", "ctl\x07"], "invalid lab name"),
+    (["--name", "x" * 40], "invalid lab name"),
+    (["--name", "a: b"], "invalid lab name"),
+    (["--tls-port", "0"], "1 to 65535"),
+    (["--tls-port", "9000", "--mtls-port", "9000"], "two ports"),
+    (["--bind", "999.1.1.1"], "invalid bind address"),
+    (["--bind", "192.0.2.1"], "not an address of this machine"),
+    (["--san", "evil;}"], "invalid --san"),
+    (["--san", "a\nb"], "invalid --san"),
+    (["--days", "0"], "1 to 825"),
+    (["--days", "-1"], "1 to 825"),
+    (["--days", "100000"], "1 to 825"),
+    (["--image", "bad image"], "invalid image reference"),
+    (["--port-offset", "70000"], "--port-offset"),
+])
+def test_bad_input(tmp_path, args, message):
+    result = run("up", "--dir", tmp_path / "lab", *args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and message in lines[0], result.output
+    assert not (tmp_path / "lab").exists()
+
+
+def test_privileged_port_without_rights(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    result = run("up", "--dir", tmp_path / "lab", "--tls-port", "443")
+    assert result.exit_code == 2 and "privileged port" in result.output
+    assert not (tmp_path / "lab").exists()
+
+
+@pytest.mark.parametrize("text,message", [("tls_port: [1\n", "not valid YAML"), ("colour: red\n", "unknown settings colour"),
+                                          ("- a list\n", "must be a mapping"), ("tls_port: 99999\n", "1 to 65535")])
+def test_edited_settings_file(tmp_path, text, message):
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / layout.SETTINGS_FILE).write_text(text)
+    result = run("up", "--dir", lab_dir)
+    assert result.exit_code == 2 and message in result.output
+    assert sorted(p.name for p in lab_dir.iterdir()) == [layout.SETTINGS_FILE]
+    assert (lab_dir / layout.SETTINGS_FILE).read_text() == text  # nothing lost
+
+
+def test_unknown_scenario(tmp_path):
+    result = run("curl", "nope", "--dir", tmp_path)
+    assert result.exit_code == 2 and "unknown scenario nope" in result.output
+
+
+def test_lab_dir_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    for cmd in ("up", "render", "verify", "status", "down"):
+        result = run(cmd, "--dir", tmp_path / "f")
+        assert result.exit_code == 2 and "is a file" in result.output, (cmd, result.output)
+    assert (tmp_path / "f").read_text() == "x"
+
+
+# --------------------------------------------------------------------------- security properties
+
+
+def test_no_shell_strings_in_subprocesses():
+    """Subprocesses get argument lists; nothing builds a shell command line from input."""
+    for path in (REPO / "lab").glob("*.py"):
+        text = path.read_text()
+        assert "shell=True" not in text and "os.system(" not in text and "os.popen(" not in text, path
+        for call in re.findall(r"subprocess\.\w+\((.{0,40})", text):
+            assert call.lstrip().startswith(("[", "cmd")), (path, call)
