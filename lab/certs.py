@@ -88,7 +88,7 @@ def expiries(directory: Path) -> dict[str, dt.datetime]:
 
 
 def check_existing(directory: Path, settings: Settings, now: dt.datetime | None = None,
-                   demo: Path | None = None) -> CertsResult:
+                   demo: Path | None = None, crl_dir: Path | None = None) -> CertsResult:
     """Raise CertificateError unless the set in `directory` (and the demo
     certificates beside it, in `demo`) can be reused as is."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -121,9 +121,12 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
         earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
     demo = demo or directory.parent / layout.DEMO_DIR
     missing_demo = [name for name in layout.DEMO_FILES if not (demo / name).is_file()]
+    crl = (crl_dir or directory.parent / layout.CRL_DIR) / layout.CRL_FILE
+    if not crl.is_file() or not (directory / layout.CLIENT_CA_DB / "index.txt").is_file():
+        missing_demo.append(f"{crl} or {directory / layout.CLIENT_CA_DB}")
     if missing_demo:
         raise CertificateError(
-            f"{demo} is missing {', '.join(missing_demo)} (the certificates `lab verify` shows being refused)",
+            f"missing {', '.join(missing_demo)} (demo certificates, the client CA's database or its CRL)",
             hint="run `lab up --regenerate` to make a new set",
         )
     sans = server_sans(_load_cert(directory / layout.SERVER_CRT))
@@ -167,6 +170,7 @@ def generate(lab_dir: Path, settings: Settings) -> CertsResult:
     tmp = Path(tempfile.mkdtemp(prefix=".certs-", dir=lab_dir))
     try:
         cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(tmp),
+               "--crl-days", str(layout.CRL_DAYS),
                "--lab", settings.name, "--days", str(settings.days)]
         for san in settings.sans:
             cmd += ["--san", san]
@@ -178,14 +182,18 @@ def generate(lab_dir: Path, settings: Settings) -> CertsResult:
                 hint="the lines above are OpenSSL's own message",
             )
         os.chmod(tmp, 0o700)
-        result = check_existing(tmp, settings, demo=tmp / "demo")
-        # The set is complete: move the demo certificates out of it, then both into place.
-        staged_demo = tmp.with_name(tmp.name + "-demo")
-        os.replace(tmp / "demo", staged_demo)
-        try:
-            _replace_dir(staged_demo, layout.demo_dir(lab_dir))
-        finally:
-            shutil.rmtree(staged_demo, ignore_errors=True)
+        result = check_existing(tmp, settings, demo=tmp / "demo", crl_dir=tmp / layout.CRL_DIR)
+        # The set is complete: move the demo certificates and the CRL out of
+        # it, then everything into place. Students' certificates from an older
+        # set were signed by a CA that no longer exists: they go too.
+        for sub, target in (("demo", layout.demo_dir(lab_dir)), (layout.CRL_DIR, lab_dir / layout.CRL_DIR)):
+            staged = tmp.with_name(f"{tmp.name}-{sub}")
+            os.replace(tmp / sub, staged)
+            try:
+                _replace_dir(staged, target)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(layout.clients_dir(lab_dir), ignore_errors=True)
         _replace_dir(tmp, final)
         return CertsResult(final, True, result.sans, result.not_after)
     finally:

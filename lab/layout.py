@@ -8,6 +8,8 @@ article, so an instructor can zip it and hand it out::
       docker-compose.yml      works on its own with `docker compose up`
       certs/                  server-ca, client-ca, server, client (.key/.crt)
       demo-certs/             made to be refused: rogue CA, expired, wrong purpose
+      crl/client-ca.crl       the client CA's revocation list (mounted for nginx's ssl_crl)
+      clients/NAME/           one student's certificate, key, PKCS#12 bundle, README
       nginx-tls/nginx.conf    plain TLS server (port 8888)
       nginx-tls/hello-world.txt
       nginx-mtls/nginx.conf   mutual TLS server (port 8889)
@@ -62,6 +64,20 @@ EXPIRED_CLIENT = ("expired-client.crt", "expired-client.key")
 WRONG_PURPOSE_CLIENT = ("wrong-purpose.crt", "wrong-purpose.key")
 DEMO_FILES = (ROGUE_CA_CRT, "rogue-ca.key", *ROGUE_CLIENT, *EXPIRED_CLIENT, *WRONG_PURPOSE_CLIENT)
 
+# The client CA's database (openssl ca), for issuing and revoking students'
+# certificates, and its revocation list. The CRL lives in its own folder because
+# that folder (not the file) is mounted into the mTLS container: a replaced file
+# inside a mounted folder is seen at once, a replaced mounted file is not.
+CLIENT_CA_DB = "client-ca-db"
+CRL_DIR = "crl"
+CRL_FILE = "client-ca.crl"
+CONTAINER_CRL_DIR = "/etc/nginx/crl"
+# Renew the CRL on `lab up` when it has fewer days than this left.
+CRL_DAYS = 90
+CRL_RENEW_DAYS = 30
+# One folder per student: clients/NAME/NAME.crt, .key, .p12, .p12.password, README.txt.
+CLIENTS_DIR = "clients"
+
 # (certificate, key) pairs checked before reuse.
 CERT_KEY_PAIRS = (
     (SERVER_CA_CRT, SERVER_CA_KEY),
@@ -105,3 +121,11 @@ def certs_dir(lab_dir: Path) -> Path:
 
 def demo_dir(lab_dir: Path) -> Path:
     return lab_dir / DEMO_DIR
+
+
+def crl_file(lab_dir: Path) -> Path:
+    return lab_dir / CRL_DIR / CRL_FILE
+
+
+def clients_dir(lab_dir: Path) -> Path:
+    return lab_dir / CLIENTS_DIR

@@ -25,6 +25,7 @@ _FILES = {
     "server_crt": layout.SERVER_CRT,
     "server_key": layout.SERVER_KEY,
     "hello": layout.HELLO_FILE,
+    "crl": layout.CRL_FILE,
 }
 _DESCRIPTIONS = {
     "tls": "plain TLS: the client checks the server",
@@ -76,6 +77,7 @@ def nginx_context(server: str, settings: Settings) -> dict:
         "port": port,
         "server_name": "localhost",
         "cert_dir": layout.CONTAINER_CERT_DIR,
+        "container_crl_dir": layout.CONTAINER_CRL_DIR,
         "www_dir": layout.CONTAINER_WWW_DIR,
         "files": _FILES,
         "name": settings.name,
@@ -99,6 +101,8 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
         "ports": settings.ports(),
         "container_ports": {s: port for s, (_, port) in layout.SERVERS.items()},
         "nginx_conf": layout.CONTAINER_NGINX_CONF,
+        "crl_dir": layout.CRL_DIR,
+        "container_crl_dir": layout.CONTAINER_CRL_DIR,
         "cert_dir": layout.CONTAINER_CERT_DIR,
         "www_dir": layout.CONTAINER_WWW_DIR,
         "files": _FILES,

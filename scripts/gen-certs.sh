@@ -5,7 +5,7 @@
 # passes `openssl verify -x509_strict` with the right -purpose, which the
 # article's do not (its CAs lack keyUsage; its client certificate is X.509 v1).
 #
-# Usage: gen-certs.sh --out DIR [--lab NAME] [--days N] [--ca-days N] [--san DNS:name|IP:addr]...
+# Usage: gen-certs.sh --out DIR [--lab NAME] [--days N] [--ca-days N] [--crl-days N] [--san DNS:name|IP:addr]...
 #
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
 #   server-ca.key server-ca.crt client-ca.key client-ca.crt
@@ -16,12 +16,14 @@
 #   rogue-client.key rogue-client.crt  a client certificate signed by it
 #   expired-client.key expired-client.crt  from the client CA, validity ended yesterday
 #   wrong-purpose.key wrong-purpose.crt    from the client CA, serverAuth only (no clientAuth)
+# and the client CA's database (DIR/client-ca-db/, for issuing and revoking
+# students' certificates) and its revocation list (DIR/crl/client-ca.crl).
 # `lab up` runs this into a fresh temporary folder and moves the result into
 # place only when every step succeeded, so no half-made set is ever used.
 set -euo pipefail
 umask 077
 
-out="" lab="mtls-lab" days=365 ca_days=3650
+out="" lab="mtls-lab" days=365 ca_days=3650 crl_days=90
 sans=("DNS:localhost" "IP:127.0.0.1" "IP:::1")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
         --lab) lab=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --ca-days) ca_days=$2; shift 2 ;;
+        --crl-days) crl_days=$2; shift 2 ;;
         --san) sans+=("$2"); shift 2 ;;
         *) echo "gen-certs.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -112,28 +115,48 @@ leaf demo/wrong-purpose client-ca "$lab server-auth-only client" v3_server
 past() {  # past N: N days ago, as openssl ca wants it (GNU date, then BSD date)
     date -u -d "-$1 days" +%Y%m%d%H%M%SZ 2>/dev/null || date -u -v-"$1"d +%Y%m%d%H%M%SZ
 }
-mkdir -p demo/ca-db
-: > demo/ca-db/index.txt
-openssl rand -hex 16 > demo/ca-db/serial   # a random serial here too
-cat > demo/ca-db/ca.cnf <<CNF
+# The client CA keeps a database (openssl ca): every certificate it issues
+# from here on has a unique serial and can be revoked; lab client add / revoke
+# (scripts/client-ca.sh) use it. The serial starts at a random number.
+mkdir -p client-ca-db/issued crl
+: > client-ca-db/index.txt
+openssl rand -hex 16 > client-ca-db/serial
+echo 1000 > client-ca-db/crlnumber
+{
+cat <<CNF
 [ca]
-default_ca = demo_ca
-[demo_ca]
-database = demo/ca-db/index.txt
-serial = demo/ca-db/serial
-new_certs_dir = demo/ca-db
+default_ca = client_ca
+[client_ca]
+database = client-ca-db/index.txt
+serial = client-ca-db/serial
+crlnumber = client-ca-db/crlnumber
+new_certs_dir = client-ca-db/issued
+certificate = client-ca.crt
+private_key = client-ca.key
 default_md = sha256
 policy = any
 unique_subject = no
+crl_extensions = crl_ext
 [any]
 # The order here is the order of the subject: the same as every other certificate.
 organizationName = optional
 organizationalUnitName = optional
 commonName = supplied
+[crl_ext]
+authorityKeyIdentifier = keyid:always
 CNF
+cat ext.cnf
+} > client-ca-db/ca.cnf
+
 openssl req -new -config ext.cnf -key demo/expired-client.key -subj "/O=mtls-lab/OU=$lab/CN=$lab expired client" \
     -out demo/expired-client.csr
-openssl ca -batch -config demo/ca-db/ca.cnf -cert client-ca.crt -keyfile client-ca.key -notext \
-    -startdate "$(past 2)" -enddate "$(past 1)" -extfile ext.cnf -extensions v3_client \
-    -in demo/expired-client.csr -out demo/expired-client.crt 2>demo/ca.err || { cat demo/ca.err >&2; exit 1; }
-rm -rf demo/ca-db demo/ca.err demo/expired-client.csr ext.cnf
+openssl ca -batch -config client-ca-db/ca.cnf -notext \
+    -startdate "$(past 2)" -enddate "$(past 1)" -extensions v3_client \
+    -in demo/expired-client.csr -out demo/expired-client.crt 2>ca.err || { cat ca.err >&2; exit 1; }
+
+# The client CA's revocation list, empty for now. nginx (ssl_crl) refuses every
+# client once it is past its nextUpdate, so it is made for CRL_DAYS days and
+# `lab up` renews it well before then.
+openssl ca -gencrl -config client-ca-db/ca.cnf -crldays "$crl_days" -out crl/client-ca.crl 2>ca.err \
+    || { cat ca.err >&2; exit 1; }
+rm -f ca.err demo/expired-client.csr ext.cnf

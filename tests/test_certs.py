@@ -31,7 +31,8 @@ def openssl_verify(d, purpose, ca, leaf):
 def test_all_files_made(made):
     lab_dir, _, result = made
     assert result.generated
-    assert sorted(p.name for p in result.directory.iterdir()) == sorted(layout.CERT_FILES)
+    assert sorted(p.name for p in result.directory.iterdir()) == sorted([*layout.CERT_FILES, layout.CLIENT_CA_DB])
+    assert (lab_dir / "crl" / "client-ca.crl").is_file()
 
 
 @pytest.mark.parametrize("purpose,ca,leaf", [("sslserver", "server-ca.crt", "server.crt"),
@@ -120,7 +121,7 @@ def test_regenerate_replaces(tmp_path):
     first = (certs.ensure(tmp_path, s).directory / "server.crt").read_bytes()
     assert certs.ensure(tmp_path, s, regenerate=True).generated
     assert (tmp_path / "certs" / "server.crt").read_bytes() != first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs", "demo-certs"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs", "crl", "demo-certs"]  # no temporary folders left
 
 
 def test_mismatched_key_is_refused(tmp_path):

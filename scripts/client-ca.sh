@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The client CA at work, with OpenSSL's `openssl ca` and the database that
+# gen-certs.sh set up in CERTS/client-ca-db/: issue a student's certificate,
+# revoke one, renew the revocation list. Run by `lab client …` through
+# subprocess with an argument list; names are validated by lab before this.
+#
+#   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB [--days N] [--legacy-p12]
+#   client-ca.sh revoke --certs CERTS --cert FILE --crl FILE [--crl-days N]
+#   client-ca.sh crl    --certs CERTS --crl FILE [--crl-days N]
+#
+# issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
+# NAME.p12.password server-ca.crt client-ca.crt
+set -euo pipefail
+umask 077
+
+cmd=${1:-}; shift || true
+certs="" out="" name="" lab="mtls-lab" days=365 legacy="" cert="" crl="" crl_days=90
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --certs) certs=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --name) name=$2; shift 2 ;;
+        --lab) lab=$2; shift 2 ;;
+        --days) days=$2; shift 2 ;;
+        --legacy-p12) legacy=1; shift ;;
+        --cert) cert=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+        --crl) crl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+        --crl-days) crl_days=$2; shift 2 ;;
+        *) echo "client-ca.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$certs" ] || { echo "client-ca.sh: --certs is required" >&2; exit 2; }
+[ -n "$out" ] && { mkdir -p "$out"; out=$(cd "$out" && pwd); }
+cd "$certs"
+conf=client-ca-db/ca.cnf
+[ -f "$conf" ] || { echo "client-ca.sh: $certs/$conf is missing (made by gen-certs.sh)" >&2; exit 1; }
+
+gencrl() {
+    # nginx refuses every client once the CRL is past its nextUpdate: lab renews it early.
+    openssl ca -gencrl -config "$conf" -crldays "$crl_days" -out "$crl.tmp"
+    mv -f "$crl.tmp" "$crl"
+}
+
+case "$cmd" in
+issue)
+    [ -n "$out" ] && [ -n "$name" ] || { echo "client-ca.sh issue: --out and --name are required" >&2; exit 2; }
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
+    openssl req -new -config "$conf" -key "$out/$name.key" -subj "/O=mtls-lab/OU=$lab/CN=$name" -out "$out/$name.csr"
+    openssl ca -batch -config "$conf" -notext -days "$days" -extensions v3_client \
+        -in "$out/$name.csr" -out "$out/$name.crt"
+    rm -f "$out/$name.csr"
+    cp server-ca.crt client-ca.crt "$out/"
+    # A random password: browsers and OS key stores (Firefox, macOS 15) refuse
+    # to import a PKCS#12 file with an empty one. It never appears in argv.
+    openssl rand -hex 12 > "$out/$name.p12.password"
+    p12_opts=()
+    if [ -n "$legacy" ]; then
+        # Older macOS/iOS read only the old PKCS#12 algorithms (3DES, SHA-1 MAC).
+        p12_opts=(-certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1)
+    fi
+    openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" -certfile client-ca.crt \
+        -name "$name ($lab)" -passout "file:$out/$name.p12.password" "${p12_opts[@]}" -out "$out/$name.p12"
+    ;;
+revoke)
+    [ -n "$cert" ] && [ -n "$crl" ] || { echo "client-ca.sh revoke: --cert and --crl are required" >&2; exit 2; }
+    openssl ca -config "$conf" -revoke "$cert" -crl_reason cessationOfOperation
+    gencrl
+    ;;
+crl)
+    [ -n "$crl" ] || { echo "client-ca.sh crl: --crl is required" >&2; exit 2; }
+    gencrl
+    ;;
+*)
+    echo "client-ca.sh: first argument is issue, revoke or crl" >&2; exit 2 ;;
+esac
