@@ -44,6 +44,9 @@ HostOpt = Annotated[Optional[str], typer.Option(
     "--host", help="Check a lab on another machine (e.g. the instructor's) by this name or address, "
                    "with this lab directory's CA and client files; the name must be in the server "
                    "certificate (lab up --san).", show_default=False)]
+AsOpt = Annotated[Optional[str], typer.Option(
+    "--as", help="Run the client-cert scenario with this student's certificate (lab client add NAME).",
+    show_default=False)]
 
 
 def _err_console():
@@ -281,9 +284,15 @@ def up(
     client = _preflight(lab_dir, s)  # before anything is written: a blocked lab up makes nothing
 
     def start(rendered, cert_result):
+        from lab import clients
+
+        crl_renewed = clients.ensure_fresh_crl(lab_dir)
         with _err_console().status("containers…") as status:
-            return runtime.up(rendered.compose_file, cert_result.directory / layout.SERVER_CA_CRT, timeout=timeout,
-                              progress=lambda msg: status.update(msg), client=client)
+            result = runtime.up(rendered.compose_file, cert_result.directory / layout.SERVER_CA_CRT, timeout=timeout,
+                                progress=lambda msg: status.update(msg), client=client)
+        if crl_renewed and not result.changed:
+            runtime.reload(client, s.name, "mtls")  # the running server picks up the renewed CRL
+        return result
 
     cert_result, _, result = _build(lab_dir, s, regenerate, start)
 
@@ -517,6 +526,158 @@ def render(
               markup=False)
 
 
+# --------------------------------------------------------------------------- students
+
+client_app = typer.Typer(help="A certificate for every student: add, list, revoke (live, without downtime).",
+                         no_args_is_help=True)
+app.add_typer(client_app, name="client")
+
+
+def _student_host(s) -> str:
+    """The name students use for the instructor's machine: the first extra DNS name, else localhost."""
+    return next((x.split(":", 1)[1] for x in s.sans if x.startswith("DNS:")), "localhost")
+
+
+@client_app.command("add")
+@handles_errors
+def client_add(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Student names.", show_default=False)] = None,
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    from_file: Annotated[Optional[Path], typer.Option("--from-file", help="A class list: one name a line.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-issue an existing student's certificate (the old one is revoked).")] = False,
+    legacy_p12: Annotated[bool, typer.Option("--legacy-p12", help="PKCS#12 with the old algorithms older macOS/iOS need.")] = False,
+):
+    """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
+    from lab import clients, runtime
+    from lab.locking import lab_lock
+
+    lab_dir = _lab_dir(directory, name)
+    s = _saved_settings(lab_dir, name)
+    wanted = list(names or []) + (clients.read_roster(from_file) if from_file else [])
+    if not wanted:
+        raise UsageError("no student names: give NAME… or --from-file FILE")
+    with lab_lock(s.name), _err_console().status("issuing…"):
+        issued = clients.add(lab_dir, s, wanted, force=force, legacy_p12=legacy_p12, host=_student_host(s))
+        if force:  # a re-issued student's old certificate was revoked: have nginx use the new CRL
+            _reload_quietly(s.name)
+    out = _out_console()
+    for i in issued:
+        out.print(f"[green]✓[/] {i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
+        out.print(f"    p12 password: {i.password}   (saved in {i.directory / (i.name + '.p12.password')})", markup=False)
+    out.print(f"Try: lab verify --as {issued[0].name}{_dir_args(directory, lab_dir, name)}", markup=False)
+
+
+def _reload_quietly(lab_name: str) -> bool:
+    """Reload the mTLS server if the lab runs; False when it does not (or no engine answers)."""
+    from lab import runtime
+    from lab.errors import DockerUnavailable
+
+    try:
+        client = runtime.connect()
+    except DockerUnavailable:
+        return False
+    return runtime.reload(client, lab_name, "mtls")
+
+
+@client_app.command("list")
+@handles_errors
+def client_list(
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Data on stdout as JSON.")] = False,
+):
+    """Every student: name, serial, expiry, status (valid / revoked / expired)."""
+    from lab import clients
+
+    lab_dir = _lab_dir(directory, name)
+    _saved_settings(lab_dir, name)
+    found = clients.list_clients(lab_dir)
+    if as_json:
+        typer.echo(json.dumps([c.to_dict() for c in found], indent=2))
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"{len(found)} student(s)", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("name", "serial", "valid until", "status"):
+        table.add_column(col)
+    for c in found:
+        status = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
+        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}", status)
+    _out_console().print(table)
+
+
+@client_app.command("revoke")
+@handles_errors
+def client_revoke(
+    student: Annotated[str, typer.Argument(help="Student name.")],
+    directory: DirOpt = None,
+    name: NameOpt = None,
+):
+    """Revoke a student's certificate; the running mTLS server enforces it at once, without downtime."""
+    from lab import clients, verify
+    from lab.locking import lab_lock
+
+    lab_dir = _lab_dir(directory, name)
+    s = _saved_settings(lab_dir, name)
+    with lab_lock(s.name):
+        revoked = clients.revoke(lab_dir, student)
+        reloaded = _reload_quietly(s.name)
+    out = _out_console()
+    out.print(f"[green]✓[/] revoked {student} (serial {revoked.serial}); the CRL is renewed")
+    if not reloaded:
+        out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
+        return
+    # nginx reloads in the background: wait (briefly) until a request with the
+    # revoked certificate is refused, so "the very next request" really is.
+    sc = verify.pick(verify.scenarios(lab_dir), ["revoked"])[0]
+    deadline = time.monotonic() + 10
+    while True:
+        result = verify.run(lab_dir, s, only=["revoked"])[0]
+        if result.passed or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if not result.passed:
+        raise LabError(f"nginx reloaded but still does not refuse {student}: {result.observed}",
+                       hint="lab logs mtls shows what the server saw")
+    out.print(f"  the mTLS server reloaded without downtime and now refuses {student}: {result.observed}", markup=False)
+    out.print(f"  see it: {verify.curl_command(sc, lab_dir, s)}", markup=False)
+
+
+@app.command("certs")
+@handles_errors
+def certs_cmd(
+    directory: DirOpt = None,
+    name: NameOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Data on stdout as JSON.")] = False,
+):
+    """The lab's whole PKI: subject, issuer, serial, names, usages, validity, SHA-256 fingerprint of each certificate."""
+    from lab import clients
+
+    lab_dir = _lab_dir(directory, name)
+    _saved_settings(lab_dir, name)
+    infos = clients.pki(lab_dir)
+    soon = [i for i in infos if 0 <= i.days_left < 30 and not i.file.startswith(layout.DEMO_DIR)]
+    if as_json:
+        typer.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+    else:
+        out = _out_console()
+        out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
+        for i in infos:
+            left = f"[bold red]{i.days_left} days left[/]" if i.days_left < 30 else f"{i.days_left} days left"
+            out.print(f"\n[bold]{i.file}[/]")
+            for label, value in (("subject", i.subject), ("issuer", i.issuer), ("serial", i.serial),
+                                 ("names", ", ".join(i.sans)), ("key usage", ", ".join(i.key_usage)),
+                                 ("ext. key usage", ", ".join(i.extended_key_usage)),
+                                 ("valid", f"{i.not_before[:16]} → {i.not_after[:16]} UTC"), ("sha-256", i.sha256)):
+                if value:
+                    out.print(f"  {label:<15} {value}", markup=False)
+            out.print(f"  {'':<15} {left}")
+    for i in soon:
+        _err_console().print(f"[yellow]warning:[/] {i.file} expires in {i.days_left} days: lab up --regenerate")
+
+
 # --------------------------------------------------------------------------- images
 
 image_app = typer.Typer(help="The nginx image, for rooms with no (or a rate-limited) registry: pull, save, load.",
@@ -590,16 +751,15 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario on stdout.")] = False,
     show_commands: Annotated[bool, typer.Option("--show-commands", help="Print the equivalent curl command under each row.")] = False,
     host: HostOpt = None,
+    as_student: AsOpt = None,
 ):
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
     from lab import verify
 
     lab_dir = _lab_dir(directory, name)
-    unknown = [x for x in scenario or [] if x not in verify.scenario_names()]
-    if unknown:
-        raise UsageError(f"unknown scenario {', '.join(unknown)}: known are {', '.join(verify.scenario_names())}")
+    verify.check_names(scenario or [])  # a misspelt name fails before the lab is read
     s = _saved_settings(lab_dir, name)
-    results = verify.run(lab_dir, s, only=scenario, host=_host(host))
+    results = verify.run(lab_dir, s, only=scenario, host=_host(host), as_student=as_student)
     failed = [r for r in results if not r.passed]
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -662,16 +822,15 @@ def curl_cmd(
     directory: DirOpt = None,
     name: NameOpt = None,
     host: HostOpt = None,
+    as_student: AsOpt = None,
 ):
     """Print the curl command that shows one scenario, to copy and paste."""
     from lab import verify
 
-    by_name = {sc.name: sc for sc in verify.SCENARIOS}
-    if scenario not in by_name:
-        raise UsageError(f"unknown scenario {scenario}: known are {', '.join(by_name)}")
+    verify.check_names([scenario])
     lab_dir = _lab_dir(directory, name)
     s = _saved_settings(lab_dir, name)
-    sc = by_name[scenario]
+    sc = verify.pick(verify.scenarios(lab_dir, as_student), [scenario])[0]
     typer.echo(verify.curl_command(sc, lab_dir, s, _host(host)))
 
 

@@ -632,3 +632,38 @@ def load_image(client, path: Path, progress: Progress | None = None) -> list[str
         raise ImageUnavailable(f"could not load {path} ({_short(e)})",
                                hint="was it made by `lab image save` or `docker save`?") from None
     return sorted(t for img in images for t in img.tags)
+
+
+def _worker_pids(container) -> set[str]:
+    top = container.top()
+    titles = top.get("Titles") or []
+    pid_i, cmd_i = titles.index("PID"), len(titles) - 1
+    return {p[pid_i] for p in top.get("Processes") or [] if p[cmd_i].startswith("nginx: worker process")}
+
+
+def reload(client, lab: str, server: str, timeout: float = 10.0) -> bool:
+    """Have nginx re-read its configuration (and CRL) without downtime; False when the server is not running.
+
+    SIGHUP makes the master start new workers and ask the old ones to finish
+    their requests and exit (https://nginx.org/en/docs/control.html). Until they
+    have, an old worker may still take a connection with the old CRL, so this
+    returns only when none of the old workers is left."""
+    import docker
+
+    try:
+        container = client.containers.get(layout.container_name(lab, server))
+    except docker.errors.NotFound:
+        return False
+    if container.status != "running":
+        return False
+    old = _worker_pids(container)
+    container.kill(signal="SIGHUP")
+    deadline = time.monotonic() + timeout
+    while True:
+        now = _worker_pids(container)
+        if now and not (now & old):
+            return True
+        if time.monotonic() > deadline:
+            raise RuntimeFailure(f"nginx in {container.name} did not finish reloading within {timeout:g} s",
+                                 details=logs_tail(container), hint="the lines above are nginx's own")
+        time.sleep(0.05)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab import layout
+from lab.errors import UsageError
 from lab.settings import Settings
 
 PATH = "/" + layout.HELLO_FILE
@@ -37,6 +38,7 @@ class Expect:
     status: int | None = None
     text: str = ""
     client_verify: str = ""     # mTLS: text in nginx's $ssl_client_verify, echoed in X-Client-Verify
+    subject: str = ""           # mTLS: text in the client subject the server echoes (X-Client-Subject)
 
     def describe(self) -> str:
         if self.kind == "http":
@@ -101,8 +103,56 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def scenario_names() -> list[str]:
-    return [s.name for s in SCENARIOS]
+def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> list[Scenario]:
+    """The scenarios for this lab: client-cert as a student (--as NAME), and a
+    `revoked` scenario once any student's certificate has been revoked."""
+    from dataclasses import replace
+
+    from lab import clients
+
+    chosen = list(SCENARIOS)
+    if lab_dir is None:
+        return chosen
+    if as_student:
+        student = clients.find(lab_dir, as_student)
+        if student.status != "valid":
+            raise UsageError(f"{as_student}'s certificate is {student.status}: --as takes a valid one"
+                             + (" (the revoked scenario shows a revoked one)" if student.status == "revoked" else ""))
+        folder = f"{layout.CLIENTS_DIR}/{as_student}"
+        i = next(i for i, sc in enumerate(chosen) if sc.name == "client-cert")
+        chosen[i] = replace(chosen[i], shows=f"With {as_student}'s own certificate the mTLS server answers, and "
+                                             f"knows it is {as_student}.",
+                            expect=replace(chosen[i].expect, subject=f"CN={as_student}"),
+                            client_cert=(f"{folder}/{as_student}.crt", f"{folder}/{as_student}.key"))
+    revoked = [c for c in clients.list_clients(lab_dir) if c.status == "revoked"]
+    if revoked:
+        c = revoked[0]
+        folder = f"{layout.CLIENTS_DIR}/{c.name}"
+        chosen.append(Scenario(
+            "revoked", "mtls",
+            f"{c.name}'s certificate was revoked: right CA, still in date, yet refused, because the server checks "
+            "the client CA's revocation list.",
+            Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate revoked"),
+            client_cert=(f"{folder}/{c.name}.crt", f"{folder}/{c.name}.key")))
+    return chosen
+
+
+ALL_NAMES = (*(sc.name for sc in SCENARIOS), "revoked")
+
+
+def check_names(names: list[str]) -> None:
+    unknown = [n for n in names if n not in ALL_NAMES]
+    if unknown:
+        raise UsageError(f"unknown scenario {', '.join(unknown)}: known are {', '.join(ALL_NAMES)}")
+
+
+def pick(available: list[Scenario], names: list[str]) -> list[Scenario]:
+    """The named scenarios (all when none are named), or a UsageError that says why not."""
+    check_names(names)
+    if "revoked" in names and "revoked" not in [sc.name for sc in available]:
+        raise UsageError("there is no `revoked` scenario until a student's certificate is revoked "
+                         "(lab client revoke NAME)")
+    return [sc for sc in available if not names or sc.name in names]
 
 
 @dataclass
@@ -199,7 +249,8 @@ def judge(expect: Expect, obs: dict) -> bool:
     if expect.kind == "http":
         return (obs["kind"] == "http" and obs["status"] == expect.status
                 and expect.text in (obs.get("body", "") + " " + obs.get("reason", ""))
-                and expect.client_verify in obs.get("client_verify", ""))
+                and expect.client_verify in obs.get("client_verify", "")
+                and expect.subject in obs.get("client_subject", ""))
     return obs["kind"] == "tls-error" and expect.text.lower() in obs["reason"].lower()
 
 
@@ -241,9 +292,9 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
 
 
 def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: str | None = None,
-        timeout: float = 3.0) -> list[Result]:
+        timeout: float = 3.0, as_student: str | None = None) -> list[Result]:
     """Run the scenarios concurrently against the published ports; results in scenario order."""
-    chosen = [s for s in SCENARIOS if not only or s.name in only]
+    chosen = pick(scenarios(lab_dir, as_student), only or [])
 
     def one(sc: Scenario) -> Result:
         address, hostname, port = target(sc, settings, host)

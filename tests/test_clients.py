@@ -1,0 +1,182 @@
+"""A certificate for every student: issue, list, revoke live, bundles, the whole PKI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from typer.testing import CliRunner
+
+from lab import clients, layout
+from lab.cli import app
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def rendered(new_lab):
+    """A lab directory with its PKI, nothing started (enough for issuing)."""
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    return lab
+
+
+@pytest.mark.docker
+def test_three_students_each_greeted_by_name_then_one_revoked_live(new_lab, docker_client):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "alice", "bob", "carol", *lab.args()))
+    for student in ("alice", "bob", "carol"):
+        data = json.loads(ok(run("verify", *lab.args("--as", student, "--scenario", "client-cert", "--json"))).stdout)
+        assert data[0]["passed"] and f"CN={student}," in data[0]["detail"]["client_subject"]
+    started = docker_client.containers.get(f"{lab.name}-mtls").attrs["State"]["StartedAt"]
+
+    revoked = ok(run("client", "revoke", "bob", *lab.args()))
+    assert "now refuses bob" in revoked.output and "FAILED:certificate revoked" in revoked.output
+    # No downtime: the same container, never restarted.
+    assert docker_client.containers.get(f"{lab.name}-mtls").attrs["State"]["StartedAt"] == started
+    result = json.loads(ok(run("verify", *lab.args("--scenario", "revoked", "--json"))).stdout)[0]
+    assert result["detail"]["status"] == 400 and result["detail"]["client_verify"] == "FAILED:certificate revoked"
+    for student in ("alice", "carol"):
+        ok(run("verify", *lab.args("--as", student, "--scenario", "client-cert")))
+    bad = run("verify", *lab.args("--as", "bob"))
+    assert bad.exit_code == 2 and "bob's certificate is revoked" in bad.output
+    # The whole matrix now has ten scenarios, all passing.
+    assert "10 passed, 0 failed" in ok(run("verify", *lab.args())).output
+    # The logs say why.
+    assert "client_verify=FAILED:certificate revoked" in ok(run("logs", "mtls", *lab.args())).stdout
+    if __import__("shutil").which("curl"):
+        cmd = ok(run("curl", "revoked", *lab.args())).stdout.split()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert proc.stdout.startswith("HTTP/1.1 400") and "The SSL certificate error" in proc.stdout
+
+
+def test_student_folder_and_p12(rendered):
+    ok(run("client", "add", "dana", *rendered.args()))
+    folder = rendered.dir / "clients" / "dana"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["dana.crt", "dana.key", "dana.p12", "dana.p12.password", "server-ca.crt", "client-ca.crt", "README.txt"])
+    for secret in ("dana.key", "dana.p12.password"):
+        assert stat.S_IMODE((folder / secret).stat().st_mode) == 0o600
+    password = (folder / "dana.p12.password").read_text().strip().encode()
+    assert len(password) >= 16
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates((folder / "dana.p12").read_bytes(), b"")
+    key, cert, extra = pkcs12.load_key_and_certificates((folder / "dana.p12").read_bytes(), password)
+    assert cert == x509.load_pem_x509_certificate((folder / "dana.crt").read_bytes())
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert key.public_key().public_bytes(serialization.Encoding.DER, pub) == \
+        cert.public_key().public_bytes(serialization.Encoding.DER, pub)
+    assert [c.subject for c in extra] == [x509.load_pem_x509_certificate(
+        (rendered.dir / "certs" / "client-ca.crt").read_bytes()).subject]
+    strict = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile",
+                             str(folder / "client-ca.crt"), str(folder / "dana.crt")], capture_output=True, text=True)
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+    readme = (folder / "README.txt").read_text()
+    assert f"--cert dana.crt --key dana.key https://localhost:{rendered.mtls_port}/hello-world.txt" in readme
+
+
+def test_legacy_p12_opens_with_openssl(rendered):
+    ok(run("client", "add", "old-mac", "--legacy-p12", *rendered.args()))
+    folder = rendered.dir / "clients" / "old-mac"
+    info = subprocess.run(["openssl", "pkcs12", "-info", "-noout", "-in", str(folder / "old-mac.p12"),
+                           "-passin", f"file:{folder / 'old-mac.p12.password'}"], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr and "MAC: sha1" in info.stderr
+    ok(run("client", "add", "new-mac", *rendered.args()))
+    folder = rendered.dir / "clients" / "new-mac"
+    modern = subprocess.run(["openssl", "pkcs12", "-info", "-noout", "-in", str(folder / "new-mac.p12"),
+                             "-passin", f"file:{folder / 'new-mac.p12.password'}"], capture_output=True, text=True)
+    assert modern.returncode == 0 and "AES-256-CBC" in modern.stderr and "TripleDES" not in modern.stderr
+
+
+def test_list_and_serials_unique(rendered, tmp_path):
+    roster = tmp_path / "class.txt"
+    roster.write_text("# class of today\nerin\n\nfrank\n")
+    ok(run("client", "add", "--from-file", roster, "gus", *rendered.args()))
+    data = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)
+    assert [(c["name"], c["status"]) for c in data] == [("erin", "valid"), ("frank", "valid"), ("gus", "valid")]
+    assert len({c["serial"] for c in data}) == 3
+    ok(run("client", "revoke", "frank", *rendered.args()))  # the lab is not running: CRL only
+    data = {c["name"]: c["status"] for c in json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)}
+    assert data == {"erin": "valid", "frank": "revoked", "gus": "valid"}
+    expired = clients.list_clients(rendered.dir, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400))
+    assert {c.name: c.status for c in expired} == {"erin": "expired", "frank": "revoked", "gus": "expired"}
+
+
+@pytest.mark.parametrize("names,message", [
+    (["../evil"], "invalid student name"), (["a b"], "invalid student name"), (["_x"], "invalid student name"),
+    ([".hidden"], "invalid student name"), (["ok", "bad/name"], "invalid student name"), (["x" * 65], "invalid student name"),
+    (["twice", "twice"], "more than once"),
+])
+def test_bad_student_names_write_nothing(rendered, names, message):
+    result = run("client", "add", *names, *rendered.args())
+    assert result.exit_code == 2 and message in result.output
+    assert not (rendered.dir / "clients").exists() or list((rendered.dir / "clients").iterdir()) == []
+
+
+def test_readd_needs_force_and_force_revokes_the_old(rendered):
+    ok(run("client", "add", "hana", *rendered.args()))
+    old_serial = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)[0]["serial"]
+    again = run("client", "add", "hana", *rendered.args())
+    assert again.exit_code == 2 and "hana already has a certificate: use --force" in again.output
+    ok(run("client", "add", "hana", "--force", *rendered.args()))
+    new = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)[0]
+    assert new["serial"] != old_serial and new["status"] == "valid"
+    assert int(old_serial, 16) in clients.revoked_serials(rendered.dir)
+
+
+def test_unknown_student(rendered):
+    for cmd in (["client", "revoke", "nobody"], ["verify", "--as", "nobody"]):
+        result = run(*cmd, *rendered.args())
+        assert result.exit_code == 2 and "no student named 'nobody'" in result.output, result.output
+    assert run("verify", "--scenario", "revoked", *rendered.args()).exit_code == 2
+
+
+def test_revoking_twice(rendered):
+    ok(run("client", "add", "ivy", *rendered.args()))
+    ok(run("client", "revoke", "ivy", *rendered.args()))
+    result = run("client", "revoke", "ivy", *rendered.args())
+    assert result.exit_code == 2 and "already revoked" in result.output
+
+
+def test_crl_renewed_before_it_runs_out(rendered):
+    before = clients.crl_next_update(rendered.dir)
+    assert before - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=layout.CRL_RENEW_DAYS)
+    assert not clients.ensure_fresh_crl(rendered.dir)
+    assert clients.ensure_fresh_crl(rendered.dir, now=before - dt.timedelta(days=5))
+    assert clients.crl_next_update(rendered.dir) >= before
+
+
+def test_certs_shows_the_whole_pki(rendered):
+    ok(run("client", "add", "jo", *rendered.args()))
+    data = {c["file"]: c for c in json.loads(ok(run("certs", "--json", *rendered.args())).stdout)}
+    assert {"certs/server-ca.crt", "certs/client-ca.crt", "certs/server.crt", "certs/client.crt",
+            "demo-certs/expired-client.crt", "clients/jo/jo.crt"} <= set(data)
+    server = data["certs/server.crt"]
+    assert "DNS:localhost" in server["sans"] and server["extended_key_usage"] == ["serverAuth"]
+    assert len(server["sha256"]) == 95 and server["issuer"] == data["certs/server-ca.crt"]["subject"]
+    assert data["clients/jo/jo.crt"]["subject"].startswith("CN=jo,")
+    table = ok(run("certs", *rendered.args()))
+    assert "clients/jo/jo.crt" in table.output and "sha-256" in table.output
+
+
+def test_certs_warns_before_expiry(new_lab):
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--days", "20")))
+    result = ok(run("certs", *lab.args()))
+    assert "warning: certs/server.crt expires in 19 days" in result.output or \
+        "warning: certs/server.crt expires in 20 days" in result.output
