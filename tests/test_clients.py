@@ -26,6 +26,21 @@ def ok(result):
     return result
 
 
+def whoami(lab, student: str) -> str:
+    """GET /whoami on the mTLS server as a student, the way the student README says."""
+    import http.client
+    import ssl
+
+    folder = lab.dir / "clients" / student
+    ctx = ssl.create_default_context(cafile=str(folder / "server-ca.crt"))
+    ctx.load_cert_chain(str(folder / f"{student}.crt"), str(folder / f"{student}.key"))
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    conn.request("GET", "/whoami")
+    body = conn.getresponse().read().decode()
+    conn.close()
+    return body
+
+
 @pytest.fixture
 def rendered(new_lab):
     """A lab directory with its PKI, nothing started (enough for issuing)."""
@@ -42,6 +57,7 @@ def test_three_students_each_greeted_by_name_then_one_revoked_live(new_lab, dock
     for student in ("alice", "bob", "carol"):
         data = json.loads(ok(run("verify", *lab.args("--as", student, "--scenario", "client-cert", "--json"))).stdout)
         assert data[0]["passed"] and f"CN={student}," in data[0]["detail"]["client_subject"]
+        assert whoami(lab, student).startswith(f"Hello, {student}! The server verified your certificate: SUCCESS")
     started = docker_client.containers.get(f"{lab.name}-mtls").attrs["State"]["StartedAt"]
 
     revoked = ok(run("client", "revoke", "bob", *lab.args()))

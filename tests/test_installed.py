@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, free_port, leftovers, remove_lab
 
 BIN = Path(sys.executable).parent
-COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "image", "down"]
+COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "client", "certs", "image", "down"]
 
 
 def lab_exe() -> str:
