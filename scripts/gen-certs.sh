@@ -40,10 +40,30 @@ done
 mkdir -p "$out"
 cd "$out"
 
-# A random suffix makes every lab's CA names distinct: a browser that meets two
-# labs never sees two CAs with the same name (Firefox refuses two certificates
-# with the same issuer and serial).
-tag=$(openssl rand -hex 3)
+# Everything below runs in as few rounds of parallel openssl processes as the
+# dependencies allow (keys -> CAs -> leaves; the client CA's database last):
+# each openssl start costs milliseconds, and `lab up` waits for this script.
+# Job output goes to *.err files, shown only if a job fails.
+run_parallel() {  # run_parallel "cmd1" "cmd2" ...: each a function call; fail if any fails
+    local pids=() i=0 failed=0
+    for job in "$@"; do
+        ( eval "$job" ) >"job$i.err" 2>&1 &
+        pids+=($!); i=$((i + 1))
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || { failed=1; cat "job$i.err" >&2; }
+    done
+    rm -f job*.err
+    return "$failed"
+}
+
+# Random material in one call: a tag that makes every lab's CA names distinct
+# (a browser that meets two labs never sees two CAs with the same name; Firefox
+# refuses two certificates with the same issuer and serial), and one random,
+# positive 128-bit serial number per certificate.
+rnd=$(openssl rand -hex 116)   # 232 hex digits: a tag and 7 serials
+tag=${rnd:0:6}
+serial() { echo "0x7${rnd:$((6 + 32 * $1)):31}"; }   # serial N: N-th serial (0..6)
 san_list=$(IFS=,; echo "${sans[*]}")
 
 # Extensions, per RFC 5280 and the CA/Browser Forum baseline:
@@ -75,55 +95,35 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 CNF
 
-serial() { echo "0x$(openssl rand -hex 16)"; }   # random, positive, 128 bits
-
-# ECDSA P-256 keys: accepted by every TLS client and made in milliseconds.
-# The keys are independent, so they are made in parallel.
-mkdir -p demo
-for k in server-ca client-ca server client demo/rogue-ca demo/rogue-client demo/expired-client demo/wrong-purpose; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$k.key" 2>"$k.genkey.err" &
-done
-fail=0
-for job in $(jobs -p); do wait "$job" || fail=1; done
-if [ "$fail" != 0 ]; then cat ./*.genkey.err demo/*.genkey.err >&2; exit 1; fi
-rm -f ./*.genkey.err demo/*.genkey.err
-
-ca() {  # ca NAME "Common Name"
+key() {  # ECDSA P-256: accepted by every TLS client and made in milliseconds
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
+}
+ca() {  # ca NAME SERIAL-INDEX "Common Name"
     openssl req -new -x509 -config ext.cnf -extensions v3_ca -key "$1.key" \
-        -subj "/O=mtls-lab/OU=$lab/CN=$2" -days "$ca_days" -set_serial "$(serial)" -sha256 -out "$1.crt"
+        -subj "/O=mtls-lab/OU=$lab/CN=$3" -days "$ca_days" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
 }
-leaf() {  # leaf NAME CA "Common Name" EXTENSIONS
-    openssl req -new -config ext.cnf -key "$1.key" -subj "/O=mtls-lab/OU=$lab/CN=$3" -out "$1.csr"
-    openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -set_serial "$(serial)" \
-        -days "$days" -sha256 -extfile ext.cnf -extensions "$4" -out "$1.crt" 2>"$1.x509.err" \
-        || { cat "$1.x509.err" >&2; return 1; }
-    rm -f "$1.csr" "$1.x509.err"
+leaf() {  # leaf NAME SERIAL-INDEX CA "Common Name" EXTENSIONS
+    openssl req -new -config ext.cnf -key "$1.key" -subj "/O=mtls-lab/OU=$lab/CN=$4" |
+        openssl x509 -req -CA "$3.crt" -CAkey "$3.key" -set_serial "$(serial "$2")" \
+            -days "$days" -sha256 -extfile ext.cnf -extensions "$5" -out "$1.crt"
 }
-
-ca server-ca "$lab Server CA $tag"
-ca client-ca "$lab Client CA $tag"
-leaf server server-ca "localhost" v3_server
-leaf client client-ca "$lab student client" v3_client
-
-# --- Demo certificates: each one is refused by the mTLS server, for one reason.
-ca demo/rogue-ca "$lab ROGUE CA $tag (not trusted by the lab)"
-leaf demo/rogue-client demo/rogue-ca "$lab rogue client" v3_client
-leaf demo/wrong-purpose client-ca "$lab server-auth-only client" v3_server
 
 # An expired certificate needs explicit start and end dates in the past, which
 # only `openssl ca` can set (x509 -req cannot before OpenSSL 3.4).
 past() {  # past N: N days ago, as openssl ca wants it (GNU date, then BSD date)
     date -u -d "-$1 days" +%Y%m%d%H%M%SZ 2>/dev/null || date -u -v-"$1"d +%Y%m%d%H%M%SZ
 }
+
 # The client CA keeps a database (openssl ca): every certificate it issues
 # from here on has a unique serial and can be revoked; lab client add / revoke
 # (scripts/client-ca.sh) use it. The serial starts at a random number.
-mkdir -p client-ca-db/issued crl
-: > client-ca-db/index.txt
-openssl rand -hex 16 > client-ca-db/serial
-echo 1000 > client-ca-db/crlnumber
-{
-cat <<CNF
+client_ca_db() {
+    mkdir -p client-ca-db/issued crl
+    : > client-ca-db/index.txt
+    echo "7${rnd:$((6 + 32 * 6)):31}" > client-ca-db/serial
+    echo 1000 > client-ca-db/crlnumber
+    {
+    cat <<CNF
 [ca]
 default_ca = client_ca
 [client_ca]
@@ -145,18 +145,27 @@ commonName = supplied
 [crl_ext]
 authorityKeyIdentifier = keyid:always
 CNF
-cat ext.cnf
-} > client-ca-db/ca.cnf
+    cat ext.cnf
+    } > client-ca-db/ca.cnf
+    openssl req -new -config ext.cnf -key demo/expired-client.key \
+        -subj "/O=mtls-lab/OU=$lab/CN=$lab expired client" |
+        openssl ca -batch -config client-ca-db/ca.cnf -notext -in /dev/stdin \
+            -startdate "$(past 2)" -enddate "$(past 1)" -extensions v3_client -out demo/expired-client.crt
+    # The client CA's revocation list, empty for now. nginx (ssl_crl) refuses
+    # every client once it is past its nextUpdate, so it is made for --crl-days
+    # days and `lab up` renews it well before then.
+    openssl ca -gencrl -config client-ca-db/ca.cnf -crldays "$crl_days" -out crl/client-ca.crl
+}
 
-openssl req -new -config ext.cnf -key demo/expired-client.key -subj "/O=mtls-lab/OU=$lab/CN=$lab expired client" \
-    -out demo/expired-client.csr
-openssl ca -batch -config client-ca-db/ca.cnf -notext \
-    -startdate "$(past 2)" -enddate "$(past 1)" -extensions v3_client \
-    -in demo/expired-client.csr -out demo/expired-client.crt 2>ca.err || { cat ca.err >&2; exit 1; }
-
-# The client CA's revocation list, empty for now. nginx (ssl_crl) refuses every
-# client once it is past its nextUpdate, so it is made for CRL_DAYS days and
-# `lab up` renews it well before then.
-openssl ca -gencrl -config client-ca-db/ca.cnf -crldays "$crl_days" -out crl/client-ca.crl 2>ca.err \
-    || { cat ca.err >&2; exit 1; }
-rm -f ca.err demo/expired-client.csr ext.cnf
+mkdir -p demo
+run_parallel "key server-ca" "key client-ca" "key server" "key client" "key demo/rogue-ca" \
+    "key demo/rogue-client" "key demo/expired-client" "key demo/wrong-purpose"
+run_parallel "ca server-ca 0 '$lab Server CA $tag'" "ca client-ca 1 '$lab Client CA $tag'" \
+    "ca demo/rogue-ca 2 '$lab ROGUE CA $tag (not trusted by the lab)'"
+# The demo certificates (demo/) are each refused by the mTLS server, for one reason.
+run_parallel "leaf server 3 server-ca localhost v3_server" \
+    "leaf client 4 client-ca '$lab student client' v3_client" \
+    "leaf demo/rogue-client 5 demo/rogue-ca '$lab rogue client' v3_client" \
+    "leaf demo/wrong-purpose 6 client-ca '$lab server-auth-only client' v3_server" \
+    "client_ca_db"
+rm -f ext.cnf
