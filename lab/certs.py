@@ -159,52 +159,111 @@ def _replace_dir(new: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def generate(lab_dir: Path, settings: Settings) -> CertsResult:
-    """Run gen-certs.sh into a temporary folder, then move the set into place.
+def needs_generation(lab_dir: Path, regenerate: bool = False) -> bool:
+    directory = layout.certs_dir(lab_dir)
+    return regenerate or not directory.exists() or not any(directory.iterdir())
 
-    The old set (if any) is replaced only after the new one is complete, so an
+
+class Generation:
+    """gen-certs.sh running into a staging folder beside the lab directory.
+
+    Nothing in the lab directory changes until finish(): the old set (if any)
+    is replaced only once the new one is complete and checked, so an
     interrupted or failed run never leaves a half-written certs/ behind.
+    `lab up` starts one before its preflight checks, so that OpenSSL works
+    while Python imports the Docker SDK; discard() drops it if they fail.
     """
-    _openssl_version()
-    final = layout.certs_dir(lab_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=".certs-", dir=lab_dir))
-    try:
-        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(tmp),
-               "--crl-days", str(layout.CRL_DAYS),
-               "--lab", settings.name, "--days", str(settings.days)]
+
+    def __init__(self, staging_parent: Path, settings: Settings):
+        _openssl_version()
+        self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
+        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(self.tmp),
+               "--crl-days", str(layout.CRL_DAYS), "--lab", settings.name, "--days", str(settings.days)]
         for san in settings.sans:
             cmd += ["--san", san]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CertificateError(
-                f"scripts/gen-certs.sh failed (exit {proc.returncode})",
-                details=(proc.stderr or proc.stdout).strip(),
-                hint="the lines above are OpenSSL's own message",
-            )
-        os.chmod(tmp, 0o700)
-        result = check_existing(tmp, settings, demo=tmp / "demo", crl_dir=tmp / layout.CRL_DIR)
-        # The set is complete: move the demo certificates and the CRL out of
-        # it, then everything into place. Students' certificates from an older
-        # set were signed by a CA that no longer exists: they go too.
-        for sub, target in (("demo", layout.demo_dir(lab_dir)), (layout.CRL_DIR, lab_dir / layout.CRL_DIR)):
-            staged = tmp.with_name(f"{tmp.name}-{sub}")
-            os.replace(tmp / sub, staged)
-            try:
-                _replace_dir(staged, target)
-            finally:
-                shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(layout.clients_dir(lab_dir), ignore_errors=True)
-        _replace_dir(tmp, final)
-        return CertsResult(final, True, result.sans, result.not_after)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def discard(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finish(self, lab_dir: Path, settings: Settings) -> CertsResult:
+        tmp, final = self.tmp, layout.certs_dir(lab_dir)
+        try:
+            out, err = self.proc.communicate()
+            if self.proc.returncode != 0:
+                raise CertificateError(
+                    f"scripts/gen-certs.sh failed (exit {self.proc.returncode})",
+                    details=(err or out).strip(), hint="the lines above are OpenSSL's own message",
+                )
+            os.chmod(tmp, 0o700)
+            result = check_existing(tmp, settings, demo=tmp / "demo", crl_dir=tmp / layout.CRL_DIR)
+            # The set is complete: move the demo certificates and the CRL out of
+            # it, then everything into place. Students' certificates from an older
+            # set were signed by a CA that no longer exists: they go too.
+            for sub, target in (("demo", layout.demo_dir(lab_dir)), (layout.CRL_DIR, lab_dir / layout.CRL_DIR)):
+                staged = tmp.with_name(f"{tmp.name}-{sub}")
+                os.replace(tmp / sub, staged)
+                try:
+                    _replace_dir(staged, target)
+                finally:
+                    shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(layout.clients_dir(lab_dir), ignore_errors=True)
+            _replace_dir(tmp, final)
+            _remember(lab_dir, settings, result)
+            return CertsResult(final, True, result.sans, result.not_after)
+        except BaseException:
+            self.discard()
+            raise
 
 
-def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False) -> CertsResult:
+def generate(lab_dir: Path, settings: Settings) -> CertsResult:
+    return Generation(lab_dir, settings).finish(lab_dir, settings)
+
+
+def _cert_files(lab_dir: Path) -> list[Path]:
+    certs = layout.certs_dir(lab_dir)
+    files = [certs / n for n in layout.CERT_FILES] + [layout.demo_dir(lab_dir) / n for n in layout.DEMO_FILES]
+    return files + [layout.crl_file(lab_dir), certs / layout.CLIENT_CA_DB / "ca.cnf"]
+
+
+def _remember(lab_dir: Path, settings: Settings, result: CertsResult) -> None:
+    from lab import cache
+
+    cache.put(lab_dir, "certs", {"digest": cache.digest(files=_cert_files(lab_dir)), "sans": list(result.sans),
+                                 "not_after": result.not_after.isoformat()})
+
+
+def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
+    """The result of an earlier check of exactly these files, if still true now."""
+    from lab import cache
+
+    entry = cache.get(lab_dir, "certs")
+    if not entry or entry.get("digest") != cache.digest(files=_cert_files(lab_dir)):
+        return None
+    try:
+        not_after = dt.datetime.fromisoformat(entry["not_after"])
+        sans = tuple(entry["sans"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not_after <= dt.datetime.now(dt.timezone.utc) or any(s not in sans for s in settings.all_sans()):
+        return None
+    return CertsResult(layout.certs_dir(lab_dir), False, sans, not_after)
+
+
+def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
+           pending: Generation | None = None) -> CertsResult:
     """Reuse a valid existing set, make one where there is none; never
     silently replace a set the instructor may have handed out."""
-    directory = layout.certs_dir(lab_dir)
-    if regenerate or not directory.exists() or not any(directory.iterdir()):
-        return generate(lab_dir, settings)
-    return check_existing(directory, settings)
+    if needs_generation(lab_dir, regenerate):
+        return (pending or Generation(lab_dir, settings)).finish(lab_dir, settings)
+    if pending is not None:
+        pending.discard()
+    recalled = _recall(lab_dir, settings)
+    if recalled is not None:
+        return recalled
+    result = check_existing(layout.certs_dir(lab_dir), settings)
+    _remember(lab_dir, settings, result)
+    return result

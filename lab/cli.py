@@ -218,6 +218,20 @@ def _now():
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _start_generation(lab_dir: Path, s, regenerate: bool):
+    """Start gen-certs.sh early when new certificates are needed; None when not (or when it cannot start here:
+    the ordinary path then reports why)."""
+    from lab import certs
+
+    parent = lab_dir.absolute().parent
+    if not certs.needs_generation(lab_dir, regenerate) or not parent.is_dir():
+        return None
+    try:
+        return certs.Generation(parent, s)
+    except (OSError, LabError):
+        return None
+
+
 def _make_lab_dir(lab_dir: Path) -> None:
     try:
         lab_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +246,7 @@ def _make_lab_dir(lab_dir: Path) -> None:
 RegenerateOpt = Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")]
 
 
-def _build(lab_dir: Path, s, regenerate: bool, start=None):
+def _build(lab_dir: Path, s, regenerate: bool, start=None, pending=None):
     """Certificates, then configuration, then (for up) `start(rendered, certs)`; then save the settings.
 
     A lab directory this run created is removed again if any step fails or is
@@ -240,16 +254,20 @@ def _build(lab_dir: Path, s, regenerate: bool, start=None):
     from lab import certs, render as rendering, settings
     from lab.locking import lab_lock
 
-    with lab_lock(s.name):
-        return _build_locked(lab_dir, s, regenerate, start, certs, rendering, settings)
+    try:
+        with lab_lock(s.name):
+            return _build_locked(lab_dir, s, regenerate, start, pending, certs, rendering, settings)
+    finally:
+        if pending is not None and pending.tmp.exists():
+            pending.discard()
 
 
-def _build_locked(lab_dir: Path, s, regenerate: bool, start, certs, rendering, settings):
+def _build_locked(lab_dir: Path, s, regenerate: bool, start, pending, certs, rendering, settings):
     made_dir = not lab_dir.exists()
     try:
         _make_lab_dir(lab_dir)
         with _err_console().status("certificates…"):
-            cert_result = certs.ensure(lab_dir, s, regenerate=regenerate)
+            cert_result = certs.ensure(lab_dir, s, regenerate=regenerate, pending=pending)
         rendered = rendering.render(lab_dir, s)
         started = start(rendered, cert_result) if start else None
         settings.save(lab_dir, s)
@@ -281,7 +299,15 @@ def up(
     started = time.monotonic()
     lab_dir = _lab_dir(directory, name)
     s = _settings(lab_dir, name, tls_port, mtls_port, port_offset, bind, image, san, days)
-    client = _preflight(lab_dir, s)  # before anything is written: a blocked lab up makes nothing
+    # OpenSSL makes new certificates (into a staging folder: the lab directory
+    # is not touched) while Python loads the Docker SDK for the preflight.
+    pending = _start_generation(lab_dir, s, regenerate)
+    try:
+        client = _preflight(lab_dir, s)  # before anything is written: a blocked lab up makes nothing
+    except BaseException:
+        if pending is not None:
+            pending.discard()
+        raise
 
     def start(rendered, cert_result):
         from lab import clients
@@ -294,7 +320,7 @@ def up(
             runtime.reload(client, s.name, "mtls")  # the running server picks up the renewed CRL
         return result
 
-    cert_result, _, result = _build(lab_dir, s, regenerate, start)
+    cert_result, _, result = _build(lab_dir, s, regenerate, start, pending)
 
     out = _out_console()
     state = "is up" if result.changed else "was already up (nothing to do)"

@@ -109,7 +109,32 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
     }
 
 
+def _mounted_certs(lab_dir: Path) -> list[Path]:
+    certs = layout.certs_dir(lab_dir)
+    return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT)]
+
+
 def render(lab_dir: Path, settings: Settings) -> RenderResult:
+    """Render, unless exactly these inputs were rendered into exactly these files before."""
+    from lab import cache
+
+    inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
+                          files=[*sorted(templates_dir().iterdir()), *_mounted_certs(lab_dir)])
+    entry = cache.get(lab_dir, "render")
+    if entry and entry.get("inputs") == inputs:
+        outputs = entry.get("outputs") or {}
+        if outputs and all(cache.digest(files=[lab_dir / rel]) == h for rel, h in outputs.items()):
+            files = tuple(lab_dir / rel for rel in outputs)
+            return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, entry["config_hash"])
+    result = _render(lab_dir, settings)
+    cache.put(lab_dir, "render", {
+        "inputs": inputs, "config_hash": result.config_hash,
+        "outputs": {str(p.relative_to(lab_dir)): cache.digest(files=[p]) for p in result.files},
+    })
+    return result
+
+
+def _render(lab_dir: Path, settings: Settings) -> RenderResult:
     """Write the nginx configs, hello-world files and compose file into lab_dir.
 
     The config hash covers everything a container depends on (rendered files,
@@ -124,10 +149,8 @@ def render(lab_dir: Path, settings: Settings) -> RenderResult:
             text = render_text(template, **ctx)
             written.append(_write(lab_dir / folder / target, text))
             digest.update(f"{folder}/{target}\0{text}\0".encode())
-    certs = layout.certs_dir(lab_dir)
-    for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT):
-        path = certs / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    for path in _mounted_certs(lab_dir):
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     digest.update(repr(sorted(settings.to_dict().items())).encode())
     digest.update(str(lab_dir.resolve()).encode())  # a label on the containers
     config_hash = digest.hexdigest()[:16]

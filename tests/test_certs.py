@@ -121,7 +121,7 @@ def test_regenerate_replaces(tmp_path):
     first = (certs.ensure(tmp_path, s).directory / "server.crt").read_bytes()
     assert certs.ensure(tmp_path, s, regenerate=True).generated
     assert (tmp_path / "certs" / "server.crt").read_bytes() != first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs", "crl", "demo-certs"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lab-cache.json", "certs", "crl", "demo-certs"]  # no temporaries
 
 
 def test_mismatched_key_is_refused(tmp_path):
@@ -183,3 +183,23 @@ def test_openssl_failure_shows_its_message_and_leaves_nothing(tmp_path, monkeypa
         certs.ensure(lab_dir, settings.validate(Settings()))
     assert "broken on purpose" in e.value.details
     assert list(lab_dir.iterdir()) == []
+
+
+def test_cached_check_never_hides_a_change(tmp_path):
+    """The warm path skips re-reading certificates only while their bytes are exactly as checked."""
+    s = settings.validate(Settings())
+    certs.ensure(tmp_path, s)
+    assert certs._recall(tmp_path, s) is not None
+    key = tmp_path / "certs" / "client.key"
+    key.write_bytes((tmp_path / "certs" / "server.key").read_bytes())
+    assert certs._recall(tmp_path, s) is None
+    with pytest.raises(CertificateError, match="does not match"):
+        certs.ensure(tmp_path, s)
+    assert certs._recall(tmp_path, settings.validate(Settings(sans=("other.test",)))) is None
+
+
+def test_generation_staged_beside_and_discarded(tmp_path):
+    s = settings.validate(Settings())
+    pending = certs.Generation(tmp_path, s)
+    pending.discard()
+    assert list(tmp_path.iterdir()) == []
