@@ -110,6 +110,13 @@ def main() -> None:
             add("lab up (cold: empty lab directory)", timed(lambda: sh(*up)))
             add("lab up (warm: already running)", timed(lambda: sh(*up)))
             add("lab verify (9 scenarios)", timed(lambda: sh(LAB, "verify", *lab_args(labdir))))
+            # The same nine scenarios without the command's start-up (Python, typer, rich):
+            # what the matrix itself costs, per scenario, against one curl process each.
+            from lab import settings as lab_settings
+            from lab import verify as lab_verify
+
+            s = lab_settings.resolve(labdir, {})
+            add("verify matrix in-process (9, no start-up)", timed(lambda: lab_verify.run(labdir, s)))
             add("lab down", timed(lambda: sh(LAB, "down", *lab_args(labdir))))
             add("lab --help", timed(lambda: sh(LAB, "--help")))
             add("python -c 'import typer'", timed(lambda: sh(sys.executable, "-c", "import typer")))
@@ -142,8 +149,12 @@ def main() -> None:
         ("warm lab up / by hand up", med["lab up (warm: already running)"] / med["by hand: gen-certs + compose up + poll"], 0.2),
         ("lab down / compose down", med["lab down"] / med["by hand: compose down"], 1.0),
         ("lab verify (9) / 4 sequential curls", med["lab verify (9 scenarios)"] / med["by hand: the article's 4 curl calls"], 2.5),
+        ("  in-process matrix / 4 curls", med["verify matrix in-process (9, no start-up)"]
+         / med["by hand: the article's 4 curl calls"], 2.5),
         ("lab --help / import typer", med["lab --help"] / med["python -c 'import typer'"], 2.5),
     ]
+    print(f"engine alone, the floor under any cold `up`: {med['engine alone: create + start 2 containers']:.3f} s of "
+          f"{med['lab up (cold: empty lab directory)']:.3f} s\n")
     print(f"{'ratio':<{width}}  {'value':>8}  {'target':>8}")
     for label, value, target in ratios:
         print(f"{label:<{width}}  {value:8.2f}  {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")

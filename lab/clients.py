@@ -178,12 +178,20 @@ def revoke(lab_dir: Path, name: str) -> Client:
 
 
 def crl_next_update(lab_dir: Path) -> dt.datetime | None:
-    from cryptography import x509
+    from lab import cache
 
     path = layout.crl_file(lab_dir)
     if not path.is_file():
         return None
-    return x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    digest = cache.digest(files=[path])
+    entry = cache.get(lab_dir, "crl")
+    if entry and entry.get("digest") == digest:
+        return dt.datetime.fromisoformat(entry["next_update"])
+    from cryptography import x509
+
+    next_update = x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    cache.put(lab_dir, "crl", {"digest": digest, "next_update": next_update.isoformat()})
+    return next_update
 
 
 def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
