@@ -58,7 +58,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def remove_lab(client, name: str) -> None:
-    """Remove everything labelled with this lab's name (the test's own cleanup, not lab's)."""
+    """Remove everything labelled with this lab's name (the test's own cleanup, not lab's),
+    and the lab's lock file (lab keeps it: removing a lock file races with its next user)."""
+    from lab.locking import lock_path
+
+    lock_path(name).unlink(missing_ok=True)
     for c in client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={name}"}):
         c.remove(force=True)
     for n in client.networks.list(filters={"label": f"{layout.LABEL_LAB}={name}"}):
@@ -105,8 +109,11 @@ def new_lab(tmp_path, docker_client, image):
         return params
 
     yield make
+    from lab.locking import lock_path
+
     for name in made:
         remove_lab(docker_client, name)
+        lock_path(name).unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
