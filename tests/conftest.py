@@ -122,3 +122,25 @@ def _no_color(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     for var in ("LAB_DIR", "LAB_NAME", "LAB_TLS_PORT", "LAB_MTLS_PORT", "LAB_BIND", "LAB_IMAGE"):
         monkeypatch.delenv(var, raising=False)
+
+
+def run(*args, env=None):
+    """A lab command in-process (typer's CliRunner), every argument as text."""
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def rendered(new_lab):
+    """A lab directory with its PKI and configuration, nothing started (`lab render`)."""
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    return lab

@@ -11,19 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from typer.testing import CliRunner
 
+from conftest import ok, run
 from lab import clients, layout
-from lab.cli import app
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def whoami(lab, student: str) -> str:
@@ -39,14 +31,6 @@ def whoami(lab, student: str) -> str:
     body = conn.getresponse().read().decode()
     conn.close()
     return body
-
-
-@pytest.fixture
-def rendered(new_lab):
-    """A lab directory with its PKI, nothing started (enough for issuing)."""
-    lab = new_lab()
-    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
-    return lab
 
 
 @pytest.mark.docker

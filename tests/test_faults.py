@@ -15,22 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import REPO, free_port, leftovers
+from conftest import REPO, free_port, leftovers, ok, run
 from lab import layout, runtime
-from lab.cli import app
 
 pytestmark = [pytest.mark.faults]
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def clean(client, lab, dir_gone=True):
@@ -167,22 +158,15 @@ def test_doctor_with_engine_unreachable(tmp_path):
 # --------------------------------------------------------------------------- broken certificates
 
 
-@pytest.fixture
-def rendered_lab(new_lab):
-    lab = new_lab()
-    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
-    return lab
-
-
 @pytest.mark.docker
-def test_truncated_key(rendered_lab, docker_client):
-    key = rendered_lab.dir / "certs" / "server.key"
+def test_truncated_key(rendered, docker_client):
+    key = rendered.dir / "certs" / "server.key"
     key.write_bytes(key.read_bytes()[:40])
-    result = run("up", *rendered_lab.args())
+    result = run("up", *rendered.args())
     assert result.exit_code == 5
     assert "server.key is not a readable PEM private key" in result.output and "--regenerate" in result.output
-    assert leftovers(docker_client, rendered_lab.name) == []
-    ok(run("up", *rendered_lab.args("--regenerate")))
+    assert leftovers(docker_client, rendered.name) == []
+    ok(run("up", *rendered.args("--regenerate")))
 
 
 def _resign_expired(certs_dir: Path, name: str, ca: str) -> None:
@@ -204,14 +188,14 @@ def _resign_expired(certs_dir: Path, name: str, ca: str) -> None:
 
 @pytest.mark.docker
 @pytest.mark.parametrize("name,ca", [("server", "server-ca"), ("client", "client-ca")])
-def test_expired_certificate_detected_before_start(rendered_lab, docker_client, name, ca):
-    _resign_expired(rendered_lab.dir / "certs", name, ca)
-    result = run("up", *rendered_lab.args())
+def test_expired_certificate_detected_before_start(rendered, docker_client, name, ca):
+    _resign_expired(rendered.dir / "certs", name, ca)
+    result = run("up", *rendered.args())
     assert result.exit_code == 5
     assert re.search(rf"{name}\.crt expired on \d{{4}}-\d\d-\d\d", result.output) and "--regenerate" in result.output
-    assert leftovers(docker_client, rendered_lab.name) == []
-    ok(run("up", *rendered_lab.args("--regenerate")))
-    ok(run("verify", *rendered_lab.args()))
+    assert leftovers(docker_client, rendered.name) == []
+    ok(run("up", *rendered.args("--regenerate")))
+    ok(run("verify", *rendered.args()))
 
 
 # --------------------------------------------------------------------------- two at once

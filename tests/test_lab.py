@@ -12,21 +12,15 @@ import ssl
 import subprocess
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import leftovers, remove_lab
+from conftest import leftovers, ok, remove_lab, run
 from lab import layout, runtime
-from lab.cli import app
 
 pytestmark = pytest.mark.docker
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
 def assert_ok(result):
-    assert result.exit_code == 0, result.output
+    ok(result)
 
 
 def assert_clean(client, lab, lab_dir=None):

@@ -12,22 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import free_port, leftovers
+from conftest import free_port, leftovers, ok, run
 from lab import layout
-from lab.cli import app
 
 pytestmark = pytest.mark.docker
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_status_of_a_running_lab(new_lab):
