@@ -13,7 +13,6 @@ import functools
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -128,9 +127,11 @@ def _lab_name(lab_dir: Path, name: Optional[str], client=None) -> str:
         if saved:
             return saved
     if client is not None:
-        found = client.containers.list(all=True, filters={"label": f"{layout.LABEL_DIR}={lab_dir.resolve()}"})
+        from lab import runtime
+
+        found = runtime.lab_for_dir(client, lab_dir)
         if found:
-            return found[0].labels[layout.LABEL_LAB]
+            return found
     return layout.DEFAULT_NAME
 
 
@@ -411,10 +412,7 @@ def status(
     client = runtime.connect()
     out = _out_console()
     if all_labs:
-        labs = runtime.all_labs(client)
-        rows = [{"name": lab, "dir": next((c.labels.get(layout.LABEL_DIR, "") for c in cs), ""),
-                 "containers": {c.name: c.status for c in cs},
-                 "published": sorted(filter(None, (runtime._published(c) for c in cs)))} for lab, cs in labs.items()]
+        rows = runtime.all_labs(client)
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
@@ -575,7 +573,7 @@ def client_add(
     legacy_p12: Annotated[bool, typer.Option("--legacy-p12", help="PKCS#12 with the old algorithms older macOS/iOS need.")] = False,
 ):
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
-    from lab import clients, runtime
+    from lab import clients
     from lab.locking import lab_lock
 
     lab_dir = _lab_dir(directory, name)

@@ -52,10 +52,10 @@ def check_image(client, image: str) -> Check:
     if runtime.image_present(client, image):
         return Check("image", True, f"{image} is on this machine")
     try:
-        client.api.inspect_distribution(image)
+        runtime.registry_has(client, image)
         return Check("image", True, f"{image} is not on this machine; its registry has it (lab up pulls it)")
-    except Exception as e:  # noqa: BLE001 - any failure: not pullable from here
-        return Check("image", False, f"{image} is not on this machine and its registry cannot be reached ({runtime._short(e)})",
+    except LabError as e:
+        return Check("image", False, f"{image} is not on this machine and its registry cannot be reached ({e})",
                      f"lab image load FILE (from `lab image save` on a machine that has it), or "
                      f"sudo scripts/build-nginx-image.sh and --image {layout.OFFLINE_IMAGE}")
 
@@ -79,10 +79,10 @@ def check_ports(client, s: Settings) -> list[Check]:
         address = f"{s.bind}:{port}"
         if address in own:
             checks.append(Check(f"port {port}", True, f"published by this lab's {server} server"))
-        elif runtime._port_free(s.bind, port):
+        elif runtime.port_free(s.bind, port):
             checks.append(Check(f"port {port}", True, f"free on {s.bind}"))
         else:
-            holder = runtime._holder(client, s.bind, port) if client is not None else ""
+            holder = runtime.port_holder(client, s.bind, port) if client is not None else ""
             checks.append(Check(f"port {port}", False, f"port {port} on {s.bind} is already in use{holder}",
                                 f"free it, or choose another with --{server}-port or --port-offset"))
     return checks
@@ -121,9 +121,10 @@ def check_clock(client, now: dt.datetime) -> Check:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
     if client is None:
         return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC (engine not reachable to compare)", blocking=False)
-    try:
-        engine_time = dt.datetime.fromisoformat(client.info()["SystemTime"][:26].rstrip("Z").split("+")[0] + "+00:00")
-    except (KeyError, ValueError):
+    from lab import runtime
+
+    engine_time = runtime.engine_time(client)
+    if engine_time is None:
         return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC", blocking=False)
     skew = abs((engine_time - now).total_seconds())
     if skew > 120:

@@ -114,16 +114,16 @@ def connect():
         client.ping()
         return client
     except docker.errors.DockerException as e:
-        raise DockerUnavailable(f"cannot reach the Docker engine ({_short(e)})", hint=DOCKER_HINT) from None
+        raise DockerUnavailable(f"cannot reach the Docker engine ({short_error(e)})", hint=DOCKER_HINT) from None
     except Exception as e:  # requests' connection errors, bad DOCKER_HOST schemes
-        raise DockerUnavailable(f"cannot reach the Docker engine ({_short(e)})", hint=DOCKER_HINT) from None
+        raise DockerUnavailable(f"cannot reach the Docker engine ({short_error(e)})", hint=DOCKER_HINT) from None
 
 
 def engine_version(client) -> str:
     return client.version().get("Version", "?")
 
 
-def _short(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     text = str(getattr(e, "explanation", None) or e).strip().splitlines()
     return text[-1][:300] if text else e.__class__.__name__
 
@@ -156,7 +156,7 @@ def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
         return True
     except docker.errors.DockerException as e:
         raise ImageUnavailable(
-            f"image {image} is not on this machine and could not be pulled ({_short(e)})",
+            f"image {image} is not on this machine and could not be pulled ({short_error(e)})",
             hint=(f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
                   f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
                   f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull"),
@@ -184,7 +184,7 @@ def lab_networks(client, lab: str) -> list:
     return client.networks.list(filters={"label": f"{layout.LABEL_LAB}={lab}"})
 
 
-def _published(container) -> str:
+def published(container) -> str:
     ports = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
     for bindings in ports.values():
         for b in bindings or []:
@@ -198,7 +198,7 @@ def state(client, lab: str) -> list[ContainerState]:
         labels = c.labels
         out.append(ContainerState(
             labels.get(layout.LABEL_SERVER, "?"), c.name, c.status,
-            (c.attrs.get("Config") or {}).get("Image", "?"), labels.get(layout.LABEL_CONFIG_HASH, ""), _published(c),
+            (c.attrs.get("Config") or {}).get("Image", "?"), labels.get(layout.LABEL_CONFIG_HASH, ""), published(c),
         ))
     return sorted(out, key=lambda s: s.name)
 
@@ -207,7 +207,7 @@ def logs_tail(container, lines: int = 15) -> str:
     try:
         return container.logs(tail=lines).decode(errors="replace").strip()
     except Exception as e:  # the container may be gone already
-        return f"(no logs: {_short(e)})"
+        return f"(no logs: {short_error(e)})"
 
 
 # --------------------------------------------------------------------------- up
@@ -224,7 +224,7 @@ class UpResult:
     timings: dict = field(default_factory=dict)
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         # Docker's proxy listens with SO_REUSEADDR: do the same, so a socket
@@ -237,9 +237,10 @@ def _port_free(host: str, port: int) -> bool:
             return False
 
 
-def _holder(client, host: str, port: int) -> str:
+def port_holder(client, host: str, port: int) -> str:
+    """Who holds a port: another lab (named), or another program."""
     for c in client.containers.list(filters={"label": layout.LABEL_LAB}):
-        if _published(c).endswith(f":{port}"):
+        if published(c).endswith(f":{port}"):
             return f" by lab {c.labels.get(layout.LABEL_LAB)!r} (container {c.name}; `lab down --name {c.labels.get(layout.LABEL_LAB)}`)"
     return " by another program (find it: ss -ltnp 'sport = :%d')" % port
 
@@ -247,9 +248,9 @@ def _holder(client, host: str, port: int) -> str:
 def _check_ports(client, spec: LabSpec) -> None:
     for svc in spec.services:
         host, port = svc.published
-        if not _port_free(host, port):
+        if not port_free(host, port):
             raise RuntimeFailure(
-                f"port {port} on {host} is already in use{_holder(client, host, port)}",
+                f"port {port} on {host} is already in use{port_holder(client, host, port)}",
                 hint=f"free it, or choose another port with --{svc.key}-port",
             )
 
@@ -313,7 +314,7 @@ def _create(client, svc: Service, network):
 
 
 def _start_error(svc: Service, e: Exception) -> RuntimeFailure:
-    text = _short(e)
+    text = short_error(e)
     if "already allocated" in text or "address already in use" in text:
         host, port = svc.published
         return RuntimeFailure(f"port {port} on {host} is already in use ({text})",
@@ -422,7 +423,7 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
         # already read into the error by _wait_ready.
         _rollback(client, spec.name, networks_before)
         if isinstance(e, docker.errors.DockerException):
-            raise RuntimeFailure(f"Docker refused: {_short(e)}") from None
+            raise RuntimeFailure(f"Docker refused: {short_error(e)}") from None
         raise
     timings["total"] = time.monotonic() - t0
     return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled, replaced=replaced, timings=timings)
@@ -522,10 +523,10 @@ def status(client, lab: str, ca_file: Path | None) -> list[ServerStatus]:
         if c is None:
             out.append(ServerStatus(server, layout.container_name(lab, server), "missing", "-", "", "", "", None, ""))
             continue
-        published = _published(c)
+        address = published(c)
         health = "-"
-        if c.status == "running" and published:
-            host, port = published.rsplit(":", 1)
+        if c.status == "running" and address:
+            host, port = address.rsplit(":", 1)
             try:
                 if ca_file is not None and ca_file.exists():
                     health = f"answers TLS ({handshake(_connect_host(host), int(port), ca_file)})"
@@ -534,18 +535,48 @@ def status(client, lab: str, ca_file: Path | None) -> list[ServerStatus]:
             except (OSError, ssl.SSLError) as e:
                 health = f"no TLS answer: {e.__class__.__name__}"
         started, uptime = _uptime(c)
-        out.append(ServerStatus(server, c.name, c.status, health, published,
+        out.append(ServerStatus(server, c.name, c.status, health, address,
                                 (c.attrs.get("Config") or {}).get("Image", "?"), started, uptime,
                                 c.labels.get(layout.LABEL_DIR, "")))
     return out
 
 
-def all_labs(client) -> dict[str, list]:
-    """Every lab on this engine, found by label: {lab name: [containers]}."""
+def all_labs(client) -> list[dict]:
+    """Every lab on this engine, found by label: name, directory, containers and their states, addresses."""
     labs: dict[str, list] = {}
     for c in client.containers.list(all=True, filters={"label": layout.LABEL_LAB}):
         labs.setdefault(c.labels[layout.LABEL_LAB], []).append(c)
-    return dict(sorted(labs.items()))
+    return [{"name": lab, "dir": next((c.labels.get(layout.LABEL_DIR, "") for c in cs), ""),
+             "containers": {c.name: c.status for c in cs},
+             "published": sorted(filter(None, (published(c) for c in cs)))}
+            for lab, cs in sorted(labs.items())]
+
+
+def lab_for_dir(client, lab_dir: Path) -> str | None:
+    """The name of the lab whose containers were made from this directory (which may be gone)."""
+    found = client.containers.list(all=True, filters={"label": f"{layout.LABEL_DIR}={lab_dir.resolve()}"})
+    return found[0].labels[layout.LABEL_LAB] if found else None
+
+
+def registry_has(client, image: str) -> None:
+    """Ask the image's registry about it without pulling; raises ImageUnavailable when it cannot tell."""
+    import docker
+
+    try:
+        client.api.inspect_distribution(image)
+    except (docker.errors.DockerException, OSError) as e:
+        raise ImageUnavailable(short_error(e)) from None
+
+
+def engine_time(client):
+    """The engine's clock, as an aware datetime (None when it does not say)."""
+    import datetime as dt
+
+    try:
+        text = client.info()["SystemTime"]
+        return dt.datetime.fromisoformat(text[:26].rstrip("Z").split("+")[0] + "+00:00")
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def server_container(client, lab: str, server: str):
@@ -629,7 +660,7 @@ def load_image(client, path: Path, progress: Progress | None = None) -> list[str
     try:
         images = client.images.load(chunks())
     except docker.errors.DockerException as e:
-        raise ImageUnavailable(f"could not load {path} ({_short(e)})",
+        raise ImageUnavailable(f"could not load {path} ({short_error(e)})",
                                hint="was it made by `lab image save` or `docker save`?") from None
     return sorted(t for img in images for t in img.tags)
 

@@ -8,8 +8,6 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives import serialization
 
 from lab import certs, layout, settings
 from lab.errors import CertificateError
