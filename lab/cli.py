@@ -430,7 +430,7 @@ def status(
     lab_dir = _lab_dir(directory, name)
     saved = settings.load_saved(lab_dir) if lab_dir.is_dir() else {}
     s = settings.resolve(lab_dir, {"name": name}) if saved else settings.validate(
-        settings.Settings(name=name or layout.DEFAULT_NAME))
+        settings.Settings(name=_lab_name(lab_dir, name, client)))
     servers = runtime.status(client, s.name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
     if as_json:
         expiry = _days_to_expiry(lab_dir) if lab_dir.is_dir() else None
