@@ -28,6 +28,7 @@ class CertsResult:
     generated: bool          # False: an existing valid set was reused
     sans: tuple[str, ...]    # what the server certificate covers
     not_after: dt.datetime   # the earliest expiry of the set
+    dropped_students: tuple[str, ...] = ()   # their CA was replaced: they need new certificates
 
 
 def _load_cert(path: Path):
@@ -210,10 +211,12 @@ class Generation:
                     _replace_dir(staged, target)
                 finally:
                     shutil.rmtree(staged, ignore_errors=True)
-            shutil.rmtree(layout.clients_dir(lab_dir), ignore_errors=True)
+            clients = layout.clients_dir(lab_dir)
+            dropped = tuple(sorted(p.name for p in clients.iterdir() if p.is_dir())) if clients.is_dir() else ()
+            shutil.rmtree(clients, ignore_errors=True)
             _replace_dir(tmp, final)
             _remember(lab_dir, settings, result)
-            return CertsResult(final, True, result.sans, result.not_after)
+            return CertsResult(final, True, result.sans, result.not_after, dropped)
         except BaseException:
             self.discard()
             raise

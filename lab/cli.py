@@ -331,10 +331,18 @@ def up(
     certs_said = "made now" if cert_result.generated else "reused"
     out.print(f"  certificates  {certs_said}; server certificate for "
               f"{', '.join(x.split(':', 1)[1] for x in cert_result.sans)}", markup=False)
+    _say_dropped(out, cert_result)
     if result.pulled:
         out.print(f"  image         {s.image} pulled", markup=False)
     _print_status(out, s, runtime.status(client, s.name, cert_result.directory / layout.SERVER_CA_CRT), lab_dir)
     _print_next(out, lab_dir, s, directory, name)
+
+
+def _say_dropped(out, cert_result) -> None:
+    if cert_result.dropped_students:
+        names = " ".join(cert_result.dropped_students)
+        out.print(f"  [yellow]students[/]      new CAs: the certificates of {names} were signed by the old client "
+                  f"CA and were removed; issue new ones: lab client add {names}")
 
 
 def _print_next(out, lab_dir: Path, s, directory, name) -> None:
@@ -543,6 +551,7 @@ def render(
     out = _out_console()
     out.print(f"[green]✓[/] lab [bold]{s.name}[/] rendered into {lab_dir}/ (certificates "
               f"{'made now' if cert_result.generated else 'reused'}); nothing started")
+    _say_dropped(out, cert_result)
     for path in rendered.files:
         out.print(f"  {path}", markup=False)
     out.print("Run it yourself:", markup=False)

@@ -180,3 +180,11 @@ def test_certs_warns_before_expiry(new_lab):
     result = ok(run("certs", *lab.args()))
     assert "warning: certs/server.crt expires in 19 days" in result.output or \
         "warning: certs/server.crt expires in 20 days" in result.output
+
+
+def test_regenerate_says_which_students_need_new_certificates(rendered):
+    ok(run("client", "add", "kim", "lee", *rendered.args()))
+    result = ok(run("render", "--regenerate", *rendered.args()))
+    assert "the certificates of kim lee were signed by the old client CA" in result.output
+    assert "lab client add kim lee" in result.output
+    assert not (rendered.dir / "clients").exists()
