@@ -75,14 +75,21 @@ def test_logs_show_what_the_server_saw(new_lab):
 
 
 def test_logs_follow(new_lab):
+    import selectors
+
     lab = new_lab()
     ok(run(*lab.up_args()))
     proc = subprocess.Popen([sys.executable, "-m", "lab", "logs", "tls", "--follow", "--tail", "0", *lab.args()],
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
     try:
-        time.sleep(1.5)
-        ok(run("verify", *lab.args("--scenario", "trusted")))
-        line = proc.stdout.readline()
+        line, deadline = "", time.monotonic() + 30
+        while not line and time.monotonic() < deadline:
+            # Request until the follower, however slow to start, has seen one.
+            ok(run("verify", *lab.args("--scenario", "trusted")))
+            if sel.select(timeout=0.5):
+                line = proc.stdout.readline()
         assert '"GET /hello-world.txt HTTP/1.1" 200' in line
     finally:
         proc.send_signal(signal.SIGINT)
