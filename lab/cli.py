@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -87,8 +88,30 @@ def handles_errors(command):
         except KeyboardInterrupt:
             _err_console().print("interrupted: what this run made was removed", markup=False)
             raise typer.Exit(130) from None
+        except Exception as e:
+            # The engine or the file system failing mid-command is an expected
+            # failure too: one message, not a traceback. Anything else is a bug
+            # and keeps its traceback.
+            expected = _expected_failure(e)
+            if expected is None:
+                raise
+            raise _fail(expected) from None
 
     return wrapper
+
+
+def _expected_failure(e: Exception) -> Optional[LabError]:
+    from lab.errors import RuntimeFailure
+
+    docker_errors = sys.modules.get("docker.errors")
+    if docker_errors is not None and isinstance(e, docker_errors.DockerException):
+        from lab.runtime import DOCKER_HINT, short_error
+
+        return RuntimeFailure(f"the Docker engine failed: {short_error(e)}", hint=DOCKER_HINT)
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        return LabError(f"{e.strerror or e}{where}", hint="check the path and its permissions")
+    return None
 
 
 def _version(value: bool):

@@ -306,3 +306,31 @@ def test_no_shell_strings_in_subprocesses():
         assert "shell=True" not in text and "os.system(" not in text and "os.popen(" not in text, path
         for call in re.findall(r"subprocess\.\w+\((.{0,40})", text):
             assert call.lstrip().startswith(("[", "cmd")), (path, call)
+
+
+@pytest.mark.docker
+def test_engine_failing_mid_command_is_one_message(new_lab, monkeypatch):
+    """A Docker error that lab did not foresee still ends in one line, not a traceback."""
+    import docker
+
+    lab = new_lab()
+
+    def refuse(*args, **kwargs):
+        raise docker.errors.APIError("500 Server Error: the engine is unwell")
+
+    with monkeypatch.context() as m:
+        m.setattr(docker.models.containers.ContainerCollection, "list", refuse)
+        result = run("status", *lab.args())
+    assert result.exit_code == 6
+    assert result.output.startswith("ERROR: the Docker engine failed: 500 Server Error: the engine is unwell")
+    assert "Traceback" not in result.output
+
+
+def test_unreadable_file_is_one_message(tmp_path):
+    roster = tmp_path / "class.txt"
+    roster.mkdir()  # a folder where a file should be
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / layout.SETTINGS_FILE).write_text("name: x\n")
+    result = run("client", "add", "--from-file", roster, "--dir", lab_dir)
+    assert result.exit_code == 2 and "cannot read" in result.output
