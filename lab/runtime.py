@@ -10,9 +10,12 @@ attached.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -380,40 +383,14 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     _check_ports(client, spec)
 
     created: list = []
-    network = None
     # Rollback goes by label, not only by what this code holds a reference to:
     # a Ctrl-C can land after the engine made an object and before the call
     # returned it. Every lab container left at this point was made by this run
     # (the old ones were just replaced); networks that were here stay.
     networks_before = {n.id for n in lab_networks(client, spec.name)}
     try:
-        nets = [n for n in client.networks.list(names=[spec.network]) if n.name == spec.network]
-        if nets:
-            network = nets[0]
-            if (network.attrs.get("Labels") or {}).get(layout.LABEL_LAB) != spec.name:
-                raise RuntimeFailure(f"a network named {spec.network} exists and was not made by this lab",
-                                     hint="remove it, or choose another lab name with --name")
-        else:
-            say(f"creating network {spec.network}")
-            network = client.networks.create(spec.network, driver="bridge", labels=spec.network_labels)
-        t1 = time.monotonic()
-        for svc in spec.services:
-            say(f"creating {svc.container_name}")
-            created.append((_create(client, svc, network), svc))
-        timings["create"] = time.monotonic() - t1
-
-        def start(item):
-            container, svc = item
-            try:
-                container.start()
-            except docker.errors.APIError as e:
-                raise _start_error(svc, e) from None
-
-        t2 = time.monotonic()
-        say("starting both servers")
-        with ThreadPoolExecutor(len(created)) as pool:
-            list(pool.map(start, created))
-        timings["start"] = time.monotonic() - t2
+        with _ctrl_c_between_calls():
+            _make(client, spec, created, timings, say)
         t3 = time.monotonic()
         say("waiting for both servers to complete a TLS handshake")
         wait_ready(created, ca_file, timeout)
@@ -427,6 +404,62 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
         raise
     timings["total"] = time.monotonic() - t0
     return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled, replaced=replaced, timings=timings)
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_calls():
+    """Hold a Ctrl-C until the engine call under way has returned, then raise it.
+
+    An engine call cut short by KeyboardInterrupt may still complete inside the
+    engine a moment later, after the rollback looked for what to remove; held
+    until the call returns, everything it made is there for the rollback to find.
+    (Only the main thread can set a signal handler: elsewhere this does nothing.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _make(client, spec: LabSpec, created: list, timings: dict, say) -> None:
+    """The network (unless this lab's is there) and both containers, started; `created` collects them."""
+    import docker
+
+    nets = [n for n in client.networks.list(names=[spec.network]) if n.name == spec.network]
+    if nets:
+        network = nets[0]
+        if (network.attrs.get("Labels") or {}).get(layout.LABEL_LAB) != spec.name:
+            raise RuntimeFailure(f"a network named {spec.network} exists and was not made by this lab",
+                                 hint="remove it, or choose another lab name with --name")
+    else:
+        say(f"creating network {spec.network}")
+        network = client.networks.create(spec.network, driver="bridge", labels=spec.network_labels)
+    t1 = time.monotonic()
+    for svc in spec.services:
+        say(f"creating {svc.container_name}")
+        created.append((_create(client, svc, network), svc))
+    timings["create"] = time.monotonic() - t1
+
+    def start(item):
+        container, svc = item
+        try:
+            container.start()
+        except docker.errors.APIError as e:
+            raise _start_error(svc, e) from None
+
+    t2 = time.monotonic()
+    say("starting both servers")
+    with ThreadPoolExecutor(len(created)) as pool:
+        list(pool.map(start, created))
+    timings["start"] = time.monotonic() - t2
+    return network
 
 
 def _rollback(client, lab: str, networks_before: set) -> None:
