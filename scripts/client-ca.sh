@@ -63,7 +63,12 @@ issue)
     ;;
 revoke)
     [ -n "$cert" ] && [ -n "$crl" ] || { echo "client-ca.sh revoke: --cert and --crl are required" >&2; exit 2; }
-    openssl ca -config "$conf" -revoke "$cert" -crl_reason cessationOfOperation
+    # Already revoked in the database (a revoke interrupted before its CRL was
+    # written) is fine: the CRL below is what nginx enforces.
+    if ! openssl ca -config "$conf" -revoke "$cert" -crl_reason cessationOfOperation 2>revoke.err; then
+        grep -q "Already revoked" revoke.err || { cat revoke.err >&2; rm -f revoke.err; exit 1; }
+    fi
+    rm -f revoke.err
     gencrl
     ;;
 crl)

@@ -188,3 +188,14 @@ def test_regenerate_says_which_students_need_new_certificates(rendered):
     assert "the certificates of kim lee were signed by the old client CA" in result.output
     assert "lab client add kim lee" in result.output
     assert not (rendered.dir / "clients").exists()
+
+
+def test_revoke_interrupted_before_its_crl_is_finished_by_the_next_revoke(rendered):
+    """openssl ca recorded the revocation but the CRL was never written: revoking again completes it."""
+    ok(run("client", "add", "max", *rendered.args()))
+    certs = rendered.dir / "certs"
+    subprocess.run(["openssl", "ca", "-config", "client-ca-db/ca.cnf", "-revoke",
+                    str(rendered.dir / "clients" / "max" / "max.crt")], cwd=certs, check=True, capture_output=True)
+    assert {c.name: c.status for c in clients.list_clients(rendered.dir)} == {"max": "valid"}  # CRL not yet
+    ok(run("client", "revoke", "max", *rendered.args()))
+    assert {c.name: c.status for c in clients.list_clients(rendered.dir)} == {"max": "revoked"}
