@@ -451,3 +451,15 @@ def test_unlabelled_container_with_the_labs_name_is_not_touched(new_lab, docker_
         assert runtime.lab_containers(docker_client, lab.name) == []
     finally:
         squatter.remove(force=True)
+
+
+def test_bind_ipv6_loopback(new_lab):
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    lab = new_lab(bind="::1")
+    assert_ok(run(*lab.up_args()))
+    data = json.loads(run("verify", *lab.args("--json")).stdout)
+    assert all(r["passed"] for r in data) and data[0]["detail"]["address"] == f"::1:{lab.tls_port}"
