@@ -158,11 +158,13 @@ def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
         client.images.get(image)
         return True
     except docker.errors.DockerException as e:
+        hint = (f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
+                f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
+                f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull")
+        if image != layout.OFFLINE_IMAGE and image_present(client, layout.OFFLINE_IMAGE):
+            hint = f"{layout.OFFLINE_IMAGE} is on this machine: lab up --image {layout.OFFLINE_IMAGE}; or " + hint
         raise ImageUnavailable(
-            f"image {image} is not on this machine and could not be pulled ({short_error(e)})",
-            hint=(f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
-                  f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
-                  f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull"),
+            f"image {image} is not on this machine and could not be pulled ({short_error(e)})", hint=hint,
         ) from None
 
 

@@ -358,6 +358,8 @@ def test_image_missing_and_not_pullable(new_lab, docker_client):
     assert result.exit_code == 4
     assert "image 127.0.0.1:1/lab/missing:never is not on this machine and could not be pulled" in result.output
     assert "build-nginx-image.sh" in result.output
+    if docker_client.images.list(name=layout.OFFLINE_IMAGE):
+        assert f"fix: {layout.OFFLINE_IMAGE} is on this machine: lab up --image {layout.OFFLINE_IMAGE}" in result.output
     assert_clean(docker_client, lab, lab.dir)
 
 
