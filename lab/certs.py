@@ -215,15 +215,11 @@ class Generation:
             dropped = tuple(sorted(p.name for p in clients.iterdir() if p.is_dir())) if clients.is_dir() else ()
             shutil.rmtree(clients, ignore_errors=True)
             _replace_dir(tmp, final)
-            _remember(lab_dir, settings, result)
+            _remember(lab_dir, result)
             return CertsResult(final, True, result.sans, result.not_after, dropped)
         except BaseException:
             self.discard()
             raise
-
-
-def generate(lab_dir: Path, settings: Settings) -> CertsResult:
-    return Generation(lab_dir, settings).finish(lab_dir, settings)
 
 
 def _cert_files(lab_dir: Path) -> list[Path]:
@@ -232,7 +228,7 @@ def _cert_files(lab_dir: Path) -> list[Path]:
     return files + [layout.crl_file(lab_dir), certs / layout.CLIENT_CA_DB / "ca.cnf"]
 
 
-def _remember(lab_dir: Path, settings: Settings, result: CertsResult) -> None:
+def _remember(lab_dir: Path, result: CertsResult) -> None:
     from lab import cache
 
     cache.put(lab_dir, "certs", {"digest": cache.digest(files=_cert_files(lab_dir)), "sans": list(result.sans),
@@ -268,5 +264,5 @@ def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
     if recalled is not None:
         return recalled
     result = check_existing(layout.certs_dir(lab_dir), settings)
-    _remember(lab_dir, settings, result)
+    _remember(lab_dir, result)
     return result

@@ -82,7 +82,7 @@ def check_ports(client, s: Settings) -> list[Check]:
         elif runtime.port_free(s.bind, port):
             checks.append(Check(f"port {port}", True, f"free on {s.bind}"))
         else:
-            holder = runtime.port_holder(client, s.bind, port) if client is not None else ""
+            holder = runtime.port_holder(client, port) if client is not None else ""
             checks.append(Check(f"port {port}", False, f"port {port} on {s.bind} is already in use{holder}",
                                 f"free it, or choose another with --{server}-port or --port-offset"))
     return checks

@@ -171,16 +171,6 @@ def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
 # --------------------------------------------------------------------------- inspection
 
 
-@dataclass(frozen=True)
-class ContainerState:
-    server: str
-    name: str
-    status: str           # running, exited, created, ...
-    image: str
-    config_hash: str
-    published: str        # "127.0.0.1:8888"
-
-
 def lab_containers(client, lab: str) -> list:
     return client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={lab}"})
 
@@ -195,17 +185,6 @@ def published(container) -> str:
         for b in bindings or []:
             return f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}"
     return ""
-
-
-def state(client, lab: str) -> list[ContainerState]:
-    out = []
-    for c in lab_containers(client, lab):
-        labels = c.labels
-        out.append(ContainerState(
-            labels.get(layout.LABEL_SERVER, "?"), c.name, c.status,
-            (c.attrs.get("Config") or {}).get("Image", "?"), labels.get(layout.LABEL_CONFIG_HASH, ""), published(c),
-        ))
-    return sorted(out, key=lambda s: s.name)
 
 
 def logs_tail(container, lines: int = 15) -> str:
@@ -242,7 +221,7 @@ def port_free(host: str, port: int) -> bool:
             return False
 
 
-def port_holder(client, host: str, port: int) -> str:
+def port_holder(client, port: int) -> str:
     """Who holds a port: another lab (named), or another program."""
     for c in client.containers.list(filters={"label": layout.LABEL_LAB}):
         if published(c).endswith(f":{port}"):
@@ -255,7 +234,7 @@ def _check_ports(client, spec: LabSpec) -> None:
         host, port = svc.published
         if not port_free(host, port):
             raise RuntimeFailure(
-                f"port {port} on {host} is already in use{port_holder(client, host, port)}",
+                f"port {port} on {host} is already in use{port_holder(client, port)}",
                 hint=f"free it, or choose another port with --{svc.key}-port",
             )
 

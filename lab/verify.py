@@ -193,7 +193,7 @@ _TITLE = re.compile(r"<title>\s*\d{3}\s*(.*?)\s*</title>", re.S)
 _CENTER = re.compile(r"<center>(?!<h1>)(.*?)</center>", re.S)
 
 
-def _reason_from_page(status: int, body: str, default: str) -> str:
+def _reason_from_page(body: str, default: str) -> str:
     """nginx's error pages carry the precise reason ("No required SSL
     certificate was sent") in the page, not in the status line."""
     m = _CENTER.search(body) or _TITLE.search(body)
@@ -217,7 +217,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             resp.begin()
             body = resp.read(65536).decode(errors="replace")
             obs.update(kind="http", status=resp.status, body=body.strip(),
-                       reason=_reason_from_page(resp.status, body, resp.reason) if resp.status >= 400 else resp.reason)
+                       reason=_reason_from_page(body, resp.reason) if resp.status >= 400 else resp.reason)
             for header in ("X-Client-Verify", "X-Client-Subject", "X-Client-Serial"):
                 if resp.getheader(header):
                     obs[header.lower().replace("x-", "", 1).replace("-", "_")] = resp.getheader(header)
