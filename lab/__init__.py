@@ -1,3 +1,4 @@
-"""lab: stand up a mutual-TLS lab (two CAs, two nginx servers), verify it, tear it down."""
+"""lab: stand up a mutual-TLS lab (two CAs, two nginx servers), verify it, tear it down.
 
-__version__ = "0.1.0"
+The version lives once, in pyproject.toml; `lab --version` reads it from the
+installed package's metadata."""

@@ -165,7 +165,7 @@ def needs_generation(lab_dir: Path, regenerate: bool = False) -> bool:
     return regenerate or not directory.exists() or not any(directory.iterdir())
 
 
-class Generation:
+class StagedCertificates:
     """gen-certs.sh running into a staging folder beside the lab directory.
 
     Nothing in the lab directory changes until finish(): the old set (if any)
@@ -178,9 +178,10 @@ class Generation:
     def __init__(self, staging_parent: Path, settings: Settings):
         _openssl_version()
         self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
-        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(self.tmp),
-               "--crl-days", str(layout.CRL_DAYS), "--lab", settings.name, "--days", str(settings.days)]
-        for san in settings.sans:
+        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(self.tmp), "--lab", settings.name,
+               "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+               "--ca-days", str(layout.CA_DAYS), "--crl-days", str(layout.CRL_DAYS)]
+        for san in settings.all_sans():
             cmd += ["--san", san]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -253,11 +254,11 @@ def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
 
 
 def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
-           pending: Generation | None = None) -> CertsResult:
+           pending: StagedCertificates | None = None) -> CertsResult:
     """Reuse a valid existing set, make one where there is none; never
     silently replace a set the instructor may have handed out."""
     if needs_generation(lab_dir, regenerate):
-        return (pending or Generation(lab_dir, settings)).finish(lab_dir, settings)
+        return (pending or StagedCertificates(lab_dir, settings)).finish(lab_dir, settings)
     if pending is not None:
         pending.discard()
     recalled = _recall(lab_dir, settings)

@@ -1,9 +1,10 @@
 """Preflight: can `lab up` work here, now? One check per thing it needs.
 
-Each check returns what it saw and, when it fails, the fix. `lab doctor` shows
-them all; `lab up` runs the same checks first and stops at the first blocking
-failure with its fix. Nothing is sent anywhere but the local Docker engine
-(and, for an absent image, that engine's own registry lookup).
+Each check returns what it saw and, when it fails, the fix and the error
+`lab up` raises for it. `lab doctor` shows them all; `lab up` runs the same
+list first (`preflight`) and stops at the first blocking failure with its
+fix, before anything is written. Nothing is sent anywhere but the local
+Docker engine (and, for an absent image, that engine's own registry lookup).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab import layout
-from lab.errors import LabError
+from lab.errors import (CertificateError, DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure)
 from lab.settings import Settings
 
 DEFAULT_HOURS = 8   # a workshop day
@@ -28,10 +29,15 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-    blocking: bool = True   # does a failure stop `lab up`?
+    blocking: bool = True                 # does a failure stop `lab up`?
+    error: type[LabError] = LabError      # what `lab up` raises when it does
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix, "blocking": self.blocking}
+
+    def raise_if_blocking(self) -> None:
+        if not self.ok and self.blocking:
+            raise self.error(self.detail, hint=self.fix)
 
 
 def check_engine():
@@ -41,29 +47,29 @@ def check_engine():
         client = runtime.connect()
         return client, Check("docker engine", True, f"reachable, version {runtime.engine_version(client)}")
     except LabError as e:
-        return None, Check("docker engine", False, str(e), e.hint)
+        return None, Check("docker engine", False, str(e), e.hint, error=DockerUnavailable)
 
 
 def check_image(client, image: str) -> Check:
-    from lab import runtime
+    from lab import images
 
     if client is None:
-        return Check("image", False, f"{image}: cannot tell without the engine", "start the Docker engine first")
-    if runtime.image_present(client, image):
+        return Check("image", False, f"{image}: cannot tell without the engine", "start the Docker engine first",
+                     error=DockerUnavailable)
+    if images.present(client, image):
         return Check("image", True, f"{image} is on this machine")
     try:
-        runtime.registry_has(client, image)
+        images.registry_has(client, image)
         return Check("image", True, f"{image} is not on this machine; its registry has it (lab up pulls it)")
     except LabError as e:
-        return Check("image", False, f"{image} is not on this machine and its registry cannot be reached ({e})",
-                     f"lab image load FILE (from `lab image save` on a machine that has it), or "
-                     f"sudo scripts/build-nginx-image.sh and --image {layout.OFFLINE_IMAGE}")
+        return Check("image", False, f"image {image} is not on this machine and could not be pulled: its registry "
+                     f"cannot be reached ({e})", images.missing_hint(client, image), error=ImageUnavailable)
 
 
 def check_openssl() -> Check:
     if shutil.which("openssl") is None:
         return Check("openssl", False, "openssl is not installed: lab makes its certificates with it",
-                     "apt-get install openssl (macOS: brew install openssl)")
+                     "apt-get install openssl (macOS: brew install openssl)", error=CertificateError)
     version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     return Check("openssl", True, version)
 
@@ -84,7 +90,8 @@ def check_ports(client, s: Settings) -> list[Check]:
         else:
             holder = runtime.port_holder(client, port) if client is not None else ""
             checks.append(Check(f"port {port}", False, f"port {port} on {s.bind} is already in use{holder}",
-                                f"free it, or choose another with --{server}-port or --port-offset"))
+                                f"free it, or choose another with --{server}-port or --port-offset",
+                                error=RuntimeFailure))
     return checks
 
 
@@ -107,12 +114,12 @@ def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> C
     try:
         result = certs.check_existing(directory, s, now=now)
     except LabError as e:
-        return Check("certificates", False, str(e), e.hint)
+        return Check("certificates", False, str(e), e.hint, error=CertificateError)
     left = result.not_after - now
     if left < dt.timedelta(hours=hours):
         return Check("certificates", False,
                      f"the first one expires {result.not_after:%Y-%m-%d %H:%M} UTC, within the next {hours:g} hours",
-                     "run `lab up --regenerate` before the workshop")
+                     "run `lab up --regenerate` before the workshop", error=CertificateError)
     return Check("certificates", True, f"valid; the first expiry is {result.not_after:%Y-%m-%d} ({left.days} days)")
 
 
@@ -133,9 +140,24 @@ def check_clock(client, now: dt.datetime) -> Check:
     return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC, engine within {skew:.0f} s")
 
 
-def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, client=None, engine: Check | None = None) -> list[Check]:
+def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: bool = True):
+    """Every check, in order; returns (engine client or None, checks).
+
+    `lab up` leaves out the certificates check (certificates=False): it makes
+    missing certificates itself and checks existing ones with the same code
+    (certs.ensure), raising with the same fix."""
     now = dt.datetime.now(dt.timezone.utc)
-    if engine is None:
-        client, engine = check_engine()
-    return [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_dir(lab_dir),
-            check_certs(lab_dir, s, hours, now), check_clock(client, now)]
+    client, engine = check_engine()
+    checks = [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_dir(lab_dir)]
+    if certificates:
+        checks.append(check_certs(lab_dir, s, hours, now))
+    checks.append(check_clock(client, now))
+    return client, checks
+
+
+def preflight(lab_dir: Path, s: Settings):
+    """`lab up`'s checks, before anything is written; returns the engine client, or raises the first blocker."""
+    client, checks = run(lab_dir, s, certificates=False)
+    for check in checks:
+        check.raise_if_blocking()
+    return client

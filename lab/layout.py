@@ -37,6 +37,16 @@ MAX_DAYS = 825
 # The server certificate always covers the names a student types on the
 # instructor's machine; --san adds more (e.g. the room's host name).
 BASE_SANS = ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
+# The two CAs: ten years, so a lab directory handed out keeps working.
+CA_DAYS = 3650
+# Every certificate's subject: /O=mtls-lab/OU=<lab name>/CN=<who>.
+SUBJECT_ORG = "mtls-lab"
+
+
+def subject_base(lab: str) -> str:
+    """The subject every certificate of this lab starts with (openssl -subj form); the scripts add /CN=."""
+    return f"/O={SUBJECT_ORG}/OU={lab}"
+
 
 SETTINGS_FILE = "lab.yml"
 COMPOSE_FILE = "docker-compose.yml"
@@ -75,6 +85,8 @@ CONTAINER_CRL_DIR = "/etc/nginx/crl"
 # Renew the CRL on `lab up` when it has fewer days than this left.
 CRL_DAYS = 90
 CRL_RENEW_DAYS = 30
+# Status, certs and doctor warn when a certificate has fewer days than this left.
+EXPIRY_WARN_DAYS = 30
 # One folder per student: clients/NAME/NAME.crt, .key, .p12, .p12.password, README.txt.
 CLIENTS_DIR = "clients"
 

@@ -114,8 +114,8 @@ def _mounted_certs(lab_dir: Path) -> list[Path]:
     return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT)]
 
 
-def render(lab_dir: Path, settings: Settings) -> RenderResult:
-    """Render, unless exactly these inputs were rendered into exactly these files before."""
+def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
+    """Render the lab's configuration, unless exactly these inputs were rendered into exactly these files before."""
     from lab import cache
 
     inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
@@ -126,7 +126,7 @@ def render(lab_dir: Path, settings: Settings) -> RenderResult:
         if outputs and all(cache.digest(files=[lab_dir / rel]) == h for rel, h in outputs.items()):
             files = tuple(lab_dir / rel for rel in outputs)
             return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, entry["config_hash"])
-    result = _render(lab_dir, settings)
+    result = _write_lab(lab_dir, settings)
     cache.put(lab_dir, "render", {
         "inputs": inputs, "config_hash": result.config_hash,
         "outputs": {str(p.relative_to(lab_dir)): cache.digest(files=[p]) for p in result.files},
@@ -134,7 +134,7 @@ def render(lab_dir: Path, settings: Settings) -> RenderResult:
     return result
 
 
-def _render(lab_dir: Path, settings: Settings) -> RenderResult:
+def _write_lab(lab_dir: Path, settings: Settings) -> RenderResult:
     """Write the nginx configs, hello-world files and compose file into lab_dir.
 
     The config hash covers everything a container depends on (rendered files,

@@ -1,11 +1,13 @@
-"""Stage 3: the containers. Docker sits behind this one module.
+"""Stage 3: the containers. Docker sits behind this one module (and
+lab/images.py, which uses the client connected here).
 
-`up` reads the rendered compose file (pyyaml) and creates what it describes
+`up` creates what the rendered compose file describes (read by lab/compose.py)
 through the Docker SDK for Python: one network and the two nginx containers,
 each carrying the lab's labels. `down` removes what carries those labels and
 nothing else. A failed or interrupted `up` removes what that run created
 before the error reaches the user, with the container's last log lines
-attached.
+attached. Also here: the probes (ports, TLS readiness), status, logs and
+reload of a running lab.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
-from lab import layout
-from lab.errors import DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure
+from lab import images, layout
+from lab.compose import LabSpec, Service
+from lab.compose import read as read_compose
+from lab.errors import DockerUnavailable, RuntimeFailure
+from lab.settings import connect_host
 
 Progress = Callable[[str], None]
 
@@ -33,76 +36,6 @@ DOCKER_HINT = (
     "start the Docker engine (this repository: sudo scripts/setup-docker.sh; "
     "elsewhere: systemctl start docker or Docker Desktop) and check DOCKER_HOST"
 )
-
-
-# --------------------------------------------------------------------------- compose file
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: Path
-    target: str
-    read_only: bool
-
-
-@dataclass(frozen=True)
-class Service:
-    key: str                     # "tls" / "mtls", from the server label
-    container_name: str
-    image: str
-    labels: dict
-    mounts: tuple[Mount, ...]
-    ports: dict                  # {"8888/tcp": ("127.0.0.1", 8888)}
-    network: str
-    stop_signal: str
-
-    @property
-    def published(self) -> tuple[str, int]:
-        return next(iter(self.ports.values()))
-
-
-@dataclass(frozen=True)
-class LabSpec:
-    name: str
-    network: str
-    network_labels: dict
-    services: tuple[Service, ...]
-    config_hash: str
-
-
-def _parse_port(text: str) -> tuple[str, tuple[str, int]]:
-    """'127.0.0.1:8888:8888' or '[::1]:8888:8888' -> ('8888/tcp', (host_ip, host_port))."""
-    host, _, rest = text.rpartition(":")  # rest = container port
-    host_ip, _, host_port = host.rpartition(":")
-    return f"{int(rest)}/tcp", (host_ip.strip("[]"), int(host_port))
-
-
-def read_compose(path: Path) -> LabSpec:
-    """Read the subset of the compose format that templates/docker-compose.yml.j2 uses."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-        base = path.parent.resolve()
-        networks = doc["networks"]
-        net_key, net = next(iter(networks.items()))
-        services = []
-        for svc in doc["services"].values():
-            mounts = []
-            for vol in svc.get("volumes", []):
-                src, target, *mode = vol.split(":")
-                mounts.append(Mount((base / src).resolve(), target, mode == ["ro"]))
-            ports = dict(_parse_port(p) for p in svc["ports"])
-            labels = {k: str(v) for k, v in svc["labels"].items()}
-            services.append(Service(
-                key=labels[layout.LABEL_SERVER], container_name=svc["container_name"], image=svc["image"],
-                labels=labels, mounts=tuple(mounts), ports=ports,
-                network=networks[svc["networks"][0]]["name"], stop_signal=svc.get("stop_signal", "SIGTERM"),
-            ))
-        first = services[0].labels
-        return LabSpec(first[layout.LABEL_LAB], net["name"], {k: str(v) for k, v in net.get("labels", {}).items()},
-                       tuple(services), first[layout.LABEL_CONFIG_HASH])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError, StopIteration, AttributeError) as e:
-        raise LabError(f"{path} is not a compose file lab can read ({e.__class__.__name__}: {e})",
-                       hint="run `lab up` to render it again from the templates") from None
 
 
 # --------------------------------------------------------------------------- engine
@@ -129,43 +62,6 @@ def engine_version(client) -> str:
 def short_error(e: BaseException) -> str:
     text = str(getattr(e, "explanation", None) or e).strip().splitlines()
     return text[-1][:300] if text else e.__class__.__name__
-
-
-def ensure_image(client, image: str, progress: Progress | None = None) -> bool:
-    """Pull the image only when it is missing; True when it was pulled."""
-    import docker
-
-    try:
-        client.images.get(image)
-        return False
-    except docker.errors.ImageNotFound:
-        pass
-    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
-    layers: dict[str, tuple[int, int]] = {}
-    last = 0.0
-    try:
-        for event in client.api.pull(repo, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
-            detail = event.get("progressDetail") or {}
-            if event.get("id") and detail.get("total"):
-                layers[event["id"]] = (detail.get("current", 0), detail["total"])
-            now = time.monotonic()
-            if progress and now - last > 0.5:
-                done, total = sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
-                progress(f"pulling {image}: {done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"pulling {image}")
-                last = now
-        client.images.get(image)
-        return True
-    except docker.errors.DockerException as e:
-        hint = (f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
-                f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
-                f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull")
-        if image != layout.OFFLINE_IMAGE and image_present(client, layout.OFFLINE_IMAGE):
-            hint = f"{layout.OFFLINE_IMAGE} is on this machine: lab up --image {layout.OFFLINE_IMAGE}; or " + hint
-        raise ImageUnavailable(
-            f"image {image} is not on this machine and could not be pulled ({short_error(e)})", hint=hint,
-        ) from None
 
 
 # --------------------------------------------------------------------------- inspection
@@ -204,8 +100,6 @@ class UpResult:
     containers: list[str]
     changed: bool                 # False: the lab was already running this configuration
     pulled: bool = False
-    replaced: list[str] = field(default_factory=list)   # old containers of this lab that were recreated
-    timings: dict = field(default_factory=dict)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -247,16 +141,12 @@ def handshake(host: str, port: int, ca_file: Path, timeout: float = 1.0) -> str:
             return tls.version() or "?"
 
 
-def _connect_host(host: str) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
 def _wait_ready(container, svc: Service, ca_file: Path, deadline: float) -> None:
     host, port = svc.published
     delay, last_error = 0.02, "no answer yet"
     while True:
         try:
-            handshake(_connect_host(host), port, ca_file)
+            handshake(connect_host(host), port, ca_file)
             return
         except (OSError, ssl.SSLError) as e:
             last_error = f"{e.__class__.__name__}: {e}"
@@ -328,8 +218,6 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     say = progress or (lambda _msg: None)
     spec = read_compose(compose_file)
     client = client or connect()
-    t0 = time.monotonic()
-    timings: dict = {}
     existing = lab_containers(client, spec.name)
     names = [s.container_name for s in spec.services]
     here = spec.services[0].labels.get(layout.LABEL_DIR)
@@ -353,14 +241,11 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
                                      hint="remove or rename it, or choose another lab name with --name")
         except docker.errors.NotFound:
             pass
-    pulled = ensure_image(client, spec.services[0].image, say)
-    timings["image"] = time.monotonic() - t0
+    pulled = images.ensure(client, spec.services[0].image, say)
 
-    replaced = []
     for c in existing:
         say(f"replacing {c.name} (configuration changed or not running)")
         c.remove(force=True)
-        replaced.append(c.name)
     _check_ports(client, spec)
 
     created: list = []
@@ -371,11 +256,9 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     networks_before = {n.id for n in lab_networks(client, spec.name)}
     try:
         with _ctrl_c_between_calls():
-            _make(client, spec, created, timings, say)
-        t3 = time.monotonic()
+            _create_network_and_containers(client, spec, created, say)
         say("waiting for both servers to complete a TLS handshake")
         wait_ready(created, ca_file, timeout)
-        timings["ready"] = time.monotonic() - t3
     except BaseException as e:
         # Roll back what this run made, then let the error through. Logs were
         # already read into the error by _wait_ready.
@@ -383,8 +266,7 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
         if isinstance(e, docker.errors.DockerException):
             raise RuntimeFailure(f"Docker refused: {short_error(e)}") from None
         raise
-    timings["total"] = time.monotonic() - t0
-    return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled, replaced=replaced, timings=timings)
+    return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled)
 
 
 @contextlib.contextmanager
@@ -409,7 +291,7 @@ def _ctrl_c_between_calls():
         raise KeyboardInterrupt
 
 
-def _make(client, spec: LabSpec, created: list, timings: dict, say) -> None:
+def _create_network_and_containers(client, spec: LabSpec, created: list, say) -> None:
     """The network (unless this lab's is there) and both containers, started; `created` collects them."""
     import docker
 
@@ -422,11 +304,9 @@ def _make(client, spec: LabSpec, created: list, timings: dict, say) -> None:
     else:
         say(f"creating network {spec.network}")
         network = client.networks.create(spec.network, driver="bridge", labels=spec.network_labels)
-    t1 = time.monotonic()
     for svc in spec.services:
         say(f"creating {svc.container_name}")
         created.append((_create(client, svc, network), svc))
-    timings["create"] = time.monotonic() - t1
 
     def start(item):
         container, svc = item
@@ -435,12 +315,9 @@ def _make(client, spec: LabSpec, created: list, timings: dict, say) -> None:
         except docker.errors.APIError as e:
             raise _start_error(svc, e) from None
 
-    t2 = time.monotonic()
     say("starting both servers")
     with ThreadPoolExecutor(len(created)) as pool:
         list(pool.map(start, created))
-    timings["start"] = time.monotonic() - t2
-    return network
 
 
 def _rollback(client, lab: str, networks_before: set) -> None:
@@ -543,7 +420,7 @@ def status(client, lab: str, ca_file: Path | None) -> list[ServerStatus]:
             host, port = address.rsplit(":", 1)
             try:
                 if ca_file is not None and ca_file.exists():
-                    health = f"answers TLS ({handshake(_connect_host(host), int(port), ca_file)})"
+                    health = f"answers TLS ({handshake(connect_host(host), int(port), ca_file)})"
                 else:
                     health = "running (no CA file to check TLS with)"
             except (OSError, ssl.SSLError) as e:
@@ -555,14 +432,21 @@ def status(client, lab: str, ca_file: Path | None) -> list[ServerStatus]:
     return out
 
 
-def all_labs(client) -> list[dict]:
+@dataclass(frozen=True)
+class LabSummary:
+    name: str
+    dir: str
+    containers: dict          # container name -> state
+    published: list
+
+
+def all_labs(client) -> list[LabSummary]:
     """Every lab on this engine, found by label: name, directory, containers and their states, addresses."""
     labs: dict[str, list] = {}
     for c in client.containers.list(all=True, filters={"label": layout.LABEL_LAB}):
         labs.setdefault(c.labels[layout.LABEL_LAB], []).append(c)
-    return [{"name": lab, "dir": next((c.labels.get(layout.LABEL_DIR, "") for c in cs), ""),
-             "containers": {c.name: c.status for c in cs},
-             "published": sorted(filter(None, (published(c) for c in cs)))}
+    return [LabSummary(lab, next((c.labels.get(layout.LABEL_DIR, "") for c in cs), ""),
+                       {c.name: c.status for c in cs}, sorted(filter(None, (published(c) for c in cs))))
             for lab, cs in sorted(labs.items())]
 
 
@@ -570,16 +454,6 @@ def lab_for_dir(client, lab_dir: Path) -> str | None:
     """The name of the lab whose containers were made from this directory (which may be gone)."""
     found = client.containers.list(all=True, filters={"label": f"{layout.LABEL_DIR}={lab_dir.resolve()}"})
     return found[0].labels[layout.LABEL_LAB] if found else None
-
-
-def registry_has(client, image: str) -> None:
-    """Ask the image's registry about it without pulling; raises ImageUnavailable when it cannot tell."""
-    import docker
-
-    try:
-        client.api.inspect_distribution(image)
-    except (docker.errors.DockerException, OSError) as e:
-        raise ImageUnavailable(short_error(e)) from None
 
 
 def engine_time(client):
@@ -603,12 +477,9 @@ def server_container(client, lab: str, server: str):
                              hint="start the lab with `lab up`") from None
 
 
-def logs(client, lab: str, server: str, tail: int | str = "all", follow: bool = False):
-    """The container's log lines (nginx's access and error logs), as an iterator of text lines."""
-    container = server_container(client, lab, server)
+def _server_logs(container, tail, follow: bool):
     if not follow:
-        text = container.logs(tail=tail, timestamps=False).decode(errors="replace")
-        yield from text.splitlines()
+        yield from container.logs(tail=tail, timestamps=False).decode(errors="replace").splitlines()
         return
     buffer = b""
     for chunk in container.logs(stream=True, follow=True, tail=tail):
@@ -618,65 +489,36 @@ def logs(client, lab: str, server: str, tail: int | str = "all", follow: bool = 
             yield line.decode(errors="replace")
 
 
-def image_present(client, image: str) -> bool:
-    import docker
+def logs(client, lab: str, servers: list[str], tail: int | str = "all", follow: bool = False):
+    """nginx's access and error log lines of the named servers, as (server, line) pairs.
 
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
+    Every container is looked up first (a clear error before any line). Without
+    follow, one server's lines after the other's; with follow, both streams
+    merged as lines arrive (one reader thread per server), until both end."""
+    import queue
 
+    containers = [(srv, server_container(client, lab, srv)) for srv in servers]
+    if not follow:
+        for srv, container in containers:
+            for line in _server_logs(container, tail, False):
+                yield srv, line
+        return
+    lines: queue.Queue = queue.Queue()
 
-def save_image(client, image: str, path: Path, progress: Progress | None = None) -> int:
-    """Stream the image into a tar file (docker save); returns bytes written."""
-    import docker
+    def pump(srv, container):
+        for line in _server_logs(container, tail, True):
+            lines.put((srv, line))
+        lines.put(None)
 
-    try:
-        img = client.images.get(image)
-    except docker.errors.ImageNotFound:
-        raise ImageUnavailable(f"image {image} is not on this machine: nothing to save",
-                               hint=f"lab image pull --image {image}, or scripts/build-nginx-image.sh") from None
-    tmp = path.with_name(f".{path.name}.part")
-    written = 0
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in img.save(named=True):
-                f.write(chunk)
-                written += len(chunk)
-                if progress:
-                    progress(f"saving {image}: {written / 1e6:.1f} MB")
-        tmp.replace(path)
-    except OSError as e:
-        raise LabError(f"cannot write {path} ({e.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return written
-
-
-def load_image(client, path: Path, progress: Progress | None = None) -> list[str]:
-    """Load images from a tar file (docker load), streamed; returns their tags."""
-    import docker
-
-    if not path.is_file():
-        raise LabError(f"{path} is not a file", hint="give the tar file made by `lab image save FILE`")
-    size = path.stat().st_size
-
-    def chunks():
-        sent = 0
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                sent += len(block)
-                if progress:
-                    progress(f"loading {path.name}: {sent / 1e6:.1f} / {size / 1e6:.1f} MB")
-                yield block
-
-    try:
-        images = client.images.load(chunks())
-    except docker.errors.DockerException as e:
-        raise ImageUnavailable(f"could not load {path} ({short_error(e)})",
-                               hint="was it made by `lab image save` or `docker save`?") from None
-    return sorted(t for img in images for t in img.tags)
+    for srv, container in containers:
+        threading.Thread(target=pump, args=(srv, container), daemon=True).start()
+    ended = 0
+    while ended < len(containers):
+        item = lines.get()
+        if item is None:
+            ended += 1
+        else:
+            yield item
 
 
 def _worker_pids(container) -> set[str]:

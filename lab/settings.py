@@ -55,16 +55,17 @@ class Settings:
 
     def connect_address(self) -> str:
         """Where a client on this machine reaches the published ports."""
-        if self.bind == "0.0.0.0":
-            return "127.0.0.1"
-        if self.bind == "::":
-            return "::1"
-        return self.bind
+        return connect_host(self.bind)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sans"] = list(self.sans)
         return d
+
+
+def connect_host(bind: str) -> str:
+    """The address a client on this machine uses for ports published on `bind`."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
 
 
 def validate_name(name: str) -> str:
@@ -160,22 +161,43 @@ def load_saved(lab_dir: Path) -> dict:
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"{path} has unknown settings {', '.join(map(str, unknown))}: known are {', '.join(sorted(known))}")
-    if "sans" in data:
-        if not isinstance(data["sans"], list):
-            raise UsageError(f"{path}: sans must be a list")
-        data["sans"] = tuple(str(x) for x in data["sans"])
+    hint = "fix it, or delete the line to use the default"
+    for key, value in data.items():
+        if key == "sans":
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                raise UsageError(f"{path}: sans must be a list of names", hint=hint)
+            data["sans"] = tuple(value)
+            continue
+        want = _TYPES[key]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise UsageError(f"{path}: {key} must be {'a whole number' if want is int else 'text'}, "
+                             f"not {value!r}", hint=hint)
+        try:
+            _CHECKS[key](value)
+        except UsageError as e:
+            raise UsageError(f"{path}: {key}: {e}", hint=hint) from None
     return data
 
 
-def resolve(lab_dir: Path, given: dict) -> Settings:
-    """Flags/env (`given`, None where not given) over saved settings over defaults."""
-    merged = dict(load_saved(lab_dir))
+_TYPES = {"name": str, "tls_port": int, "mtls_port": int, "bind": str, "image": str, "days": int}
+_CHECKS = {
+    "name": validate_name, "bind": validate_bind, "image": validate_image, "days": validate_days,
+    "tls_port": lambda v: validate_port(v, "tls_port"), "mtls_port": lambda v: validate_port(v, "mtls_port"),
+}
+
+
+def resolve(lab_dir: Path, given: dict, port_offset: int | None = None) -> Settings:
+    """The one place settings are decided: flags and LAB_* variables (`given`,
+    None where not given; typer reads both), then the lab directory's lab.yml,
+    then the defaults. --port-offset moves both default ports."""
+    merged = dict(load_saved(lab_dir)) if lab_dir.is_dir() else {}
+    if port_offset is not None:
+        if not 0 <= port_offset <= 65535 - layout.DEFAULT_MTLS_PORT:
+            raise UsageError(f"invalid --port-offset {port_offset}: from 0 to {65535 - layout.DEFAULT_MTLS_PORT}")
+        merged["tls_port"] = layout.DEFAULT_TLS_PORT + port_offset
+        merged["mtls_port"] = layout.DEFAULT_MTLS_PORT + port_offset
     merged.update({k: v for k, v in given.items() if v is not None})
-    try:
-        s = Settings(**merged)
-    except TypeError as e:
-        raise UsageError(f"bad settings: {e}") from None
-    return validate(s)
+    return validate(Settings(**merged))
 
 
 def save(lab_dir: Path, s: Settings) -> Path:
@@ -187,7 +209,3 @@ def save(lab_dir: Path, s: Settings) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
-
-
-def default_lab_dir(name: str | None) -> Path:
-    return Path(name or layout.DEFAULT_NAME)

@@ -16,7 +16,7 @@ import shlex
 import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab import layout
@@ -108,13 +108,13 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     `revoked` scenario once any student's certificate has been revoked."""
     from dataclasses import replace
 
-    from lab import clients
+    from lab import students
 
     chosen = list(SCENARIOS)
     if lab_dir is None:
         return chosen
     if as_student:
-        student = clients.find(lab_dir, as_student)
+        student = students.find(lab_dir, as_student)
         if student.status != "valid":
             raise UsageError(f"{as_student}'s certificate is {student.status}: --as takes a valid one"
                              + (" (the revoked scenario shows a revoked one)" if student.status == "revoked" else ""))
@@ -126,17 +126,21 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
                             client_cert=(f"{folder}/{as_student}.crt", f"{folder}/{as_student}.key"))
     # Students exist only once `lab client add` ran: don't pay for reading certificates otherwise.
     has_students = layout.clients_dir(lab_dir).is_dir()
-    revoked = [c for c in clients.list_clients(lab_dir) if c.status == "revoked"] if has_students else []
+    revoked = [c for c in students.list_students(lab_dir) if c.status == "revoked"] if has_students else []
     if revoked:
-        c = revoked[0]
-        folder = f"{layout.CLIENTS_DIR}/{c.name}"
-        chosen.append(Scenario(
-            "revoked", "mtls",
-            f"{c.name}'s certificate was revoked: right CA, still in date, yet refused, because the server checks "
-            "the client CA's revocation list.",
-            Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate revoked"),
-            client_cert=(f"{folder}/{c.name}.crt", f"{folder}/{c.name}.key")))
+        chosen.append(revoked_scenario(revoked[0]))
     return chosen
+
+
+def revoked_scenario(student) -> Scenario:
+    """A revoked student's own certificate against the mTLS server: refused."""
+    folder = f"{layout.CLIENTS_DIR}/{student.name}"
+    return Scenario(
+        "revoked", "mtls",
+        f"{student.name}'s certificate was revoked: right CA, still in date, yet refused, because the server "
+        "checks the client CA's revocation list.",
+        Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate revoked"),
+        client_cert=(f"{folder}/{student.name}.crt", f"{folder}/{student.name}.key"))
 
 
 ALL_NAMES = (*(sc.name for sc in SCENARIOS), "revoked")
@@ -158,6 +162,32 @@ def pick(available: list[Scenario], names: list[str]) -> list[Scenario]:
 
 
 @dataclass
+class Observation:
+    """What one request saw: an HTTP answer, a TLS failure on the client side, or no connection."""
+
+    address: str                      # "127.0.0.1:8888"
+    host: str                         # the name asked for (SNI, Host)
+    kind: str = "connect-error"       # "http", "tls-error" or "connect-error"
+    reason: str = ""
+    status: int | None = None
+    body: str = ""
+    tls_version: str | None = None
+    cipher: str | None = None
+    verify_code: int | None = None
+    client_verify: str | None = None  # what nginx echoed: X-Client-Verify, -Subject, -Serial
+    client_subject: str | None = None
+    client_serial: str | None = None
+
+    @property
+    def port(self) -> str:
+        return self.address.rsplit(":", 1)[-1]
+
+    def to_dict(self) -> dict:
+        """Without the body, and without what was not seen."""
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "body"}
+
+
+@dataclass
 class Result:
     scenario: str
     server: str
@@ -165,11 +195,14 @@ class Result:
     expected: str
     observed: str
     passed: bool
-    detail: dict = field(default_factory=dict)
+    observation: Observation
     curl: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["observation"]
+        d["detail"] = self.observation.to_dict()
+        return d
 
 
 def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
@@ -200,33 +233,35 @@ def _reason_from_page(body: str, default: str) -> str:
     return m.group(1).strip() if m else default
 
 
-def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str, timeout: float = 3.0) -> dict:
+def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
+            timeout: float = 3.0) -> Observation:
     """One HTTPS GET to address:port for `hostname`, as curl would make it; returns what was observed."""
     ctx = client_context(lab_dir, sc)
-    obs: dict = {"address": f"{address}:{port}", "host": hostname}
+    obs = Observation(f"{address}:{port}", hostname)
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError as e:
-        return {**obs, "kind": "connect-error", "reason": f"{e.strerror or e}"}
+        obs.reason = f"{e.strerror or e}"
+        return obs
     try:
         with ctx.wrap_socket(raw, server_hostname=hostname) as tls:
-            obs.update(tls_version=tls.version(), cipher=tls.cipher()[0])
+            obs.tls_version, obs.cipher = tls.version(), tls.cipher()[0]
             host = _url_host(hostname) + ("" if port == 443 else f":{port}")
             tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
             resp.begin()
             body = resp.read(65536).decode(errors="replace")
-            obs.update(kind="http", status=resp.status, body=body.strip(),
-                       reason=_reason_from_page(body, resp.reason) if resp.status >= 400 else resp.reason)
-            for header in ("X-Client-Verify", "X-Client-Subject", "X-Client-Serial"):
-                if resp.getheader(header):
-                    obs[header.lower().replace("x-", "", 1).replace("-", "_")] = resp.getheader(header)
+            obs.kind, obs.status, obs.body = "http", resp.status, body.strip()
+            obs.reason = _reason_from_page(body, resp.reason) if resp.status >= 400 else resp.reason
+            obs.client_verify = resp.getheader("X-Client-Verify") or None
+            obs.client_subject = resp.getheader("X-Client-Subject") or None
+            obs.client_serial = resp.getheader("X-Client-Serial") or None
     except ssl.SSLCertVerificationError as e:
-        obs.update(kind="tls-error", reason=e.verify_message or str(e), verify_code=e.verify_code)
+        obs.kind, obs.reason, obs.verify_code = "tls-error", e.verify_message or str(e), e.verify_code
     except ssl.SSLError as e:
-        obs.update(kind="tls-error", reason=e.reason or str(e))
+        obs.kind, obs.reason = "tls-error", e.reason or str(e)
     except (OSError, http.client.HTTPException) as e:
-        obs.update(kind="connect-error", reason=f"{e.__class__.__name__}: {e}")
+        obs.kind, obs.reason = "connect-error", f"{e.__class__.__name__}: {e}"
     finally:
         raw.close()
     return obs
@@ -237,23 +272,23 @@ def _first_sentence(body: str) -> str:
     return m.group(1) if m else body[:60]
 
 
-def describe(obs: dict) -> str:
-    if obs["kind"] == "http":
-        text = _first_sentence(obs["body"]) if obs["status"] < 400 and obs["body"] else obs["reason"]
-        seen = f"; server saw {obs['client_subject']} ({obs.get('client_verify')})" if obs.get("client_subject") else ""
-        return f"HTTP {obs['status']} {text}{seen}"
-    if obs["kind"] == "tls-error":
-        return f"client refuses: {obs['reason']}"
-    return f"no connection: {obs['reason']}"
+def describe(obs: Observation) -> str:
+    if obs.kind == "http":
+        text = _first_sentence(obs.body) if obs.status < 400 and obs.body else obs.reason
+        seen = f"; server saw {obs.client_subject} ({obs.client_verify})" if obs.client_subject else ""
+        return f"HTTP {obs.status} {text}{seen}"
+    if obs.kind == "tls-error":
+        return f"client refuses: {obs.reason}"
+    return f"no connection: {obs.reason}"
 
 
-def judge(expect: Expect, obs: dict) -> bool:
+def judge(expect: Expect, obs: Observation) -> bool:
     if expect.kind == "http":
-        return (obs["kind"] == "http" and obs["status"] == expect.status
-                and expect.text in (obs.get("body", "") + " " + obs.get("reason", ""))
-                and expect.client_verify in obs.get("client_verify", "")
-                and expect.subject in obs.get("client_subject", ""))
-    return obs["kind"] == "tls-error" and expect.text.lower() in obs["reason"].lower()
+        return (obs.kind == "http" and obs.status == expect.status
+                and expect.text in f"{obs.body} {obs.reason}"
+                and expect.client_verify in (obs.client_verify or "")
+                and expect.subject in (obs.client_subject or ""))
+    return obs.kind == "tls-error" and expect.text.lower() in obs.reason.lower()
 
 
 def _url_host(host: str) -> str:
@@ -297,12 +332,14 @@ def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: 
         timeout: float = 3.0, as_student: str | None = None) -> list[Result]:
     """Run the scenarios concurrently against the published ports; results in scenario order."""
     chosen = pick(scenarios(lab_dir, as_student), only or [])
-
-    def one(sc: Scenario) -> Result:
-        address, hostname, port = target(sc, settings, host)
-        obs = request(address, port, sc, lab_dir, hostname, timeout)
-        return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), judge(sc.expect, obs),
-                      {k: v for k, v in obs.items() if k != "body"}, curl_command(sc, lab_dir, settings, host))
-
     with ThreadPoolExecutor(max(1, len(chosen))) as pool:
-        return list(pool.map(one, chosen))
+        return list(pool.map(lambda sc: run_one(sc, lab_dir, settings, host, timeout), chosen))
+
+
+def run_one(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = None,
+            timeout: float = 3.0) -> Result:
+    """One scenario's request, judged."""
+    address, hostname, port = target(sc, settings, host)
+    obs = request(address, port, sc, lab_dir, hostname, timeout)
+    return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), judge(sc.expect, obs),
+                  obs, curl_command(sc, lab_dir, settings, host))

@@ -4,9 +4,10 @@
 # revoke one, renew the revocation list. Run by `lab client …` through
 # subprocess with an argument list; names are validated by lab before this.
 #
-#   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB [--days N] [--legacy-p12]
-#   client-ca.sh revoke --certs CERTS --cert FILE --crl FILE [--crl-days N]
-#   client-ca.sh crl    --certs CERTS --crl FILE [--crl-days N]
+#   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
+#   client-ca.sh revoke --certs CERTS --cert FILE --crl FILE --crl-days N
+#   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
+# Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
 #
 # issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
 # NAME.p12.password server-ca.crt client-ca.crt
@@ -14,13 +15,14 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" lab="mtls-lab" days=365 legacy="" cert="" crl="" crl_days=90
+certs="" out="" name="" lab="" subject="" days="" legacy="" cert="" crl="" crl_days=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
         --lab) lab=$2; shift 2 ;;
+        --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --legacy-p12) legacy=1; shift ;;
         --cert) cert=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
@@ -36,6 +38,7 @@ conf=client-ca-db/ca.cnf
 [ -f "$conf" ] || { echo "client-ca.sh: $certs/$conf is missing (made by gen-certs.sh)" >&2; exit 1; }
 
 gencrl() {
+    [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }
     # nginx refuses every client once the CRL is past its nextUpdate: lab renews it early.
     openssl ca -gencrl -config "$conf" -crldays "$crl_days" -out "$crl.tmp"
     mv -f "$crl.tmp" "$crl"
@@ -43,9 +46,10 @@ gencrl() {
 
 case "$cmd" in
 issue)
-    [ -n "$out" ] && [ -n "$name" ] || { echo "client-ca.sh issue: --out and --name are required" >&2; exit 2; }
+    [ -n "$out" ] && [ -n "$name" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] ||
+        { echo "client-ca.sh issue: --out, --name, --lab, --subject and --days are required" >&2; exit 2; }
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
-    openssl req -new -config "$conf" -key "$out/$name.key" -subj "/O=mtls-lab/OU=$lab/CN=$name" -out "$out/$name.csr"
+    openssl req -new -config "$conf" -key "$out/$name.key" -subj "$subject/CN=$name" -out "$out/$name.csr"
     openssl ca -batch -config "$conf" -notext -days "$days" -extensions v3_client \
         -in "$out/$name.csr" -out "$out/$name.crt"
     rm -f "$out/$name.csr"
@@ -53,13 +57,14 @@ issue)
     # A random password: browsers and OS key stores (Firefox, macOS 15) refuse
     # to import a PKCS#12 file with an empty one. It never appears in argv.
     openssl rand -hex 12 > "$out/$name.p12.password"
+    # ${a[@]+"${a[@]}"}: an empty array under set -u aborts bash before 4.4 (macOS's /bin/bash).
     p12_opts=()
     if [ -n "$legacy" ]; then
         # Older macOS/iOS read only the old PKCS#12 algorithms (3DES, SHA-1 MAC).
         p12_opts=(-certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1)
     fi
     openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" -certfile client-ca.crt \
-        -name "$name ($lab)" -passout "file:$out/$name.p12.password" "${p12_opts[@]}" -out "$out/$name.p12"
+        -name "$name ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
     ;;
 revoke)
     [ -n "$cert" ] && [ -n "$crl" ] || { echo "client-ca.sh revoke: --cert and --crl are required" >&2; exit 2; }

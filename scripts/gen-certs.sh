@@ -5,7 +5,9 @@
 # passes `openssl verify -x509_strict` with the right -purpose, which the
 # article's do not (its CAs lack keyUsage; its client certificate is X.509 v1).
 #
-# Usage: gen-certs.sh --out DIR [--lab NAME] [--days N] [--ca-days N] [--crl-days N] [--san DNS:name|IP:addr]...
+# Usage: gen-certs.sh --out DIR --lab NAME --subject /O=org/OU=unit --days N --ca-days N --crl-days N
+#                    --san DNS:name|IP:addr [--san ...]
+# Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
 #
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
 #   server-ca.key server-ca.crt client-ca.key client-ca.crt
@@ -23,12 +25,13 @@
 set -euo pipefail
 umask 077
 
-out="" lab="mtls-lab" days=365 ca_days=3650 crl_days=90
-sans=("DNS:localhost" "IP:127.0.0.1" "IP:::1")
+out="" lab="" subject="" days="" ca_days="" crl_days=""
+sans=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --lab) lab=$2; shift 2 ;;
+        --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --ca-days) ca_days=$2; shift 2 ;;
         --crl-days) crl_days=$2; shift 2 ;;
@@ -36,24 +39,31 @@ while [ $# -gt 0 ]; do
         *) echo "gen-certs.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$out" ] || { echo "gen-certs.sh: --out DIR is required" >&2; exit 2; }
+for required in out lab subject days ca_days crl_days; do
+    [ -n "${!required}" ] || { echo "gen-certs.sh: --${required//_/-} is required" >&2; exit 2; }
+done
+[ ${#sans[@]} -gt 0 ] || { echo "gen-certs.sh: at least one --san is required" >&2; exit 2; }
 mkdir -p "$out"
 cd "$out"
 
 # Everything below runs in as few rounds of parallel openssl processes as the
 # dependencies allow (keys -> CAs -> leaves; the client CA's database last):
 # each openssl start costs milliseconds, and `lab up` waits for this script.
-# Job output goes to *.err files, shown only if a job fails.
-run_parallel() {  # run_parallel "cmd1" "cmd2" ...: each a function call; fail if any fails
-    local pids=() i=0 failed=0
-    for job in "$@"; do
-        ( eval "$job" ) >"job$i.err" 2>&1 &
-        pids+=($!); i=$((i + 1))
-    done
+# Job output goes to *.err files, shown only if a job fails. A job is a
+# function and its arguments, run as they are (no string is evaluated).
+pids=()
+spawn() {  # spawn FUNCTION ARGS...: start one job of the current round
+    local i=${#pids[@]}
+    ( "$@" ) >"job$i.err" 2>&1 &
+    pids+=($!)
+}
+round() {  # wait for every job of this round; fail if any failed
+    local i failed=0
     for i in "${!pids[@]}"; do
         wait "${pids[$i]}" || { failed=1; cat "job$i.err" >&2; }
     done
     rm -f job*.err
+    pids=()
     return "$failed"
 }
 
@@ -100,10 +110,10 @@ key() {  # ECDSA P-256: accepted by every TLS client and made in milliseconds
 }
 ca() {  # ca NAME SERIAL-INDEX "Common Name"
     openssl req -new -x509 -config ext.cnf -extensions v3_ca -key "$1.key" \
-        -subj "/O=mtls-lab/OU=$lab/CN=$3" -days "$ca_days" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
+        -subj "$subject/CN=$3" -days "$ca_days" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
 }
 leaf() {  # leaf NAME SERIAL-INDEX CA "Common Name" EXTENSIONS
-    openssl req -new -config ext.cnf -key "$1.key" -subj "/O=mtls-lab/OU=$lab/CN=$4" |
+    openssl req -new -config ext.cnf -key "$1.key" -subj "$subject/CN=$4" |
         openssl x509 -req -CA "$3.crt" -CAkey "$3.key" -set_serial "$(serial "$2")" \
             -days "$days" -sha256 -extfile ext.cnf -extensions "$5" -out "$1.crt"
 }
@@ -148,7 +158,7 @@ CNF
     cat ext.cnf
     } > client-ca-db/ca.cnf
     openssl req -new -config ext.cnf -key demo/expired-client.key \
-        -subj "/O=mtls-lab/OU=$lab/CN=$lab expired client" |
+        -subj "$subject/CN=$lab expired client" |
         openssl ca -batch -config client-ca-db/ca.cnf -notext -in /dev/stdin \
             -startdate "$(past 2)" -enddate "$(past 1)" -extensions v3_client -out demo/expired-client.crt
     # The client CA's revocation list, empty for now. nginx (ssl_crl) refuses
@@ -158,14 +168,19 @@ CNF
 }
 
 mkdir -p demo
-run_parallel "key server-ca" "key client-ca" "key server" "key client" "key demo/rogue-ca" \
-    "key demo/rogue-client" "key demo/expired-client" "key demo/wrong-purpose"
-run_parallel "ca server-ca 0 '$lab Server CA $tag'" "ca client-ca 1 '$lab Client CA $tag'" \
-    "ca demo/rogue-ca 2 '$lab ROGUE CA $tag (not trusted by the lab)'"
+for k in server-ca client-ca server client demo/rogue-ca demo/rogue-client demo/expired-client demo/wrong-purpose; do
+    spawn key "$k"
+done
+round
+spawn ca server-ca 0 "$lab Server CA $tag"
+spawn ca client-ca 1 "$lab Client CA $tag"
+spawn ca demo/rogue-ca 2 "$lab ROGUE CA $tag (not trusted by the lab)"
+round
 # The demo certificates (demo/) are each refused by the mTLS server, for one reason.
-run_parallel "leaf server 3 server-ca localhost v3_server" \
-    "leaf client 4 client-ca '$lab student client' v3_client" \
-    "leaf demo/rogue-client 5 demo/rogue-ca '$lab rogue client' v3_client" \
-    "leaf demo/wrong-purpose 6 client-ca '$lab server-auth-only client' v3_server" \
-    "client_ca_db"
+spawn leaf server 3 server-ca localhost v3_server
+spawn leaf client 4 client-ca "$lab student client" v3_client
+spawn leaf demo/rogue-client 5 demo/rogue-ca "$lab rogue client" v3_client
+spawn leaf demo/wrong-purpose 6 client-ca "$lab server-auth-only client" v3_server
+spawn client_ca_db
+round
 rm -f ext.cnf

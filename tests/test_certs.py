@@ -198,6 +198,6 @@ def test_cached_check_never_hides_a_change(tmp_path):
 
 def test_generation_staged_beside_and_discarded(tmp_path):
     s = settings.validate(Settings())
-    pending = certs.Generation(tmp_path, s)
+    pending = certs.StagedCertificates(tmp_path, s)
     pending.discard()
     assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from conftest import ok, run
-from lab import clients, layout
+from lab import layout, students
 
 
 
@@ -113,7 +113,7 @@ def test_list_and_serials_unique(rendered, tmp_path):
     ok(run("client", "revoke", "frank", *rendered.args()))  # the lab is not running: CRL only
     data = {c["name"]: c["status"] for c in json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)}
     assert data == {"erin": "valid", "frank": "revoked", "gus": "valid"}
-    expired = clients.list_clients(rendered.dir, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400))
+    expired = students.list_students(rendered.dir, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400))
     assert {c.name: c.status for c in expired} == {"erin": "expired", "frank": "revoked", "gus": "expired"}
 
 
@@ -136,7 +136,7 @@ def test_readd_needs_force_and_force_revokes_the_old(rendered):
     ok(run("client", "add", "hana", "--force", *rendered.args()))
     new = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)[0]
     assert new["serial"] != old_serial and new["status"] == "valid"
-    assert int(old_serial, 16) in clients.revoked_serials(rendered.dir)
+    assert int(old_serial, 16) in students.revoked_serials(rendered.dir)
 
 
 def test_unknown_student(rendered):
@@ -154,11 +154,11 @@ def test_revoking_twice(rendered):
 
 
 def test_crl_renewed_before_it_runs_out(rendered):
-    before = clients.crl_next_update(rendered.dir)
+    before = students.crl_next_update(rendered.dir)
     assert before - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=layout.CRL_RENEW_DAYS)
-    assert not clients.ensure_fresh_crl(rendered.dir)
-    assert clients.ensure_fresh_crl(rendered.dir, now=before - dt.timedelta(days=5))
-    assert clients.crl_next_update(rendered.dir) >= before
+    assert not students.ensure_fresh_crl(rendered.dir)
+    assert students.ensure_fresh_crl(rendered.dir, now=before - dt.timedelta(days=5))
+    assert students.crl_next_update(rendered.dir) >= before
 
 
 def test_certs_shows_the_whole_pki(rendered):
@@ -196,6 +196,6 @@ def test_revoke_interrupted_before_its_crl_is_finished_by_the_next_revoke(render
     certs = rendered.dir / "certs"
     subprocess.run(["openssl", "ca", "-config", "client-ca-db/ca.cnf", "-revoke",
                     str(rendered.dir / "clients" / "max" / "max.crt")], cwd=certs, check=True, capture_output=True)
-    assert {c.name: c.status for c in clients.list_clients(rendered.dir)} == {"max": "valid"}  # CRL not yet
+    assert {c.name: c.status for c in students.list_students(rendered.dir)} == {"max": "valid"}  # CRL not yet
     ok(run("client", "revoke", "max", *rendered.args()))
-    assert {c.name: c.status for c in clients.list_clients(rendered.dir)} == {"max": "revoked"}
+    assert {c.name: c.status for c in students.list_students(rendered.dir)} == {"max": "revoked"}

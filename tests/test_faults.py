@@ -56,7 +56,7 @@ def _stages():
 
     return {
         "certificates": (certs, "ensure", 1),
-        "render": (render, "render", 1),
+        "render": (render, "render_lab", 1),
         "network": (docker.models.networks.NetworkCollection, "create", 1),
         "first container": (runtime, "_create", 1),
         "second container": (runtime, "_create", 2),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import certs, layout, render, runtime, settings
+from lab import certs, compose, layout, render, settings
 from lab.errors import LabError
 from lab.settings import Settings
 
@@ -21,7 +21,7 @@ RENDERED = ["docker-compose.yml", "nginx-tls/nginx.conf", "nginx-tls/hello-world
 @pytest.fixture
 def default_render(tmp_path):
     # No certificates: the config hash is then a pure function of the templates and settings.
-    return render.render(tmp_path, settings.validate(Settings(image="lab-nginx:bookworm")))
+    return render.render_lab(tmp_path, settings.validate(Settings(image="lab-nginx:bookworm")))
 
 
 @pytest.mark.parametrize("relpath", RENDERED)
@@ -62,7 +62,7 @@ def test_compose_has_no_version_or_name_and_relative_readonly_mounts(default_ren
 
 
 def test_runtime_reads_what_the_template_says(default_render):
-    spec = runtime.read_compose(default_render.compose_file)
+    spec = compose.read(default_render.compose_file)
     assert spec.name == "mtls-lab" and spec.network == "mtls-lab-net"
     assert [s.container_name for s in spec.services] == ["mtls-lab-tls", "mtls-lab-mtls"]
     assert [s.published for s in spec.services] == [("127.0.0.1", 8888), ("127.0.0.1", 8889)]
@@ -72,16 +72,16 @@ def test_runtime_reads_what_the_template_says(default_render):
 
 
 def test_ipv6_bind_is_bracketed(tmp_path):
-    r = render.render(tmp_path, settings.validate(Settings(bind="::1")))
+    r = render.render_lab(tmp_path, settings.validate(Settings(bind="::1")))
     assert '"[::1]:8888:8888"' in r.compose_file.read_text()
-    assert runtime.read_compose(r.compose_file).services[0].published == ("::1", 8888)
+    assert compose.read(r.compose_file).services[0].published == ("::1", 8888)
 
 
 def test_config_hash_follows_inputs(tmp_path):
-    a = render.render(tmp_path / "a", settings.validate(Settings())).config_hash
-    again = render.render(tmp_path / "a", settings.validate(Settings())).config_hash
-    port = render.render(tmp_path / "a", settings.validate(Settings(tls_port=9443))).config_hash
-    moved = render.render(tmp_path / "b", settings.validate(Settings())).config_hash
+    a = render.render_lab(tmp_path / "a", settings.validate(Settings())).config_hash
+    again = render.render_lab(tmp_path / "a", settings.validate(Settings())).config_hash
+    port = render.render_lab(tmp_path / "a", settings.validate(Settings(tls_port=9443))).config_hash
+    moved = render.render_lab(tmp_path / "b", settings.validate(Settings())).config_hash
     assert a == again and len({a, port, moved}) == 3
 
 
@@ -92,14 +92,14 @@ def test_config_hash_follows_inputs(tmp_path):
 def lab_with_certs(tmp_path):
     s = settings.validate(Settings(name="labtest-render"))
     certs.ensure(tmp_path, s)
-    return render.render(tmp_path, s)
+    return render.render_lab(tmp_path, s)
 
 
 def nginx_t(client, image, rendered, server) -> tuple[int, str]:
     """Run `nginx -t` in the image with the server's mounts from the compose file."""
     import docker
 
-    svc = next(s for s in runtime.read_compose(rendered.compose_file).services if s.key == server)
+    svc = next(s for s in compose.read(rendered.compose_file).services if s.key == server)
     mounts = [docker.types.Mount(m.target, str(m.source), type="bind", read_only=True) for m in svc.mounts]
     container = client.containers.create(image, ["nginx", "-t"], mounts=mounts, labels={layout.LABEL_LAB: "labtest-render"})
     try:
@@ -143,7 +143,7 @@ def test_compose_file_parses_with_docker_compose(lab_with_certs, docker_client):
 def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
     """The handout promise: `docker-compose up -d` in the lab directory gives the same two servers."""
     from conftest import free_port, remove_lab
-    from lab import verify
+    from lab import runtime, verify
 
     exe = shutil.which("docker-compose")
     if exe is None:
@@ -152,11 +152,11 @@ def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
         pytest.skip("docker-compose is not installed")
     s = settings.validate(Settings(name="labtest-compose", image=image, tls_port=free_port(), mtls_port=free_port()))
     certs.ensure(tmp_path, s)
-    render.render(tmp_path, s)
+    render.render_lab(tmp_path, s)
     try:
         proc = subprocess.run([exe, "up", "-d"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        spec = runtime.read_compose(tmp_path / layout.COMPOSE_FILE)
+        spec = compose.read(tmp_path / layout.COMPOSE_FILE)
         runtime.wait_ready([(docker_client.containers.get(svc.container_name), svc) for svc in spec.services],
                            tmp_path / "certs" / layout.SERVER_CA_CRT, timeout=30)
         results = verify.run(tmp_path, s)

@@ -9,6 +9,7 @@ revocation list back with the `cryptography` library.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -28,7 +29,9 @@ _STUDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
-class Client:
+class Student:
+    """A student of the lab and the state of their certificate."""
+
     name: str
     serial: str
     not_after: dt.datetime
@@ -43,7 +46,9 @@ class Client:
 
 
 @dataclass(frozen=True)
-class Issued:
+class IssuedStudent:
+    """A certificate just issued: where it is, and the .p12 bundle's password."""
+
     name: str
     directory: Path
     serial: str
@@ -92,7 +97,7 @@ def _serial_hex(n: int) -> str:
 
 
 def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False, legacy_p12: bool = False,
-        host: str = "localhost") -> list[Issued]:
+        host: str = "localhost") -> list[IssuedStudent]:
     """Issue a certificate per name. All names are checked before anything is written."""
     from lab.render import render_text
 
@@ -115,7 +120,8 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
         try:
             _script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
-                    "--days", str(settings.days), *(["--legacy-p12"] if legacy_p12 else []))
+                    "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+                    *(["--legacy-p12"] if legacy_p12 else []))
             cert = _cert(tmp / f"{name}.crt")
             serial = _serial_hex(cert.serial_number)
             readme = render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
@@ -127,7 +133,7 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         password = (clients / name / f"{name}.p12.password").read_text().strip()
-        issued.append(Issued(name, clients / name, serial, password, cert.not_valid_after_utc))
+        issued.append(IssuedStudent(name, clients / name, serial, password, cert.not_valid_after_utc))
     return issued
 
 
@@ -141,7 +147,7 @@ def revoked_serials(lab_dir: Path) -> set[int]:
     return {r.serial_number for r in crl}
 
 
-def list_clients(lab_dir: Path, now: dt.datetime | None = None) -> list[Client]:
+def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
     now = now or dt.datetime.now(dt.timezone.utc)
     revoked = revoked_serials(lab_dir)
     out = []
@@ -153,26 +159,27 @@ def list_clients(lab_dir: Path, now: dt.datetime | None = None) -> list[Client]:
         cert = _cert(crt)
         status = ("revoked" if cert.serial_number in revoked
                   else "expired" if cert.not_valid_after_utc <= now else "valid")
-        out.append(Client(folder.name, _serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder))
+        out.append(Student(folder.name, _serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder))
     return out
 
 
-def find(lab_dir: Path, name: str) -> Client:
+def find(lab_dir: Path, name: str) -> Student:
     validate_student(name)
-    for c in list_clients(lab_dir):
-        if c.name == name:
-            return c
-    known = ", ".join(c.name for c in list_clients(lab_dir)) or "none yet (lab client add NAME)"
+    students = list_students(lab_dir)
+    for student in students:
+        if student.name == name:
+            return student
+    known = ", ".join(s.name for s in students) or "none yet (lab client add NAME)"
     raise UsageError(f"no student named {name!r} in this lab: known are {known}")
 
 
-def revoke(lab_dir: Path, name: str) -> Client:
+def revoke(lab_dir: Path, name: str) -> Student:
     """Revoke a student's certificate and write a new CRL; the caller reloads nginx."""
-    client = find(lab_dir, name)
-    if client.status == "revoked":
-        raise UsageError(f"{name}'s certificate (serial {client.serial}) is already revoked")
+    student = find(lab_dir, name)
+    if student.status == "revoked":
+        raise UsageError(f"{name}'s certificate (serial {student.serial}) is already revoked")
     certs = _require_ca(lab_dir)
-    _script("revoke", "--certs", str(certs), "--cert", str(client.directory / f"{name}.crt"),
+    _script("revoke", "--certs", str(certs), "--cert", str(student.directory / f"{name}.crt"),
             "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
     return find(lab_dir, name)
 
@@ -227,6 +234,14 @@ class CertInfo:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=1)
+def _eku_names() -> dict:
+    from cryptography.x509.oid import ExtendedKeyUsageOID as E
+
+    return {E.SERVER_AUTH: "serverAuth", E.CLIENT_AUTH: "clientAuth", E.CODE_SIGNING: "codeSigning",
+            E.EMAIL_PROTECTION: "emailProtection", E.TIME_STAMPING: "timeStamping", E.OCSP_SIGNING: "OCSPSigning"}
+
+
 def _usages(cert) -> tuple[list, list]:
     from cryptography import x509
 
@@ -239,7 +254,8 @@ def _usages(cert) -> tuple[list, list]:
     except x509.ExtensionNotFound:
         pass
     try:
-        eku = [oid._name for oid in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
+        eku = [_eku_names().get(oid, oid.dotted_string)
+               for oid in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
     except x509.ExtensionNotFound:
         pass
     return ku, eku

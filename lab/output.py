@@ -1,0 +1,296 @@
+"""Everything `lab` shows: consoles, tables, JSON, hints, durations, errors.
+
+Stage modules and lab/session.py return data; lab/cli.py hands it here.
+Results go to stdout (a table, or with --json only data); progress, warnings
+and errors go to stderr, so `lab … --json | jq` always reads clean data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+from lab import layout
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def out_console():
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or saved for a handout: don't squeeze the tables into 80 columns.
+        console.width = 160
+    return console
+
+
+def _table(title: str, columns, **options):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, **options)
+    for col in columns:
+        if isinstance(col, tuple):
+            table.add_column(col[0], **col[1])
+        else:
+            table.add_column(col)
+    return table
+
+
+def _plain(value):
+    if is_dataclass(value):
+        return _plain(value.to_dict() if hasattr(value, "to_dict") else asdict(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(data) -> None:
+    """Data only, on stdout."""
+    import typer
+
+    typer.echo(json.dumps(_plain(data), indent=2))
+
+
+def error(e) -> None:
+    """A LabError as one line (and its details and fix under it), on stderr."""
+    err = err_console()
+    err.print(f"[bold red]ERROR:[/] {e}", markup=True, soft_wrap=True)
+    if e.details:
+        for line in e.details.splitlines():
+            err.print(f"  | {line}", markup=False, soft_wrap=True)
+    if e.hint:
+        err.print(f"  fix: {e.hint}", markup=False, soft_wrap=True)
+
+
+def note(text: str) -> None:
+    err_console().print(text, markup=False)
+
+
+def warn(text: str) -> None:
+    err_console().print(f"[yellow]warning:[/] {text}")
+
+
+@contextlib.contextmanager
+def progress(first: str = "working…"):
+    """A spinner on stderr; yields the callback the use cases report progress with."""
+    with err_console().status(first) as status:
+        yield lambda msg: status.update(msg)
+
+
+def human(seconds) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _ok(text: str) -> None:
+    out_console().print(f"[green]✓[/] {text}")
+
+
+# --------------------------------------------------------------------------- up, render, down, status
+
+
+def status_table(name: str, lab_dir, servers, expiry) -> None:
+    out = out_console()
+    table = _table(f"lab {name}" + (f"  ({lab_dir}/)" if lab_dir else ""),
+                   ("server", "container", "state", "health", "published", "image", "uptime"))
+    for st in servers:
+        state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
+        table.add_row(st.server, st.container, state, st.health, st.published or "-", st.image or "-",
+                      human(st.uptime_s))
+    out.print(table)
+    if expiry is not None:
+        warn_ = " [bold red](renew: lab up --regenerate)[/]" if expiry.soon else ""
+        out.print(f"  certificates: {expiry.days} days until the first expiry ({expiry.file}){warn_}")
+
+
+def status(report) -> None:
+    status_table(report.name, report.dir, report.servers, report.expiry)
+
+
+def status_json(report) -> None:
+    emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
+               "certificates_days_left": report.expiry.days if report.expiry else None})
+
+
+def all_labs(rows) -> None:
+    table = _table(f"{len(rows)} lab(s) on this Docker engine", ("lab", "containers", "published", "directory"))
+    for r in rows:
+        table.add_row(r.name, ", ".join(f"{k} {v}" for k, v in r.containers.items()), ", ".join(r.published), r.dir)
+    out_console().print(table)
+
+
+def _certs_line(report) -> None:
+    out = out_console()
+    said = "made now" if report.certs.generated else "reused"
+    names = ", ".join(x.split(":", 1)[1] for x in report.certs.sans)
+    out.print(f"  certificates  {said}; server certificate for {names}", markup=False)
+    if report.certs.dropped_students:
+        names = " ".join(report.certs.dropped_students)
+        out.print(f"  [yellow]students[/]      new CAs: the certificates of {names} were signed by the old client "
+                  f"CA and were removed; issue new ones: lab client add {names}")
+
+
+def up(report, hints) -> None:
+    out = out_console()
+    state = "is up" if report.changed else "was already up (nothing to do)"
+    _ok(f"lab [bold]{report.lab.name}[/] {state} ({report.seconds:.1f} s)")
+    out.print(f"  directory     {report.lab.dir}/  (certs/, demo-certs/, nginx-tls/, nginx-mtls/, "
+              f"{layout.COMPOSE_FILE})", markup=False)
+    _certs_line(report)
+    if report.pulled:
+        out.print(f"  image         {report.lab.settings.image} pulled", markup=False)
+    status_table(report.lab.name, report.lab.dir, report.servers, report.expiry)
+    out.print("Try next:")
+    width = max(len(cmd) for cmd, why in hints if why) + 7
+    for cmd, why in hints:
+        out.print(f"  {cmd.ljust(width)}# {why}" if why else f"  {cmd}", markup=False)
+
+
+def render(report) -> None:
+    out = out_console()
+    _ok(f"lab [bold]{report.lab.name}[/] rendered into {report.lab.dir}/ (certificates "
+        f"{'made now' if report.certs.generated else 'reused'}); nothing started")
+    _certs_line(report)
+    for path in report.rendered.files:
+        out.print(f"  {path}", markup=False)
+    out.print("Run it yourself:", markup=False)
+    out.print(f"  cd {report.lab.dir} && docker compose up -d     # or: lab up{report.lab.selector}", markup=False)
+
+
+def down(report) -> None:
+    removed = [f"container {c}" for c in report.containers] + [f"network {n}" for n in report.networks]
+    if removed:
+        _ok(f"lab [bold]{report.name}[/] is down: removed " + ", ".join(removed))
+    else:
+        _ok(f"lab [bold]{report.name}[/] is down: nothing of it was running")
+    if report.deleted is not None:
+        out_console().print(f"  deleted {report.deleted}/", markup=False)
+
+
+def logs(pairs, both: bool) -> None:
+    import typer
+
+    for server, line in pairs:
+        typer.echo(f"[{server}] {line}" if both else line)
+
+
+def doctor(checks) -> None:
+    out = out_console()
+    blocked = [c for c in checks if not c.ok and c.blocking]
+    for c in checks:
+        mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
+        out.print(f"{mark} {c.name}: {c.detail}")
+        if not c.ok and c.fix:
+            out.print(f"    fix: {c.fix}", markup=False)
+    out.print(f"{len(checks) - len(blocked)} ok, {len(blocked)} blocking lab up", markup=False)
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def verify(results, show_commands: bool) -> None:
+    out = out_console()
+    for server, title in (("tls", "TLS server"), ("mtls", "mTLS server")):
+        rows = [r for r in results if r.server == server]
+        if not rows:
+            continue
+        table = _table(f"{title} (port {rows[0].observation.port})",
+                       [("", {"no_wrap": True}), ("scenario", {"no_wrap": True}), "what it shows", "expected",
+                        "observed"], show_lines=show_commands, expand=False)
+        for r in rows:
+            mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
+            shows = r.shows + (f"\n$ {r.curl}" if show_commands else "")
+            table.add_row(mark, r.scenario, shows, r.expected, r.observed)
+        out.print(table)
+    passed = sum(r.passed for r in results)
+    out.print(f"{passed} passed, {len(results) - passed} failed", markup=False)
+
+
+# --------------------------------------------------------------------------- students, certificates
+
+
+def issued(students, selector: str) -> None:
+    out = out_console()
+    for i in students:
+        _ok(f"{i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
+        out.print(f"    p12 password: {i.password}   (saved in {i.directory / (i.name + '.p12.password')})",
+                  markup=False)
+    out.print(f"Try: lab verify --as {students[0].name}{selector}", markup=False)
+
+
+def students(found) -> None:
+    table = _table(f"{len(found)} student(s)", ("name", "serial", "valid until", "status"))
+    for c in found:
+        state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
+        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}", state)
+    out_console().print(table)
+
+
+def revoked(report) -> None:
+    out = out_console()
+    student = report.student
+    _ok(f"revoked {student.name} (serial {student.serial}); the CRL is renewed")
+    if not report.enforced:
+        out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
+        return
+    out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
+              markup=False)
+    out.print(f"  see it: {report.curl}", markup=False)
+
+
+def pki(lab_dir: Path, infos) -> None:
+    out = out_console()
+    out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
+    for i in infos:
+        soon = i.days_left < layout.EXPIRY_WARN_DAYS
+        left = f"[bold red]{i.days_left} days left[/]" if soon else f"{i.days_left} days left"
+        out.print(f"\n[bold]{i.file}[/]")
+        for label, value in (("subject", i.subject), ("issuer", i.issuer), ("serial", i.serial),
+                             ("names", ", ".join(i.sans)), ("key usage", ", ".join(i.key_usage)),
+                             ("ext. key usage", ", ".join(i.extended_key_usage)),
+                             ("valid", f"{i.not_before[:16]} → {i.not_after[:16]} UTC"), ("sha-256", i.sha256)):
+            if value:
+                out.print(f"  {label:<15} {value}", markup=False)
+        out.print(f"  {'':<15} {left}")
+
+
+def expiry_warnings(infos) -> None:
+    for i in infos:
+        if 0 <= i.days_left < layout.EXPIRY_WARN_DAYS and not i.file.startswith(layout.DEMO_DIR):
+            warn(f"{i.file} expires in {i.days_left} days: lab up --regenerate")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_pulled(image: str, pulled: bool) -> None:
+    _ok(f"{image} {'pulled' if pulled else 'was already here'}")
+
+
+def image_saved(image: str, file: Path, size: int) -> None:
+    _ok(f"saved {image} to {file} ({size / 1e6:.1f} MB); on each laptop: lab image load {file}")
+
+
+def image_loaded(file: Path, tags) -> None:
+    _ok(f"loaded {', '.join(tags) or 'an untagged image'} from {file}")
