@@ -9,11 +9,17 @@ from __future__ import annotations
 
 
 class LabError(Exception):
-    """An expected failure: say what failed, why, and what to do."""
+    """An expected failure: say what failed, why, and what to do.
+
+    A subclass names its exit code: `class UsageError(LabError, exit_code=2)`."""
 
     exit_code = 3
     #: Extra lines shown under the message (a command's stderr, a container's logs).
     details: str = ""
+
+    def __init_subclass__(cls, exit_code: int = 3, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.exit_code = exit_code
 
     def __init__(self, message: str, *, hint: str = "", details: str = ""):
         super().__init__(message)
@@ -21,46 +27,32 @@ class LabError(Exception):
         self.details = details
 
 
-class UsageError(LabError):
+class UsageError(LabError, exit_code=2):
     """Bad input: an option, a name, a port, an address. Nothing was written."""
 
-    exit_code = 2
 
-
-class DockerUnavailable(LabError):
+class DockerUnavailable(LabError, exit_code=4):
     """The Docker engine cannot be reached."""
 
-    exit_code = 4
 
-
-class ImageUnavailable(LabError):
+class ImageUnavailable(LabError, exit_code=4):
     """The nginx image is absent and could not be pulled."""
 
-    exit_code = 4
 
-
-class CertificateError(LabError):
+class CertificateError(LabError, exit_code=5):
     """Certificates could not be made, or the existing ones are unusable."""
 
-    exit_code = 5
 
-
-class RuntimeFailure(LabError):
+class RuntimeFailure(LabError, exit_code=6):
     """Containers could not be created, started or made ready (port in use, nginx exited)."""
 
-    exit_code = 6
 
-
-class LabBusy(LabError):
+class LabBusy(LabError, exit_code=7):
     """Another lab command holds this lab's lock."""
 
-    exit_code = 7
 
-
-class VerificationFailed(LabError):
+class VerificationFailed(LabError, exit_code=1):
     """`lab verify`: at least one scenario did not behave as the lesson says."""
-
-    exit_code = 1
 
 
 EXIT_CODES = {

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import ok, run
+from helpers import ok, run
 from lab import layout, students
 
 
@@ -174,8 +174,8 @@ def test_certs_shows_the_whole_pki(rendered):
     assert "clients/jo/jo.crt" in table.output and "sha-256" in table.output
 
 
-def test_certs_warns_before_expiry(new_lab):
-    lab = new_lab()
+def test_certs_warns_before_expiry(lab_params):
+    lab = lab_params()
     ok(run("render", *lab.args("--image", lab.image, "--days", "20")))
     result = ok(run("certs", *lab.args()))
     assert "warning: certs/server.crt expires in 19 days" in result.output or \

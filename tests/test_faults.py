@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port, leftovers, ok, run
+from helpers import REPO, free_port, leftovers, ok, run
 from lab import layout, runtime
 
 pytestmark = [pytest.mark.faults]
@@ -245,7 +245,11 @@ def test_two_ups_at_once_make_one_lab(new_lab, docker_client):
     (["--name", "x" * 40], "invalid lab name"),
     (["--name", "a: b"], "invalid lab name"),
     (["--tls-port", "0"], "1 to 65535"),
+    (["--mtls-port", "70000"], "1 to 65535"),
     (["--tls-port", "9000", "--mtls-port", "9000"], "two ports"),
+    (["--bind", "not-an-ip"], "invalid bind address"),
+    (["--san", "bad name"], "invalid --san"),
+    (["--image", "Bad Image"], "invalid image reference"),
     (["--bind", "999.1.1.1"], "invalid bind address"),
     (["--bind", "192.0.2.1"], "not an address of this machine"),
     (["--san", "evil;}"], "invalid --san"),
@@ -334,3 +338,10 @@ def test_unreadable_file_is_one_message(tmp_path):
     (lab_dir / layout.SETTINGS_FILE).write_text("name: x\n")
     result = run("client", "add", "--from-file", roster, "--dir", lab_dir)
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+def test_status_checks_its_input_before_the_engine(tmp_path):
+    """A bad --dir is bad input (exit 2) even when no engine answers."""
+    (tmp_path / "f").write_text("x")
+    result = run("status", "--dir", tmp_path / "f", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 2 and "is a file" in result.output, result.output

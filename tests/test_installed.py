@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port, leftovers, remove_lab
+from helpers import REPO, free_port, leftovers, remove_lab
 
 BIN = Path(sys.executable).parent
 COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "client", "certs", "image", "down"]

@@ -142,7 +142,7 @@ def test_compose_file_parses_with_docker_compose(lab_with_certs, docker_client):
 @pytest.mark.docker
 def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
     """The handout promise: `docker-compose up -d` in the lab directory gives the same two servers."""
-    from conftest import free_port, remove_lab
+    from helpers import free_port, remove_lab
     from lab import runtime, verify
 
     exe = shutil.which("docker-compose")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, leftovers, ok, run
+from helpers import free_port, leftovers, ok, run
 from lab import layout
 
 pytestmark = pytest.mark.docker
@@ -158,26 +158,6 @@ def test_doctor_image_missing(new_lab):
 def test_doctor_openssl_missing(new_lab, tmp_path):
     checks = doctor_json(new_lab(), env={"PATH": str(tmp_path / "empty")})
     assert not checks["openssl"]["ok"] and "apt-get install openssl" in checks["openssl"]["fix"]
-
-
-def test_doctor_clock_checks():
-    """A clock far off from the engine's (or simply wrong) is caught: certificates are checked against it."""
-    import datetime as dt
-
-    from lab import doctor
-
-    class Engine:
-        def __init__(self, when):
-            self.when = when
-
-        def info(self):
-            return {"SystemTime": self.when.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")}
-
-    now = dt.datetime.now(dt.timezone.utc)
-    assert doctor.check_clock(Engine(now), now).ok
-    skewed = doctor.check_clock(Engine(now + dt.timedelta(minutes=10)), now)
-    assert not skewed.ok and "disagree by 600 s" in skewed.detail
-    assert not doctor.check_clock(None, dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)).ok
 
 
 def test_image_pull_unreachable_registry():

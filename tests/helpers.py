@@ -1,0 +1,83 @@
+"""Helpers shared by the tests (sqlite-utils' tests/utils.py): run a lab
+command in-process, find what a lab left behind, pick free ports. Fixtures
+live in conftest.py."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab import layout
+
+IN_CI = bool(os.environ.get("CI"))
+TEST_IMAGE = os.environ.get("LAB_TEST_IMAGE") or os.environ.get("LAB_IMAGE") or layout.OFFLINE_IMAGE
+REPO = Path(__file__).resolve().parent.parent
+
+
+def missing(reason: str):
+    """Skip on a developer's machine; fail in CI, which must provide everything."""
+    if IN_CI:
+        pytest.fail(f"CI is set and {reason}: .ci/run must provide it", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def remove_lab(client, name: str) -> None:
+    """Remove everything labelled with this lab's name (the test's own cleanup, not lab's),
+    and the lab's lock file (lab keeps it: removing a lock file races with its next user)."""
+    from lab.locking import lock_path
+
+    lock_path(name).unlink(missing_ok=True)
+    for c in client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={name}"}):
+        c.remove(force=True)
+    for n in client.networks.list(filters={"label": f"{layout.LABEL_LAB}={name}"}):
+        n.remove()
+
+
+def leftovers(client, name: str) -> list[str]:
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={name}"})]
+    found += [f"network {n.name}" for n in client.networks.list(filters={"label": f"{layout.LABEL_LAB}={name}"})]
+    # Anything with the lab's names but not its labels would be a leak too.
+    found += [f"container {c.name}" for c in client.containers.list(all=True, filters={"name": name})
+              if f"container {c.name}" not in found]
+    return found
+
+
+@dataclass
+class LabParams:
+    name: str
+    dir: Path
+    tls_port: int
+    mtls_port: int
+    image: str
+    bind: str = "127.0.0.1"
+
+    def args(self, *extra: str) -> list[str]:
+        return ["--dir", str(self.dir), "--name", self.name, *extra]
+
+    def up_args(self, *extra: str) -> list[str]:
+        return ["up", *self.args("--tls-port", str(self.tls_port), "--mtls-port", str(self.mtls_port),
+                                 "--image", self.image, "--bind", self.bind, *extra)]
+
+
+def run(*args, env=None):
+    """A lab command in-process (typer's CliRunner), every argument as text."""
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
