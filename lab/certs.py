@@ -122,9 +122,13 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
         earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
     demo = demo or directory.parent / layout.DEMO_DIR
     missing_demo = [name for name in layout.DEMO_FILES if not (demo / name).is_file()]
-    crl = (crl_dir or directory.parent / layout.CRL_DIR) / layout.CRL_FILE
-    if not crl.is_file() or not (directory / layout.CLIENT_CA_DB / "index.txt").is_file():
-        missing_demo.append(f"{crl} or {directory / layout.CLIENT_CA_DB}")
+    if not (directory / layout.CLIENT_CA_DB / "index.txt").is_file():
+        missing_demo.append(str(directory / layout.CLIENT_CA_DB / "index.txt"))
+    # The CRL is not needed here: it is made anew from the client CA's database
+    # whenever it is missing or unreadable (students.ensure_fresh_crl); only a
+    # set just made must come with one.
+    if crl_dir is not None and not (crl_dir / layout.CRL_FILE).is_file():
+        missing_demo.append(str(crl_dir / layout.CRL_FILE))
     if missing_demo:
         raise CertificateError(
             f"missing {', '.join(missing_demo)} (demo certificates, the client CA's database or its CRL)",

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from lab import layout
-from lab.errors import EXIT_CODES, LabError
+from lab.errors import EXIT_CODES, Interrupted, LabError
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
@@ -71,6 +71,8 @@ DaysOpt = Annotated[Optional[int], typer.Option(
     "--days", show_default=False,
     help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; at most {layout.MAX_DAYS}].")]
 RegenerateOpt = Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")]
+DiscardOpt = Annotated[bool, typer.Option(
+    "--discard-students", help="Confirm that new CAs delete every student's certificate (they need new ones).")]
 
 
 # --------------------------------------------------------------------------- the error boundary
@@ -106,6 +108,30 @@ def _expected_failure(e: Exception) -> Optional[LabError]:
     return None
 
 
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's last flush stays quiet."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+class _Done:
+    """`with _done("lab x is up"):` around the printing of a finished command: a
+    Ctrl-C there says what really happened (the work is done), not "removed"."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is KeyboardInterrupt:
+            raise Interrupted(f"interrupted while printing: {self.what}") from None
+        return False
+
+
 def handles_errors(command):
     """The one boundary where LabError becomes a message and an exit code.
     Anything unforeseen keeps its traceback: that is a bug to report."""
@@ -122,6 +148,10 @@ def handles_errors(command):
         except KeyboardInterrupt:
             output.note("interrupted: what this run made was removed")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # `lab up | head -1`: the reader has what it wanted; that is no error.
+            _silence_stdout()
+            raise typer.Exit(0) from None
         except Exception as e:
             expected = _expected_failure(e)
             if expected is None:
@@ -140,7 +170,7 @@ def handles_errors(command):
 def up(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
-    days: DaysOpt = None, regenerate: RegenerateOpt = False,
+    days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
 ):
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
@@ -149,8 +179,10 @@ def up(
     lab = session.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
                          bind=bind, image=image, sans=san, days=days)
     with output.progress() as say:
-        report = session.up(lab, regenerate=regenerate, timeout=timeout, progress=say)
-    output.up(report, session.try_next(lab))
+        report = session.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
+                            discard_students=discard_students)
+    with _Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"):
+        output.up(report, session.try_next(lab))
 
 
 @app.command()
@@ -158,7 +190,7 @@ def up(
 def render(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
-    days: DaysOpt = None, regenerate: RegenerateOpt = False,
+    days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
 ):
     """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
     from lab import output, session
@@ -166,8 +198,9 @@ def render(
     lab = session.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
                          bind=bind, image=image, sans=san, days=days)
     with output.progress() as say:
-        report = session.render(lab, regenerate=regenerate, progress=say)
-    output.render(report)
+        report = session.render(lab, regenerate=regenerate, progress=say, discard_students=discard_students)
+    with _Done(f"lab {lab.name} is rendered in {lab.dir}/"):
+        output.render(report)
 
 
 @app.command()
@@ -295,8 +328,9 @@ def client_add(
 
     lab = session.select(directory, name, require=True)
     with output.progress() as say:
-        issued = session.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
-    output.issued(issued, lab.selector)
+        report = session.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
+    with _Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
+        output.issued(report, lab.selector)
 
 
 @client_app.command("list")

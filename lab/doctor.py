@@ -123,6 +123,43 @@ def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> C
     return Check("certificates", True, f"valid; the first expiry is {result.not_after:%Y-%m-%d} ({left.days} days)")
 
 
+def check_network(client, s: Settings) -> Check:
+    """A network with the lab's network name that lab did not make blocks `lab up`."""
+    name = layout.network_name(s.name)
+    if client is None:
+        return Check("network", True, f"{name}: cannot tell without the engine", blocking=False)
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    if found and (found[0].attrs.get("Labels") or {}).get(layout.LABEL_LAB) != s.name:
+        return Check("network", False, f"a network named {name} exists and was not made by this lab",
+                     f"remove it (docker network rm {name}) if it is not needed, or choose another --name",
+                     error=RuntimeFailure)
+    return Check("network", True, f"{name} is this lab's" if found else f"{name} is free")
+
+
+def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: str) -> Check:
+    """The client CA's revocation list: readable, valid through the workshop, and loaded by the running server."""
+    from lab import runtime, students
+
+    if not layout.certs_dir(lab_dir).exists():
+        return Check("revocation list", True, "none yet: lab up makes it")
+    where = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
+    nxt = students.crl_next_update(lab_dir)
+    if nxt is None:
+        return Check("revocation list", False, f"{where} is missing or unreadable: nginx would refuse every student",
+                     "lab up makes it anew from the client CA's database (every revocation is kept, no student "
+                     "is lost)", error=CertificateError)
+    if nxt <= now + dt.timedelta(hours=hours):
+        return Check("revocation list", False, f"{where} is valid until {nxt:%Y-%m-%d %H:%M} UTC, within the next "
+                     f"{hours:g} hours: after that nginx refuses every student", "lab up renews it (and reloads the "
+                     "server)", error=CertificateError)
+    state = students.crl_state(lab_dir, runtime.server_state(client, lab_name, "mtls")) if client else None
+    if state == "older":
+        return Check("revocation list", False, f"the running mTLS server has an older revocation list than {where}: "
+                     "a student revoked since may still get in", "lab up reloads it", error=CertificateError)
+    loaded = "; the running mTLS server has loaded it" if state == "current" else ""
+    return Check("revocation list", True, f"valid until {nxt:%Y-%m-%d}{loaded}")
+
+
 def check_clock(client, now: dt.datetime) -> Check:
     if now.year < 2024:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
@@ -143,14 +180,16 @@ def check_clock(client, now: dt.datetime) -> Check:
 def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: bool = True):
     """Every check, in order; returns (engine client or None, checks).
 
-    `lab up` leaves out the certificates check (certificates=False): it makes
-    missing certificates itself and checks existing ones with the same code
-    (certs.ensure), raising with the same fix."""
+    `lab up` leaves out the certificates and revocation list checks
+    (certificates=False): it makes missing certificates itself and checks
+    existing ones with the same code (certs.ensure), raising with the same
+    fix, and makes the CRL anew when it is missing, unreadable or running out."""
     now = dt.datetime.now(dt.timezone.utc)
     client, engine = check_engine()
-    checks = [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_dir(lab_dir)]
+    checks = [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_network(client, s),
+              check_dir(lab_dir)]
     if certificates:
-        checks.append(check_certs(lab_dir, s, hours, now))
+        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, client, s.name)]
     checks.append(check_clock(client, now))
     return client, checks
 

@@ -55,6 +55,10 @@ class VerificationFailed(LabError, exit_code=1):
     """`lab verify`: at least one scenario did not behave as the lesson says."""
 
 
+class Interrupted(LabError, exit_code=130):
+    """Ctrl-C, where what is left is not "nothing": the message says what was done and kept."""
+
+
 EXIT_CODES = {
     0: "success",
     1: "lab verify: a scenario did not behave as expected; lab doctor: something blocks lab up; "
@@ -65,5 +69,5 @@ EXIT_CODES = {
     5: "certificates: openssl missing or failed, key/certificate mismatch, expired",
     6: "containers: port in use, nginx failed to start or to become ready",
     7: "another lab command is changing the same lab right now",
-    130: "interrupted (Ctrl-C); what this run made was removed",
+    130: "interrupted (Ctrl-C); what this run made was removed, or the message says what was kept",
 }

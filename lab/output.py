@@ -110,7 +110,7 @@ def _ok(text: str) -> None:
 # --------------------------------------------------------------------------- up, render, down, status
 
 
-def status_table(name: str, lab_dir, servers, expiry) -> None:
+def status_table(name: str, lab_dir, servers, expiry, crl=None) -> None:
     out = out_console()
     table = _table(f"lab {name}" + (f"  ({lab_dir}/)" if lab_dir else ""),
                    ("server", "container", "state", "health", "published", "image", "uptime"))
@@ -122,15 +122,21 @@ def status_table(name: str, lab_dir, servers, expiry) -> None:
     if expiry is not None:
         warn_ = " [bold red](renew: lab up --regenerate)[/]" if expiry.soon else ""
         out.print(f"  certificates: {expiry.days} days until the first expiry ({expiry.file}){warn_}")
+    if crl == "current":
+        out.print("  revocation list: the mTLS server enforces the one on disk")
+    elif crl == "older":
+        out.print(f"  [bold red]revocation list: the mTLS server has an older one than {layout.CRL_DIR}/"
+                  f"{layout.CRL_FILE}[/]: a revoked student may still get in; `lab up` reloads it")
 
 
 def status(report) -> None:
-    status_table(report.name, report.dir, report.servers, report.expiry)
+    status_table(report.name, report.dir, report.servers, report.expiry, report.crl)
 
 
 def status_json(report) -> None:
     emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
-               "certificates_days_left": report.expiry.days if report.expiry else None})
+               "certificates_days_left": report.expiry.days if report.expiry else None,
+               "revocation_list": report.crl})
 
 
 def all_labs(rows) -> None:
@@ -160,7 +166,11 @@ def up(report, hints) -> None:
     _certs_line(report)
     if report.pulled:
         out.print(f"  image         {report.lab.settings.image} pulled", markup=False)
-    status_table(report.lab.name, report.lab.dir, report.servers, report.expiry)
+    if report.crl_reloaded:
+        out.print("  revocations   the mTLS server had an older revocation list: reloaded with the one on disk",
+                  markup=False)
+    status_table(report.lab.name, report.lab.dir, report.servers, report.expiry, "current")
+    exposed(report.lab.settings)
     out.print("Try next:")
     width = max(len(cmd) for cmd, why in hints if why) + 7
     for cmd, why in hints:
@@ -230,21 +240,28 @@ def verify(results, show_commands: bool) -> None:
 # --------------------------------------------------------------------------- students, certificates
 
 
-def issued(students, selector: str) -> None:
+def issued(report, selector: str) -> None:
     out = out_console()
-    for i in students:
+    for i in report.issued:
         _ok(f"{i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
         out.print(f"    p12 password: {i.password}   (saved in {i.directory / (i.name + '.p12.password')})",
                   markup=False)
-    out.print(f"Try: lab verify --as {students[0].name}{selector}", markup=False)
+    if report.skipped:
+        out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
+    first = (report.issued or [None])[0]
+    if first is not None:
+        out.print(f"Try: lab verify --as {first.name}{selector}", markup=False)
 
 
 def students(found) -> None:
     table = _table(f"{len(found)} student(s)", ("name", "serial", "valid until", "status"))
     for c in found:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
-        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}", state)
+        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
     out_console().print(table)
+    for c in found:
+        if c.problem:
+            warn(f"{c.name}: {c.problem}: lab client add --force {c.name} issues a new one")
 
 
 def revoked(report) -> None:
@@ -263,6 +280,9 @@ def pki(lab_dir: Path, infos) -> None:
     out = out_console()
     out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
     for i in infos:
+        if i.problem:
+            out.print(f"\n[bold]{i.file}[/]\n  [bold red]{i.problem}[/]")
+            continue
         soon = i.days_left < layout.EXPIRY_WARN_DAYS
         left = f"[bold red]{i.days_left} days left[/]" if soon else f"{i.days_left} days left"
         out.print(f"\n[bold]{i.file}[/]")
@@ -277,8 +297,22 @@ def pki(lab_dir: Path, infos) -> None:
 
 def expiry_warnings(infos) -> None:
     for i in infos:
-        if 0 <= i.days_left < layout.EXPIRY_WARN_DAYS and not i.file.startswith(layout.DEMO_DIR):
+        if i.problem:
+            warn(f"{i.file}: {i.problem}")
+        elif 0 <= i.days_left < layout.EXPIRY_WARN_DAYS and not i.file.startswith(layout.DEMO_DIR):
             warn(f"{i.file} expires in {i.days_left} days: lab up --regenerate")
+
+
+def exposed(settings) -> None:
+    """Published beyond loopback: say what anyone on the network can now reach."""
+    import ipaddress
+
+    if ipaddress.ip_address(settings.bind).is_loopback:
+        return
+    where = "every address of this machine" if settings.bind in ("0.0.0.0", "::") else settings.bind
+    warn(f"ports {settings.tls_port} and {settings.mtls_port} are published on {where}: anyone on this "
+         f"machine's networks can reach both servers (the TLS one without a client certificate). "
+         f"`lab down` closes them; --bind 127.0.0.1 keeps them on this machine.")
 
 
 # --------------------------------------------------------------------------- images

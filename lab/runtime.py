@@ -467,6 +467,17 @@ def engine_time(client):
         return None
 
 
+def server_state(client, lab: str, server: str) -> tuple[str, str] | None:
+    """(container id, state: running, paused, exited, …) of a server, None when it has no container."""
+    import docker
+
+    try:
+        container = client.containers.get(layout.container_name(lab, server))
+    except docker.errors.NotFound:
+        return None
+    return container.id, container.status
+
+
 def server_container(client, lab: str, server: str):
     import docker
 
@@ -541,8 +552,12 @@ def reload(client, lab: str, server: str, timeout: float = 10.0) -> bool:
         container = client.containers.get(layout.container_name(lab, server))
     except docker.errors.NotFound:
         return False
+    if container.status in ("paused", "restarting"):
+        # A paused nginx cannot take the signal, and would wake up with what it had.
+        raise RuntimeFailure(f"{container.name} is {container.status}: nginx cannot reload it now",
+                             hint=f"docker unpause {container.name}, then `lab up` (it reloads the server)")
     if container.status != "running":
-        return False
+        return False   # not running: it reads the files anew when it starts
     old = _worker_pids(container)
     container.kill(signal="SIGHUP")
     deadline = time.monotonic() + timeout

@@ -145,6 +145,7 @@ class UpReport(BuildReport):
     servers: list = field(default_factory=list)
     expiry: Optional[Expiry] = None
     seconds: float = 0.0
+    crl_reloaded: bool = False     # the running mTLS server had an older CRL: reloaded
 
 
 def _stage_certificates(lab: Lab, regenerate: bool):
@@ -173,20 +174,39 @@ def _make_lab_dir(lab_dir: Path) -> None:
                        hint="choose another with --dir, or fix its permissions") from None
 
 
-def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None):
+def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None:
+    """New CAs mean every student's certificate goes (signed by a CA that no
+    longer exists): never without the instructor saying so."""
+    from lab import certs, students
+
+    if discard_students or not certs.needs_generation(lab.dir, regenerate):
+        return
+    found = [s.name for s in students.list_students(lab.dir)]
+    if found:
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        why = "--regenerate makes" if regenerate else f"{layout.CERTS_DIR}/ is empty, so lab would make"
+        raise UsageError(f"{why} new CAs, which would delete the certificates of {len(found)} student(s): {shown}",
+                         hint="add --discard-students to confirm (they then need new ones: lab client add); "
+                              "or keep the CAs: leave out --regenerate")
+
+
+def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None, discard_students=False):
     """Certificates, then configuration, then (for up) `start(rendered, certs)`,
     then the settings, under the lab's lock. A lab directory this run created
     is removed again if any step fails or is interrupted."""
-    from lab import certs, render, settings
+    from lab import certs, render, settings, students
     from lab.locking import lab_lock
 
     try:
+        _confirm_new_cas(lab, regenerate, discard_students)
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
             try:
                 _make_lab_dir(lab.dir)
                 progress("certificates…")
                 cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
+                # Missing, unreadable, behind the CA database or running out: made anew from the database.
+                students.ensure_fresh_crl(lab.dir)
                 rendered = render.render_lab(lab.dir, lab.settings)
                 started = start(rendered, cert_result) if start else None
                 settings.save(lab.dir, lab.settings)
@@ -200,17 +220,21 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=N
     return cert_result, rendered, started
 
 
-def render(lab: Lab, regenerate: bool = False, progress: Progress = _quiet) -> BuildReport:
+def render(lab: Lab, regenerate: bool = False, progress: Progress = _quiet,
+           discard_students: bool = False) -> BuildReport:
     """The lab directory (certificates, nginx configs, compose file), nothing started."""
-    cert_result, rendered, _ = _build(lab, regenerate, progress)
+    cert_result, rendered, _ = _build(lab, regenerate, progress, discard_students=discard_students)
     return BuildReport(lab, cert_result, rendered)
 
 
-def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Progress = _quiet) -> UpReport:
-    """Certificates, configuration, both containers; returns when both servers answer TLS."""
-    from lab import doctor, runtime, students
+def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Progress = _quiet,
+       discard_students: bool = False) -> UpReport:
+    """Certificates, configuration, both containers; returns when both servers answer TLS,
+    the mTLS server with the revocation list on disk."""
+    from lab import doctor, runtime
 
     started = time.monotonic()
+    _confirm_new_cas(lab, regenerate, discard_students)
     pending = _stage_certificates(lab, regenerate)
     try:
         client = doctor.preflight(lab.dir, lab.settings)   # a blocked lab up writes nothing
@@ -221,17 +245,50 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     ca_file = layout.certs_dir(lab.dir) / layout.SERVER_CA_CRT
 
     def start(rendered, cert_result):
-        crl_renewed = students.ensure_fresh_crl(lab.dir)
         progress("containers…")
         result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, client=client)
-        if crl_renewed and not result.changed:
-            runtime.reload(client, lab.name, "mtls")  # the running server picks up the renewed CRL
-        return result
+        if result.changed:   # new containers read the CRL on disk as they started
+            _loaded_crl(lab.dir, client, lab.name)
+            return result, False
+        return result, _enforce_crl(lab, client) == "reloaded"
 
-    cert_result, rendered, result = _build(lab, regenerate, progress, start, pending)
+    cert_result, rendered, (result, crl_reloaded) = _build(lab, regenerate, progress, start, pending,
+                                                           discard_students=discard_students)
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
                     servers=runtime.status(client, lab.name, ca_file), expiry=first_expiry(lab.dir),
-                    seconds=time.monotonic() - started)
+                    seconds=time.monotonic() - started, crl_reloaded=crl_reloaded)
+
+
+# --------------------------------------------------------------------------- the CRL the server enforces
+# (students.crl_state says why lab keeps track of it)
+
+
+def _loaded_crl(lab_dir: Path, client, lab_name: str) -> None:
+    from lab import runtime, students
+
+    found = runtime.server_state(client, lab_name, "mtls")
+    students.note_loaded_crl(lab_dir, found[0] if found else None)
+
+
+def crl_state(lab_dir: Path, client, lab_name: str) -> Optional[str]:
+    from lab import runtime, students
+
+    return students.crl_state(lab_dir, runtime.server_state(client, lab_name, "mtls"))
+
+
+def _enforce_crl(lab: Lab, client) -> Optional[str]:
+    """Have the running mTLS server load the CRL on disk if it has not:
+    "reloaded", "current", or None when no server runs. Raises when it cannot
+    be reloaded (paused)."""
+    from lab import runtime
+
+    state = crl_state(lab.dir, client, lab.name)
+    if state != "older":
+        return state
+    runtime.reload(client, lab.name, "mtls")
+    _loaded_crl(lab.dir, client, lab.name)
+    return "reloaded"
+    return "reloaded"
 
 
 # --------------------------------------------------------------------------- down
@@ -245,23 +302,45 @@ class DownReport:
     deleted: Optional[Path] = None
 
 
+def _check_purge(lab_dir: Path, lab_name: str, client) -> None:
+    """--purge deletes a directory only when lab made it for this very lab:
+    its lab.yml names this lab, and no other lab's containers were made from it."""
+    from lab import runtime, settings
+
+    saved = (lab_dir / layout.SETTINGS_FILE)
+    if not saved.is_file():
+        raise UsageError(f"{lab_dir} is not a lab directory (no {layout.SETTINGS_FILE}): not deleting it",
+                         hint="lab down --purge deletes only a directory that lab up or lab render made")
+    try:
+        owner = settings.load_saved(lab_dir).get("name", layout.DEFAULT_NAME)
+    except UsageError as e:
+        raise UsageError(f"{saved} cannot be read ({e}): not deleting {lab_dir}") from None
+    if owner != lab_name:
+        raise UsageError(f"{lab_dir} belongs to lab {owner!r}, not {lab_name!r}: not deleting it",
+                         hint=f"lab down --dir {lab_dir} (without --name) takes down the lab it belongs to")
+    other = runtime.lab_for_dir(client, lab_dir)
+    if other is not None and other != lab_name:
+        raise UsageError(f"lab {other!r} runs from {lab_dir}: not deleting it",
+                         hint=f"lab down --name {other} first")
+
+
 def down(directory: Optional[Path], name: Optional[str], purge: bool = False) -> DownReport:
-    """Remove the lab's containers and network, found by label; with purge, its directory too."""
+    """Remove the lab's containers and network, found by label; with purge, its
+    directory too, and only if it is that lab's (checked before anything is removed)."""
     from lab import runtime
     from lab.locking import lab_lock
 
     lab_dir = lab_dir_for(directory, name)
     client = runtime.connect()
     lab_name = _lab_name(lab_dir, name, client)
+    purge = purge and lab_dir.is_dir()
+    if purge:
+        _check_purge(lab_dir, lab_name, client)
     with lab_lock(lab_name):
         result = runtime.down(lab_name, client=client)
-    deleted = None
-    if purge and lab_dir.is_dir():
-        if not ((lab_dir / layout.SETTINGS_FILE).exists() or (lab_dir / layout.COMPOSE_FILE).exists()):
-            raise UsageError(f"{lab_dir} does not look like a lab directory (no {layout.SETTINGS_FILE}): not deleting it")
-        shutil.rmtree(lab_dir)
-        deleted = lab_dir
-    return DownReport(lab_name, result.containers, result.networks, deleted)
+        if purge:
+            shutil.rmtree(lab_dir)
+    return DownReport(lab_name, result.containers, result.networks, lab_dir if purge else None)
 
 
 # --------------------------------------------------------------------------- status, logs, doctor
@@ -273,6 +352,7 @@ class StatusReport:
     dir: Optional[Path]        # None when the directory is gone
     servers: list
     expiry: Optional[Expiry]
+    crl: Optional[str] = None  # "current" / "older": the CRL the running mTLS server loaded
 
     @property
     def all_running(self) -> bool:
@@ -289,7 +369,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     lab_name = lab.name if lab else _lab_name(lab_dir, name, client)
     servers = runtime.status(client, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
     here = lab_dir if lab_dir.is_dir() else None
-    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None)
+    crl = crl_state(lab_dir, client, lab_name) if here else None
+    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, crl)
 
 
 def all_labs() -> list:
@@ -384,33 +465,36 @@ def try_next(lab: Lab) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- students
 
 
+@dataclass(frozen=True)
+class AddReport:
+    issued: list
+    skipped: list          # already had a certificate (a roster run again)
+
+
 def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, legacy_p12: bool,
-                 progress: Progress = _quiet) -> list:
+                 progress: Progress = _quiet) -> AddReport:
+    """Issue a certificate per student. A roster run again completes it: who
+    already has a certificate is kept. --force re-issues, and the running
+    server is made to refuse the old certificates."""
     from lab import students
     from lab.locking import lab_lock
 
-    wanted = list(names or []) + (students.read_roster(from_file) if from_file else [])
+    roster = students.read_roster(from_file) if from_file else []
+    wanted = list(names or []) + roster
     if not wanted:
         raise UsageError("no student names: give NAME… or --from-file FILE")
-    with lab_lock(lab.name):
+    with lab_lock(lab.name, wait=LOCK_WAIT, waiting=progress):
         progress("issuing…")
-        issued = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
-                              host=student_host(lab.settings))
-        if force:  # a re-issued student's old certificate was revoked: have nginx use the new CRL
-            _reload_mtls(lab.name)
-    return issued
+        issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
+                                       host=student_host(lab.settings), skip_existing=bool(roster))
+        if force:
+            _enforce_revocation(lab, "the re-issued students' old certificates")
+    return AddReport(issued, skipped)
 
 
-def _reload_mtls(lab_name: str) -> bool:
-    """Reload the mTLS server if the lab runs; False when it does not (or no engine answers)."""
-    from lab import runtime
-    from lab.errors import DockerUnavailable
-
-    try:
-        client = runtime.connect()
-    except DockerUnavailable:
-        return False
-    return runtime.reload(client, lab_name, "mtls")
+# How long `lab client …` waits for another lab command on the same lab (e.g.
+# a second instructor terminal adding students) before giving up.
+LOCK_WAIT = 120.0
 
 
 def list_students(lab: Lab) -> list:
@@ -422,28 +506,59 @@ def list_students(lab: Lab) -> list:
 @dataclass(frozen=True)
 class RevokeReport:
     student: Student
-    enforced: bool           # False: the lab is not running
+    enforced: bool           # False: the lab is not running (it loads the CRL when it starts)
     observed: str = ""       # what the server answered the revoked certificate
     curl: str = ""
+
+
+def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
+    """After the CRL changed: the running mTLS server must enforce it, or the
+    command fails loudly. Returns _enforce_crl's answer."""
+    from lab import runtime
+    from lab.errors import DockerUnavailable, RuntimeFailure
+
+    try:
+        client = runtime.connect()
+        return _enforce_crl(lab, client)
+    except (DockerUnavailable, RuntimeFailure) as e:
+        if not _mtls_port_answers(lab):
+            return None   # nothing serves this lab here: a server that starts reads the new CRL
+        raise type(e)(f"the CRL now revokes {who}, but the mTLS server could not be made to load it ({e}): "
+                      f"if the lab is running, it still admits them",
+                      hint=f"{e.hint + '; ' if e.hint else ''}`lab up{lab.selector}` reloads the server with the "
+                           "new CRL") from None
+
+
+def _mtls_port_answers(lab: Lab) -> bool:
+    """Does anything accept connections on the lab's published mTLS port (a
+    paused container's port does)? Evidence, when the engine cannot say."""
+    import socket
+
+    try:
+        with socket.create_connection((lab.settings.connect_address(), lab.settings.mtls_port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def revoke(lab: Lab, name: str) -> RevokeReport:
     """Revoke a student's certificate and have the running mTLS server enforce
     it: the reload returns once no old nginx worker is left, then one request
-    with that very certificate proves it is refused."""
+    with that very certificate proves it is refused. If the server cannot be
+    reached or reloaded, this fails (non-zero) saying the student still gets in."""
     from lab import students, verify as checks
     from lab.locking import lab_lock
 
-    with lab_lock(lab.name):
+    with lab_lock(lab.name, wait=LOCK_WAIT):
         revoked = students.revoke(lab.dir, name)
-        reloaded = _reload_mtls(lab.name)
-    if not reloaded:
+        state = _enforce_revocation(lab, name)
+    if state is None:
         return RevokeReport(revoked, False)
     sc = checks.revoked_scenario(revoked)
     result = checks.run_one(sc, lab.dir, lab.settings)
     if not result.passed:
-        raise LabError(f"nginx reloaded but still does not refuse {name}: {result.observed}",
-                       hint="lab logs mtls shows what the server saw")
+        raise LabError(f"the mTLS server still does not refuse {name}: {result.observed}",
+                       hint=f"lab logs mtls{lab.selector} shows what the server saw; `lab up{lab.selector}` reloads it")
     return RevokeReport(revoked, True, result.observed, result.curl)
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab import layout
-from lab.errors import CertificateError, UsageError
+from lab.errors import CertificateError, Interrupted, LabError, UsageError
 from lab.resources import scripts_dir
 from lab.settings import Settings
 
@@ -34,13 +34,14 @@ class Student:
 
     name: str
     serial: str
-    not_after: dt.datetime
-    status: str            # valid / revoked / expired
+    not_after: dt.datetime | None   # None when the certificate cannot be read
+    status: str                     # valid / revoked / expired / unreadable
     directory: Path
+    problem: str = ""               # why it is unreadable
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["not_after"] = self.not_after.isoformat()
+        d["not_after"] = self.not_after.isoformat() if self.not_after else None
         d["directory"] = str(self.directory)
         return d
 
@@ -56,20 +57,42 @@ class IssuedStudent:
     not_after: dt.datetime
 
 
+# Names a student cannot have: their files would collide with the lab's own in
+# the student's folder (server-ca.crt, client-ca.crt) or in certs/.
+RESERVED = frozenset({"server-ca", "client-ca", "server", "client", "readme", "rogue-ca", "ca"})
+
+
 def validate_student(name: str) -> str:
     if not _STUDENT_RE.fullmatch(name or ""):
         raise UsageError(f"invalid student name {name!r}: use 1 to 64 letters, digits, dots, dashes and "
                          "underscores, starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise UsageError(f"student name {name!r} is reserved: it is the name of one of the lab's own files "
+                         f"({', '.join(sorted(RESERVED))}); choose another")
     return name
 
 
 def read_roster(path: Path) -> list[str]:
-    """One name a line; blank lines and lines starting with # are skipped."""
+    """One name a line; blank lines and lines starting with # are skipped.
+
+    UTF-8, with or without the byte-order mark spreadsheets write; UTF-16 with
+    its byte-order mark (Windows' "Unicode text"). Anything else is refused
+    with the line where it stops being UTF-8, not guessed at."""
     try:
-        lines = path.read_text().splitlines()
+        raw = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path} ({e.strerror})") from None
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    try:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = raw.decode("utf-16")
+        else:
+            text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UsageError(f"{path} is not UTF-8 text (line {line}, byte {e.start})",
+                         hint="save the class list as UTF-8 (e.g. \"CSV UTF-8\" in a spreadsheet), one name a line") \
+            from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def _script(*args: str) -> None:
@@ -80,9 +103,14 @@ def _script(*args: str) -> None:
 
 
 def _require_ca(lab_dir: Path) -> Path:
+    """The lab's certs/ folder with the client CA's database; writable, or a clear error before OpenSSL runs."""
     certs = layout.certs_dir(lab_dir)
     if not (certs / layout.CLIENT_CA_DB / "ca.cnf").is_file():
         raise CertificateError(f"no client CA in {certs}", hint="run `lab up` (or `lab render`) first")
+    for folder in (certs, certs / layout.CLIENT_CA_DB, lab_dir):
+        if not os.access(folder, os.W_OK):
+            raise LabError(f"{folder} is not writable: the client CA records every certificate it issues or "
+                           "revokes there", hint="fix its permissions (or work on a writable copy of the lab)")
     return certs
 
 
@@ -96,67 +124,72 @@ def _serial_hex(n: int) -> str:
     return f"{n:X}"
 
 
-def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False, legacy_p12: bool = False,
-        host: str = "localhost") -> list[IssuedStudent]:
-    """Issue a certificate per name. All names are checked before anything is written."""
-    from lab.render import render_text
+# --------------------------------------------------------------------------- the client CA's database
 
-    for name in names:
-        validate_student(name)
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise UsageError(f"{', '.join(dupes)} given more than once")
-    certs = _require_ca(lab_dir)
-    clients = layout.clients_dir(lab_dir)
-    existing = [n for n in names if (clients / n).exists()]
-    if existing and not force:
-        raise UsageError(f"{', '.join(existing)} already {'has' if len(existing) == 1 else 'have'} a certificate: "
-                         "use --force to revoke it and issue a new one")
-    issued = []
-    for name in names:
-        if (clients / name).exists() and find(lab_dir, name).status != "revoked":
-            revoke(lab_dir, name)  # --force: the old certificate must stop working
-        clients.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
-        try:
-            _script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
-                    "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
-                    *(["--legacy-p12"] if legacy_p12 else []))
-            cert = _cert(tmp / f"{name}.crt")
-            serial = _serial_hex(cert.serial_number)
-            readme = render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
-                                 mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}")
-            (tmp / "README.txt").write_text(readme)
-            os.chmod(tmp, 0o700)
-            shutil.rmtree(clients / name, ignore_errors=True)
-            os.replace(tmp, clients / name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        password = (clients / name / f"{name}.p12.password").read_text().strip()
-        issued.append(IssuedStudent(name, clients / name, serial, password, cert.not_valid_after_utc))
-    return issued
+
+@dataclass(frozen=True)
+class CaRecord:
+    """One line of the client CA's database (openssl ca's index.txt)."""
+
+    status: str          # V valid, R revoked, E expired
+    serial_hex: str      # as openssl ca writes it, also the name of its copy: issued/SERIAL.pem
+    common_name: str
+
+    @property
+    def serial(self) -> int:
+        return int(self.serial_hex, 16)
+
+
+def ca_records(lab_dir: Path) -> list[CaRecord]:
+    """Every certificate the client CA issued, as its database says: the authority
+    on who is revoked (the CRL is made from it, and can always be made again)."""
+    path = layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) < 6:
+            continue
+        cn = fields[5].rsplit("/CN=", 1)[-1] if "/CN=" in fields[5] else ""
+        if re.fullmatch(r"[0-9A-Fa-f]+", fields[3]):
+            out.append(CaRecord(fields[0], fields[3], cn))
+    return out
+
+
+def crl_serials(lab_dir: Path) -> set[int]:
+    """The serials the CRL on disk lists (empty when it is missing or unreadable)."""
+    from cryptography import x509
+
+    try:
+        return {r.serial_number for r in x509.load_pem_x509_crl(layout.crl_file(lab_dir).read_bytes())}
+    except (OSError, ValueError):
+        return set()
 
 
 def revoked_serials(lab_dir: Path) -> set[int]:
-    from cryptography import x509
-
-    path = layout.crl_file(lab_dir)
-    if not path.is_file():
-        return set()
-    crl = x509.load_pem_x509_crl(path.read_bytes())
-    return {r.serial_number for r in crl}
+    """Serials the client CA revoked: its database, and the CRL on disk if it is readable."""
+    return {r.serial for r in ca_records(lab_dir) if r.status == "R"} | crl_serials(lab_dir)
 
 
 def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
+    """Every student folder; one whose certificate cannot be read is listed as unreadable, not fatal."""
     now = now or dt.datetime.now(dt.timezone.utc)
     revoked = revoked_serials(lab_dir)
     out = []
     clients = layout.clients_dir(lab_dir)
     for folder in sorted(clients.iterdir() if clients.is_dir() else []):
         crt = folder / f"{folder.name}.crt"
-        if folder.name.startswith(".") or not crt.is_file():
+        if folder.name.startswith(".") or not folder.is_dir():
             continue
-        cert = _cert(crt)
+        try:
+            cert = _cert(crt)
+        except (OSError, ValueError) as e:
+            problem = e.strerror if isinstance(e, OSError) else "not a readable PEM certificate"
+            out.append(Student(folder.name, "?", None, "unreadable", folder, f"{crt.name}: {problem}"))
+            continue
         status = ("revoked" if cert.serial_number in revoked
                   else "expired" if cert.not_valid_after_utc <= now else "valid")
         out.append(Student(folder.name, _serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder))
@@ -173,18 +206,135 @@ def find(lab_dir: Path, name: str) -> Student:
     raise UsageError(f"no student named {name!r} in this lab: known are {known}")
 
 
-def revoke(lab_dir: Path, name: str) -> Student:
-    """Revoke a student's certificate and write a new CRL; the caller reloads nginx."""
-    student = find(lab_dir, name)
-    if student.status == "revoked":
-        raise UsageError(f"{name}'s certificate (serial {student.serial}) is already revoked")
+def _revoke_records(lab_dir: Path, records: list[CaRecord]) -> None:
+    """Revoke these certificates (from the CA's own copies: a student's file may be
+    damaged or gone), then write the CRL once."""
     certs = _require_ca(lab_dir)
-    _script("revoke", "--certs", str(certs), "--cert", str(student.directory / f"{name}.crt"),
-            "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
+    issued = certs / layout.CLIENT_CA_DB / "issued"
+    for record in records:
+        _script("revoke", "--certs", str(certs), "--cert", str(issued / f"{record.serial_hex}.pem"))
+    write_crl(lab_dir)
+
+
+def revoke(lab_dir: Path, name: str) -> Student:
+    """Revoke every certificate the client CA issued to this student and write a new
+    CRL; the caller has the running server reload it."""
+    student = find(lab_dir, name)
+    valid = [r for r in ca_records(lab_dir) if r.status == "V" and r.common_name == name]
+    if not valid:
+        if student.status == "revoked":
+            if int(student.serial, 16) not in crl_serials(lab_dir):
+                write_crl(lab_dir)   # a revoke interrupted before its CRL was written: finish it
+                return find(lab_dir, name)
+            raise UsageError(f"{name}'s certificate (serial {student.serial}) is already revoked")
+        raise CertificateError(f"the client CA has no valid certificate of {name} to revoke",
+                               hint="lab client list shows the students and their state")
+    _revoke_records(lab_dir, valid)
     return find(lab_dir, name)
 
 
+def _undo_unfinished(lab_dir: Path, names: list[str]) -> list[str]:
+    """Certificates the CA issued to these names that never reached a student folder
+    (an interrupted issue): revoked, so no valid certificate is left without an owner."""
+    clients = layout.clients_dir(lab_dir)
+    orphans = [r for r in ca_records(lab_dir)
+               if r.status == "V" and r.common_name in names and not (clients / r.common_name).is_dir()]
+    if orphans:
+        _revoke_records(lab_dir, orphans)
+    return sorted({r.common_name for r in orphans})
+
+
+def _collisions(names: list[str], existing: list[str]) -> list[str]:
+    """Names equal but for case (to each other or to a student already here): one
+    folder on macOS and Windows file systems."""
+    seen: dict[str, str] = {n.lower(): n for n in existing}
+    clashes = []
+    for n in names:
+        other = seen.get(n.lower())
+        if other is not None and other != n:
+            clashes.append(f"{n} and {other}")
+        seen.setdefault(n.lower(), n)
+    return clashes
+
+
+def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False, legacy_p12: bool = False,
+        host: str = "localhost", skip_existing: bool = False) -> tuple[list[IssuedStudent], list[str]]:
+    """Issue a certificate per name; returns (issued, skipped: already had one).
+
+    All names are checked before anything is written. skip_existing (a roster
+    run again) keeps students who already have a certificate instead of
+    refusing. Interrupted, what finished is kept, the certificate under way is
+    revoked, and StudentsInterrupted says which were issued."""
+    for name in names:
+        validate_student(name)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"{', '.join(dupes)} given more than once")
+    certs = _require_ca(lab_dir)
+    clients = layout.clients_dir(lab_dir)
+    present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
+        if clients.is_dir() else []
+    clashes = _collisions(names, present)
+    if clashes:
+        raise UsageError(f"student names differ only in case: {'; '.join(clashes)} (one folder on macOS and "
+                         "Windows): choose distinct names")
+    existing = [n for n in names if n in present]
+    skipped = existing if skip_existing and not force else []
+    if existing and not force and not skip_existing:
+        raise UsageError(f"{', '.join(existing)} already {'has' if len(existing) == 1 else 'have'} a certificate: "
+                         "use --force to revoke it and issue a new one")
+    todo = [n for n in names if n not in skipped]
+    issued: list[IssuedStudent] = []
+    try:
+        for name in todo:
+            issued.append(_issue(lab_dir, certs, settings, name, legacy_p12, host, force))
+    except KeyboardInterrupt:
+        done = [i.name for i in issued]
+        undone = _undo_unfinished(lab_dir, todo)
+        rest = [n for n in todo if n not in done]
+        raise Interrupted(
+            f"interrupted: {len(done)} of {len(todo)} students issued and kept"
+            + (f" ({', '.join(done)})" if done else "") + f"; not issued: {', '.join(rest)}"
+            + (f" (the certificate under way was revoked: {', '.join(undone)})" if undone else ""),
+            hint="run the same command again: students already issued are kept, the rest are issued") from None
+    return issued, skipped
+
+
+def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
+           force: bool) -> IssuedStudent:
+    from lab.render import render_text
+
+    clients = layout.clients_dir(lab_dir)
+    if force and (clients / name).exists():
+        if any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
+            revoke(lab_dir, name)  # --force: the old certificate must stop working
+    clients.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
+    try:
+        try:
+            _script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
+                    "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+                    *(["--legacy-p12"] if legacy_p12 else []))
+        except CertificateError:
+            if not (clients / name).exists():
+                _undo_unfinished(lab_dir, [name])
+            raise
+        cert = _cert(tmp / f"{name}.crt")
+        serial = _serial_hex(cert.serial_number)
+        readme = render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
+                             mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}")
+        (tmp / "README.txt").write_text(readme)
+        password = (tmp / f"{name}.p12.password").read_text().strip()
+        os.chmod(tmp, 0o700)
+        shutil.rmtree(clients / name, ignore_errors=True)
+        os.replace(tmp, clients / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return IssuedStudent(name, clients / name, serial, password, cert.not_valid_after_utc)
+
+
 def crl_next_update(lab_dir: Path) -> dt.datetime | None:
+    """The CRL's nextUpdate; None when it is missing or cannot be read."""
     from lab import cache
 
     path = layout.crl_file(lab_dir)
@@ -196,21 +346,79 @@ def crl_next_update(lab_dir: Path) -> dt.datetime | None:
         return dt.datetime.fromisoformat(entry["next_update"])
     from cryptography import x509
 
-    next_update = x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    try:
+        next_update = x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    except (OSError, ValueError):
+        return None
     cache.put(lab_dir, "crl", {"digest": digest, "next_update": next_update.isoformat()})
     return next_update
 
 
-def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
-    """Renew the CRL when it has fewer than CRL_RENEW_DAYS days left; True when renewed."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    nxt = crl_next_update(lab_dir)
-    if nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS):
-        return False
+def write_crl(lab_dir: Path) -> None:
+    """The CRL, made anew from the client CA's database (every revocation is there)."""
     certs = _require_ca(lab_dir)
     layout.crl_file(lab_dir).parent.mkdir(mode=0o700, exist_ok=True)
     _script("crl", "--certs", str(certs), "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
+
+
+def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
+    """Make the CRL anew when it is missing, unreadable or has fewer than
+    CRL_RENEW_DAYS days left; True when it was made."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    nxt = crl_next_update(lab_dir)
+    if nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS) and _crl_has_every_revocation(lab_dir):
+        return False
+    write_crl(lab_dir)
     return True
+
+
+def _crl_has_every_revocation(lab_dir: Path) -> bool:
+    """Does the CRL list every revocation of the CA database? (Remembered per
+    pair of file contents: a warm `lab up` does not parse the CRL again.)"""
+    from lab import cache
+
+    index = layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
+    key = cache.digest(files=[index, layout.crl_file(lab_dir)])
+    if (cache.get(lab_dir, "crl_complete") or {}).get("digest") == key:
+        return True
+    complete = {r.serial for r in ca_records(lab_dir) if r.status == "R"} <= crl_serials(lab_dir)
+    if complete:
+        cache.put(lab_dir, "crl_complete", {"digest": key})
+    return complete
+
+
+def crl_digest(lab_dir: Path) -> str:
+    from lab import cache
+
+    return cache.digest(files=[layout.crl_file(lab_dir)])
+
+
+# nginx reads ssl_crl when it starts and when it reloads, not when the file
+# changes. So that a revocation is never reported and not enforced, lab notes
+# (in .lab-cache.json) which CRL the running mTLS container last loaded; a
+# different container or a different CRL means "older": `lab up` reloads it,
+# `lab status` and `lab doctor` say so. A lost note only costs a reload.
+
+
+def note_loaded_crl(lab_dir: Path, container_id: str | None) -> None:
+    """The mTLS container `container_id` has just (re)loaded the CRL on disk."""
+    from lab import cache
+
+    if container_id:
+        cache.put(lab_dir, "crl_loaded", {"container": container_id, "digest": crl_digest(lab_dir)})
+
+
+def crl_state(lab_dir: Path, server: tuple[str, str] | None) -> str | None:
+    """Given the mTLS server's (container id, state): "current", "older" (it
+    runs, or is paused, without the CRL on disk), or None when it does not run
+    (it reads the CRL as it starts)."""
+    from lab import cache
+
+    if server is None or server[1] not in ("running", "paused", "restarting"):
+        return None
+    entry = cache.get(lab_dir, "crl_loaded") or {}
+    same = entry.get("container") == server[0] and entry.get("digest") == crl_digest(lab_dir)
+    return "current" if same and server[1] == "running" else "older"
 
 
 # --------------------------------------------------------------------------- the whole PKI, for `lab certs`
@@ -229,6 +437,7 @@ class CertInfo:
     not_after: str
     days_left: int
     sha256: str
+    problem: str = ""     # set when the file cannot be read (then the rest is empty)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -276,7 +485,12 @@ def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
         if not path.is_file() or path.name in (layout.SERVER_CA_CRT, layout.CLIENT_CA_CRT) and \
                 path.parent.parent == layout.clients_dir(lab_dir):
             continue  # the CA copies in each student's folder
-        cert = _cert(path)
+        try:
+            cert = _cert(path)
+        except (OSError, ValueError) as e:
+            problem = e.strerror if isinstance(e, OSError) else "not a readable PEM certificate (damaged or truncated?)"
+            out.append(CertInfo(str(path.relative_to(lab_dir)), "", "", "", [], [], [], "", "", 0, "", problem))
+            continue
         ku, eku = _usages(cert)
         out.append(CertInfo(
             str(path.relative_to(lab_dir)), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),

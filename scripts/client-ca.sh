@@ -5,7 +5,7 @@
 # subprocess with an argument list; names are validated by lab before this.
 #
 #   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
-#   client-ca.sh revoke --certs CERTS --cert FILE --crl FILE --crl-days N
+#   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
 # Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
 #
@@ -67,14 +67,12 @@ issue)
         -name "$name ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
     ;;
 revoke)
-    [ -n "$cert" ] && [ -n "$crl" ] || { echo "client-ca.sh revoke: --cert and --crl are required" >&2; exit 2; }
+    [ -n "$cert" ] || { echo "client-ca.sh revoke: --cert is required" >&2; exit 2; }
     # Already revoked in the database (a revoke interrupted before its CRL was
-    # written) is fine: the CRL below is what nginx enforces.
-    if ! openssl ca -config "$conf" -revoke "$cert" -crl_reason cessationOfOperation 2>revoke.err; then
-        grep -q "Already revoked" revoke.err || { cat revoke.err >&2; rm -f revoke.err; exit 1; }
+    # written) is fine: the CRL that `crl` writes next is what nginx enforces.
+    if ! err=$(openssl ca -config "$conf" -revoke "$cert" -crl_reason cessationOfOperation 2>&1); then
+        case "$err" in *"Already revoked"*) ;; *) printf '%s\n' "$err" >&2; exit 1 ;; esac
     fi
-    rm -f revoke.err
-    gencrl
     ;;
 crl)
     [ -n "$crl" ] || { echo "client-ca.sh crl: --crl is required" >&2; exit 2; }

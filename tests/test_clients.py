@@ -184,7 +184,12 @@ def test_certs_warns_before_expiry(lab_params):
 
 def test_regenerate_says_which_students_need_new_certificates(rendered):
     ok(run("client", "add", "kim", "lee", *rendered.args()))
-    result = ok(run("render", "--regenerate", *rendered.args()))
+    before = sorted(p.name for p in (rendered.dir / "clients").iterdir())
+    refused = run("render", "--regenerate", *rendered.args())
+    assert refused.exit_code == 2 and "would delete the certificates of 2 student(s): kim, lee" in refused.output
+    assert "--discard-students" in refused.output
+    assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == before   # nothing lost
+    result = ok(run("render", "--regenerate", "--discard-students", *rendered.args()))
     assert "the certificates of kim lee were signed by the old client CA" in result.output
     assert "lab client add kim lee" in result.output
     assert not (rendered.dir / "clients").exists()
@@ -196,6 +201,31 @@ def test_revoke_interrupted_before_its_crl_is_finished_by_the_next_revoke(render
     certs = rendered.dir / "certs"
     subprocess.run(["openssl", "ca", "-config", "client-ca-db/ca.cnf", "-revoke",
                     str(rendered.dir / "clients" / "max" / "max.crt")], cwd=certs, check=True, capture_output=True)
-    assert {c.name: c.status for c in students.list_students(rendered.dir)} == {"max": "valid"}  # CRL not yet
-    ok(run("client", "revoke", "max", *rendered.args()))
+    # The CA database is the authority: max is revoked, though the CRL does not say so yet.
     assert {c.name: c.status for c in students.list_students(rendered.dir)} == {"max": "revoked"}
+    serial = int(students.find(rendered.dir, "max").serial, 16)
+    crl = x509.load_pem_x509_crl((rendered.dir / "crl" / "client-ca.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(serial) is None
+    ok(run("client", "revoke", "max", *rendered.args()))
+    crl = x509.load_pem_x509_crl((rendered.dir / "crl" / "client-ca.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    again = run("client", "revoke", "max", *rendered.args())
+    assert again.exit_code == 2 and "already revoked" in again.output
+
+
+def test_missing_or_corrupt_crl_is_made_again_from_the_database(rendered):
+    """No student lost, no revocation forgotten: lab render (and up) rebuild the CRL from the CA database."""
+    ok(run("client", "add", "amy", "ben", *rendered.args()))
+    ok(run("client", "revoke", "ben", *rendered.args()))
+    crl_file = rendered.dir / "crl" / "client-ca.crl"
+    for damage in ("missing", "corrupt"):
+        if damage == "missing":
+            crl_file.unlink()
+        else:
+            crl_file.write_text("-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n")
+        listed = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)
+        assert {c["name"]: c["status"] for c in listed} == {"amy": "valid", "ben": "revoked"}
+        ok(run("render", *rendered.args()))
+        crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+        assert crl.get_revoked_certificate_by_serial_number(int(students.find(rendered.dir, "ben").serial, 16))
+        assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == ["amy", "ben"]

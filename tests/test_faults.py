@@ -82,19 +82,23 @@ def test_interrupted_up_leaves_nothing(new_lab, docker_client, monkeypatch, stag
 @pytest.mark.docker
 def test_real_sigint_during_up(new_lab, docker_client):
     """A real Ctrl-C at several moments: either the lab is fully up, or nothing of it is left."""
-    for delay in (0.15, 0.4, 0.7):
+    for delay in (0.03, 0.06, 0.1, 0.15, 0.4, 0.7):
         lab = new_lab()
         proc = subprocess.Popen([sys.executable, "-m", "lab", *lab.up_args()], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        if proc.returncode == 0:
+        assert "Traceback" not in err, (delay, err)
+        if proc.returncode == 0 or "interrupted while printing" in err:
+            # Done before the Ctrl-C landed: the lab is up, and the message says so.
+            assert proc.returncode in (0, 130), (delay, err)
             ok(run("verify", *lab.args()))
             ok(run("down", *lab.args("--purge")))
-        elif "Traceback" in err or proc.returncode != 130:
-            # Interrupted before `lab up` itself began (Python still starting): nothing may exist yet.
-            assert proc.returncode in (1, -signal.SIGINT), (proc.returncode, out, err)
+        else:
+            # Before lab's own code runs, Python itself may end on the signal (-SIGINT), silently.
+            assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
+            assert "interrupted" in err or delay < 0.15, (delay, err)
         clean(docker_client, lab)
 
 
@@ -207,6 +211,7 @@ def test_lock_held_refuses_a_second_run(new_lab, docker_client):
     from lab.locking import lock_path
 
     lab = new_lab()
+    lock_path(lab.name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(lock_path(lab.name), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
