@@ -39,7 +39,7 @@ class Service:
     cap_add: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
     read_only: bool = False
-    tmpfs: dict = None           # {"/run": "size=1m"}
+    tmpfs: dict | None = None    # {"/run": "size=1m"}
     pids_limit: int | None = None
     mem_limit: str | None = None
 

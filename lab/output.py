@@ -25,7 +25,15 @@ def err_console():
 def out_console():
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=True)
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            # `lab up | head -1`: the reader has what it wanted. Rich's default
+            # exits 1; a closed pipe is not an error.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            raise SystemExit(0)
+
+    console = _Stdout(highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or saved for a handout: don't squeeze the tables into 80 columns.
         console.width = 160

@@ -62,7 +62,8 @@ def lab_params(tmp_path):
 
 @pytest.fixture
 def new_lab(lab_params, docker_client, image):
-    """Like lab_params, for labs that run: whatever they made on the engine is removed afterwards."""
+    """Like lab_params, for labs that run: whatever they made on the engine is removed afterwards
+    (`rendered` labs too, when a test asks for both)."""
     yield lab_params
     for name in lab_params.made:
         remove_lab(docker_client, name)
@@ -82,3 +83,25 @@ def rendered(lab_params):
     lab = lab_params()
     ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
     return lab
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_test_labs():
+    """Last line of defence: whatever a test lab left on the engine is removed when the run ends, and named."""
+    yield
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception:  # noqa: BLE001 - no engine: nothing can be left on it
+        return
+    left = [c for c in client.containers.list(all=True, filters={"label": "io.mtls-lab.lab"})
+            if c.labels.get("io.mtls-lab.lab", "").startswith("labtest-")]
+    names = sorted({c.labels["io.mtls-lab.lab"] for c in left})
+    for name in names:
+        remove_lab(client, name)
+    if names:
+        import warnings
+
+        warnings.warn(f"test labs left behind and now removed: {', '.join(names)}")

@@ -81,3 +81,20 @@ def run(*args, env=None):
 def ok(result):
     assert result.exit_code == 0, result.output
     return result
+
+
+def need_tool(command: str, package: str) -> str:
+    """The path of a tool the test needs, installed from Debian packages when it is missing
+    (CI runs as root on a fresh machine); elsewhere a skip, in CI a failure."""
+    import shutil
+    import subprocess
+
+    found = shutil.which(command)
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], capture_output=True, env=env, timeout=900)
+        found = shutil.which(command)
+    if found is None:
+        missing(f"{command} is not installed (Debian package {package})")
+    return found

@@ -164,7 +164,7 @@ def test_doctor_with_engine_unreachable(tmp_path):
 
 
 @pytest.mark.docker
-def test_truncated_key(rendered, docker_client):
+def test_truncated_key(rendered, new_lab, docker_client):
     key = rendered.dir / "certs" / "server.key"
     key.write_bytes(key.read_bytes()[:40])
     result = run("up", *rendered.args())
@@ -193,7 +193,7 @@ def _resign_expired(certs_dir: Path, name: str, ca: str) -> None:
 
 @pytest.mark.docker
 @pytest.mark.parametrize("name,ca", [("server", "server-ca"), ("client", "client-ca")])
-def test_expired_certificate_detected_before_start(rendered, docker_client, name, ca):
+def test_expired_certificate_detected_before_start(rendered, new_lab, docker_client, name, ca):
     _resign_expired(rendered.dir / "certs", name, ca)
     result = run("up", *rendered.args())
     assert result.exit_code == 5

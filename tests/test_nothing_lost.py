@@ -1,0 +1,350 @@
+"""Nothing lost, nobody let in: revocations that are enforced (or fail loudly),
+directories lab did not make are never deleted, one bad file never crashes the
+lesson, interrupts say what really happened. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, ok, run
+from lab import layout, students
+
+pytestmark = [pytest.mark.faults]
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+
+
+def status_code(lab, student: str) -> int:
+    """GET /whoami on the mTLS server with a student's own certificate: 200 means admitted."""
+    import http.client
+    import ssl
+
+    folder = lab.dir / "clients" / student
+    ctx = ssl.create_default_context(cafile=str(folder / "server-ca.crt"))
+    ctx.load_cert_chain(str(folder / f"{student}.crt"), str(folder / f"{student}.key"))
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    try:
+        conn.request("GET", "/whoami")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- revocations: enforced, or loud
+
+
+@pytest.mark.docker
+def test_revoke_while_paused_fails_loudly_and_up_enforces_it(new_lab, docker_client):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "dave", "erin", *lab.args()))
+    mtls = docker_client.containers.get(f"{lab.name}-mtls")
+    mtls.pause()
+    try:
+        result = run("client", "revoke", "dave", *lab.args())
+    finally:
+        mtls.unpause()
+    assert result.exit_code == 6, result.output
+    assert "still admits" in result.output and "paused" in result.output and "lab up" in result.output
+    # Unpaused, the server still runs the old list: status and doctor say so.
+    assert status_code(lab, "dave") == 200
+    assert "older one" in run("status", *lab.args()).output
+    checks = {c["name"]: c for c in json.loads(run("doctor", *lab.args("--json")).stdout)}
+    assert not checks["revocation list"]["ok"] and "lab up" in checks["revocation list"]["fix"]
+    # lab up brings the running server up to the CRL on disk.
+    up = ok(run("up", *lab.args()))
+    assert "reloaded" in up.output
+    assert status_code(lab, "dave") == 400 and status_code(lab, "erin") == 200
+    assert "enforces the one on disk" in ok(run("status", *lab.args())).output
+
+
+@pytest.mark.docker
+def test_revoke_with_the_engine_away_fails_loudly_while_the_lab_runs(new_lab):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "erin", *lab.args()))
+    result = run("client", "revoke", "erin", *lab.args(), env=NO_ENGINE)
+    assert result.exit_code == 4, result.output
+    assert "still admits" in result.output and "cannot reach the Docker engine" in result.output
+    assert status_code(lab, "erin") == 200          # what the message warned about
+    ok(run("up", *lab.args()))
+    assert status_code(lab, "erin") == 400
+
+
+def test_revoke_of_a_lab_that_is_not_running_needs_no_engine(rendered):
+    """Nothing answers on the lab's port: nothing can admit the student; the next start reads the CRL."""
+    ok(run("client", "add", "fay", *rendered.args()))
+    result = ok(run("client", "revoke", "fay", *rendered.args(), env=NO_ENGINE))
+    assert "the lab is not running" in result.output
+
+
+@pytest.mark.docker
+def test_verify_checks_every_revoked_student(new_lab):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "ann", "bea", *lab.args()))
+    ok(run("client", "revoke", "ann", *lab.args()))
+    assert run("client", "revoke", "bea", *lab.args(), env=NO_ENGINE).exit_code != 0   # not enforced
+    result = run("verify", *lab.args("--json"))
+    assert result.exit_code == 1
+    revoked = {r["shows"].split("'")[0]: r["passed"] for r in json.loads(result.stdout) if r["scenario"] == "revoked"}
+    assert revoked == {"ann": True, "bea": False}
+    ok(run("up", *lab.args()))
+    assert "11 passed, 0 failed" in ok(run("verify", *lab.args())).output
+
+
+# --------------------------------------------------------------------------- down --purge deletes only a lab's own directory
+
+
+@pytest.mark.docker
+def test_purge_refuses_a_folder_that_is_not_a_lab(tmp_path):
+    myproj = tmp_path / "myproj"
+    myproj.mkdir()
+    (myproj / "important.txt").write_text("keep")
+    result = run("down", "--dir", myproj, "--name", "x", "--purge")
+    assert result.exit_code == 2 and "not a lab directory" in result.output
+    assert (myproj / "important.txt").read_text() == "keep"
+
+
+@pytest.mark.docker
+def test_purge_refuses_another_labs_directory(new_lab):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    result = run("down", "--dir", lab.dir, "--name", "other", "--purge")
+    assert result.exit_code == 2 and f"belongs to lab '{lab.name}'" in result.output
+    assert (lab.dir / "lab.yml").is_file()
+    ok(run("verify", *lab.args()))                      # and the lab it belongs to still runs
+    ok(run("down", "--dir", lab.dir, "--purge"))
+    assert not lab.dir.exists()
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def _ca_orphans(lab_dir: Path, names) -> list[str]:
+    """Valid certificates the client CA issued to these names that have no student folder."""
+    return [r.common_name for r in students.ca_records(lab_dir)
+            if r.status == "V" and r.common_name in names and not (lab_dir / "clients" / r.common_name).is_dir()]
+
+
+def test_ctrl_c_during_a_roster_keeps_what_finished_and_a_rerun_completes_it(rendered, tmp_path):
+    names = [f"student{i:02d}" for i in range(20)]
+    roster = tmp_path / "class.txt"
+    roster.write_text("\n".join(names) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "client", "add", "--from-file", str(roster),
+                             *rendered.args()], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    clients = rendered.dir / "clients"
+    while time.monotonic() < deadline and len(list(clients.glob("student*"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    kept = sorted(p.name for p in clients.glob("student*"))
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "removed" not in err
+    assert f"{len(kept)} of 20 students issued and kept" in err and "run the same command again" in err
+    assert _ca_orphans(rendered.dir, names) == []       # no valid certificate without its folder
+    again = ok(run("client", "add", "--from-file", roster, *rendered.args()))
+    assert (f"kept: {', '.join(kept)} already had a certificate" in again.output) if kept else True
+    listed = {c.name: c.status for c in students.list_students(rendered.dir)}
+    assert listed == {n: "valid" for n in names}
+
+
+@pytest.mark.docker
+def test_ctrl_c_while_up_prints_says_the_lab_is_up(new_lab, monkeypatch):
+    from lab import output
+
+    lab = new_lab()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "up", interrupted)
+    result = run(*lab.up_args())
+    assert result.exit_code == 130
+    assert f"interrupted while printing: lab {lab.name} is up" in result.output
+    assert "removed" not in result.output
+    monkeypatch.undo()
+    ok(run("verify", *lab.args()))
+
+
+# --------------------------------------------------------------------------- one bad file, no traceback
+
+
+def _no_traceback(result):
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_a_corrupt_student_certificate_is_flagged_and_the_rest_shown(rendered):
+    ok(run("client", "add", "good", "bad", *rendered.args()))
+    (rendered.dir / "clients" / "bad" / "bad.crt").write_text("-----BEGIN CERTIFICATE-----\nnope\n")
+    listed = _no_traceback(ok(run("client", "list", "--json", *rendered.args())))
+    assert {c["name"]: c["status"] for c in json.loads(listed.stdout)} == {"bad": "unreadable", "good": "valid"}
+    table = ok(run("client", "list", *rendered.args()))
+    assert "bad.crt: not a readable PEM certificate" in table.output and "lab client add --force bad" in table.output
+    pki = _no_traceback(ok(run("certs", *rendered.args())))
+    assert "clients/bad/bad.crt" in pki.output and "not a readable PEM certificate" in pki.output
+    assert "clients/good/good.crt" in pki.output
+    verify = _no_traceback(run("verify", *rendered.args()))   # the lab is not running: connect errors, no crash
+    assert verify.exit_code == 1
+    # ... and the damaged student can still be revoked: the CA keeps its own copy.
+    ok(run("client", "revoke", "bad", *rendered.args()))
+    assert {r.common_name: r.status for r in students.ca_records(rendered.dir)}["bad"] == "R"
+
+
+def test_a_truncated_ca_certificate_is_flagged_by_certs(rendered):
+    ca = rendered.dir / "certs" / "client-ca.crt"
+    ca.write_bytes(ca.read_bytes()[:100])
+    result = _no_traceback(ok(run("certs", *rendered.args())))
+    assert "certs/client-ca.crt" in result.output and "not a readable PEM certificate" in result.output
+    assert "certs/server.crt" in result.output
+
+
+def test_a_corrupt_crl_is_seen_by_doctor_and_made_again(rendered):
+    crl = rendered.dir / "crl" / "client-ca.crl"
+    crl.write_text("garbage")
+    checks = {c["name"]: c for c in json.loads(run("doctor", *rendered.args("--json"), env=NO_ENGINE).stdout)}
+    assert not checks["revocation list"]["ok"] and "no student is lost" in checks["revocation list"]["fix"]
+    _no_traceback(ok(run("client", "list", *rendered.args())))
+    ok(run("render", *rendered.args()))
+    assert crl.read_text().startswith("-----BEGIN X509 CRL-----")
+
+
+def test_doctor_sees_a_crl_running_out_during_the_workshop(rendered):
+    certs = rendered.dir / "certs"
+    subprocess.run(["openssl", "ca", "-gencrl", "-config", "client-ca-db/ca.cnf", "-crlhours", "2",
+                    "-out", str(rendered.dir / "crl" / "client-ca.crl")], cwd=certs, check=True, capture_output=True)
+    checks = {c["name"]: c for c in json.loads(run("doctor", *rendered.args("--json"), env=NO_ENGINE).stdout)}
+    crl = checks["revocation list"]
+    assert not crl["ok"] and crl["blocking"] and "nginx refuses every student" in crl["detail"]
+    ok(run("render", *rendered.args()))     # renewed
+    checks = {c["name"]: c for c in json.loads(run("doctor", *rendered.args("--json"), env=NO_ENGINE).stdout)}
+    assert checks["revocation list"]["ok"]
+
+
+@pytest.mark.parametrize("encoding,works", [("utf-8-sig", True), ("utf-16", True), ("latin-1", False)])
+def test_roster_encodings(rendered, tmp_path, encoding, works):
+    roster = tmp_path / "class.txt"
+    roster.write_bytes("# Klasse 3b, Müller\nzoe\nyan\n".encode(encoding))
+    result = _no_traceback(run("client", "add", "--from-file", roster, *rendered.args()))
+    if works:
+        ok(result)
+        assert {c.name for c in students.list_students(rendered.dir)} == {"zoe", "yan"}
+    else:
+        assert result.exit_code == 2 and "is not UTF-8 text (line 1" in result.output and "UTF-8" in result.output
+        assert len(result.output.strip().splitlines()) == 2   # the error and its fix
+        assert not (rendered.dir / "clients").exists()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("image: [a, b]\n", "lab.yml: image must be text, not ['a', 'b']"),
+    ("tls_port: '8888'\n", "lab.yml: tls_port must be a whole number"),
+    ("sans: localhost\n", "lab.yml: sans must be a list of names"),
+    ("bind: 192.0.2.1\n", "lab.yml: bind: bind address 192.0.2.1 is not an address of this machine"),
+])
+def test_a_bad_lab_yml_names_the_file_and_key(tmp_path, text, message):
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "lab.yml").write_text(text)
+    for command in ("status", "verify", "up"):
+        result = _no_traceback(run(command, "--dir", lab_dir, env=NO_ENGINE))
+        assert result.exit_code == 2 and message in result.output, (command, result.output)
+        assert "--" not in result.output.splitlines()[0]   # no flag the user never gave
+
+
+# --------------------------------------------------------------------------- smaller holes
+
+
+@pytest.mark.parametrize("names,message", [
+    (["server-ca"], "reserved"), (["client-ca"], "reserved"), (["Server"], "reserved"),
+    (["Ann", "ann"], "differ only in case"),
+])
+def test_names_that_collide_are_refused_before_the_ca_issues_anything(rendered, names, message):
+    before = students.ca_records(rendered.dir)
+    result = run("client", "add", *names, *rendered.args())
+    assert result.exit_code == 2 and message in result.output
+    assert students.ca_records(rendered.dir) == before and not (rendered.dir / "clients").exists()
+
+
+def test_a_name_differing_in_case_from_an_existing_student_is_refused(rendered):
+    ok(run("client", "add", "ann", *rendered.args()))
+    result = run("client", "add", "ANN", *rendered.args())
+    assert result.exit_code == 2 and "ANN and ann" in result.output
+
+
+def test_a_second_client_add_waits_for_the_first(rendered):
+    from lab.locking import lab_lock
+
+    with lab_lock(rendered.name):
+        proc = subprocess.Popen([sys.executable, "-m", "lab", "client", "add", "gus", *rendered.args()], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert proc.poll() is None          # waiting, not refused
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "gus" in out
+
+
+def test_locks_are_private_to_the_user(rendered):
+    from lab.locking import lock_path
+
+    path = lock_path(rendered.name)
+    assert not str(path).startswith("/tmp/") and path.exists()
+    assert path.parent.stat().st_mode & 0o077 == 0 and path.parent.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.docker
+def test_doctor_and_up_see_a_foreign_network_with_the_labs_name(new_lab, docker_client):
+    lab = new_lab()
+    net = docker_client.networks.create(f"{lab.name}-net")
+    try:
+        checks = {c["name"]: c for c in json.loads(run("doctor", *lab.args("--json", "--image", lab.image)).stdout)}
+        assert not checks["network"]["ok"] and checks["network"]["blocking"]
+        result = run(*lab.up_args())
+        assert result.exit_code == 6 and "was not made by this lab" in result.output
+        assert not lab.dir.exists()
+    finally:
+        net.remove()
+
+
+@pytest.mark.docker
+def test_a_closed_pipe_is_not_an_error(new_lab):
+    lab = new_lab()
+    cmd = " ".join([f"'{sys.executable}'", "-m", "lab", *map(str, lab.up_args())])
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | head -1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("✓ lab") and "ERROR" not in proc.stderr and "Traceback" not in proc.stderr
+    ok(run("verify", *lab.args()))
+
+
+def test_a_read_only_lab_directory_is_one_clear_message(rendered):
+    """A read-only file system (a lab on a mounted share): one message naming it, no shell noise."""
+    ro = subprocess.run(["mount", "--bind", "-o", "ro", str(rendered.dir), str(rendered.dir)], capture_output=True)
+    if ro.returncode != 0:
+        from helpers import missing
+
+        missing(f"cannot bind-mount read-only here ({ro.stderr.decode().strip()})")
+    try:
+        result = run("client", "add", "ivy", *rendered.args())
+    finally:
+        subprocess.run(["umount", str(rendered.dir)], check=True)
+    assert result.exit_code == 3 and "is not writable" in result.output
+    assert "bash" not in result.output and "OpenSSL" not in result.output
+
+
+@pytest.mark.docker
+def test_room_mode_warns_what_is_reachable(new_lab):
+    lab = new_lab(bind="0.0.0.0")
+    result = ok(run(*lab.up_args()))
+    assert f"ports {lab.tls_port} and {lab.mtls_port} are published on every address of this machine" in result.output
+    ok(run("verify", *lab.args()))            # requests go to loopback only
