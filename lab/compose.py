@@ -34,6 +34,7 @@ class Service:
     ports: dict                  # {"8888/tcp": ("127.0.0.1", 8888)}
     network: str
     stop_signal: str
+    command: tuple[str, ...] = ()
     # Hardening, as the compose file says it (see the template for why).
     cap_drop: tuple[str, ...] = ()
     cap_add: tuple[str, ...] = ()
@@ -92,6 +93,7 @@ def read(path: Path) -> LabSpec:
                 key=labels[layout.LABEL_SERVER], container_name=svc["container_name"], image=svc["image"],
                 labels=labels, mounts=tuple(mounts), ports=ports,
                 network=networks[svc["networks"][0]]["name"], stop_signal=svc.get("stop_signal", "SIGTERM"),
+                command=tuple(svc.get("command") or ()),
                 cap_drop=tuple(svc.get("cap_drop", ())), cap_add=tuple(svc.get("cap_add", ())),
                 security_opt=tuple(svc.get("security_opt", ())), read_only=bool(svc.get("read_only", False)),
                 tmpfs=_tmpfs(svc.get("tmpfs")), pids_limit=svc.get("pids_limit"), mem_limit=svc.get("mem_limit"),

@@ -100,8 +100,10 @@ CERT_KEY_PAIRS = (
 
 # Inside the containers (the article's paths).
 CONTAINER_CERT_DIR = "/etc/nginx/certificates"
-CONTAINER_WWW_DIR = "/www/data"
-CONTAINER_NGINX_CONF = "/etc/nginx/nginx.conf"
+# Each server's folder of the lab directory (nginx.conf, hello-world.txt) is
+# mounted whole here, and nginx runs with -c on the nginx.conf in it.
+CONTAINER_CONF_DIR = "/etc/nginx/lab"
+NGINX_CONF = "nginx.conf"
 
 # The two servers: key -> (folder in the lab directory, port inside the container).
 SERVERS = {

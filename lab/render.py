@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import layout
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.resources import templates_dir
 from lab.settings import Settings
 
@@ -39,6 +39,7 @@ class RenderResult:
     files: tuple[Path, ...]
     compose_file: Path
     config_hash: str
+    kept: tuple[str, ...] = ()     # files edited by hand and kept (relative to the lab directory)
 
 
 def _environment():
@@ -78,7 +79,7 @@ def nginx_context(server: str, settings: Settings) -> dict:
         "server_name": "localhost",
         "cert_dir": layout.CONTAINER_CERT_DIR,
         "container_crl_dir": layout.CONTAINER_CRL_DIR,
-        "www_dir": layout.CONTAINER_WWW_DIR,
+        "www_dir": layout.CONTAINER_CONF_DIR,
         "files": _FILES,
         "name": settings.name,
         "kind": "TLS" if server == "tls" else "mTLS",
@@ -100,22 +101,74 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
         "publish_host": f"[{bind}]" if bind.version == 6 else str(bind),
         "ports": settings.ports(),
         "container_ports": {s: port for s, (_, port) in layout.SERVERS.items()},
-        "nginx_conf": layout.CONTAINER_NGINX_CONF,
+        "conf_dir": layout.CONTAINER_CONF_DIR,
+        "command": ["nginx", "-c", f"{layout.CONTAINER_CONF_DIR}/{layout.NGINX_CONF}", "-g", "daemon off;"],
         "crl_dir": layout.CRL_DIR,
         "container_crl_dir": layout.CONTAINER_CRL_DIR,
         "cert_dir": layout.CONTAINER_CERT_DIR,
-        "www_dir": layout.CONTAINER_WWW_DIR,
         "files": _FILES,
     }
 
 
 def _mounted_certs(lab_dir: Path) -> list[Path]:
     certs = layout.certs_dir(lab_dir)
-    return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT)]
+    return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT, layout.SERVER_CA_CRT)]
+
+
+def lesson(lab_dir: Path, settings: Settings) -> tuple[dict[str, str], str]:
+    """What the templates render now, file by file ({path relative to the lab
+    directory: text}, the compose file last), and the config hash.
+
+    The config hash covers everything a container is made from (the lesson's
+    configuration, mounted certificates, image, ports, bind address); runtime
+    compares it with the label on running containers to know whether to
+    recreate them. Hand edits are not in it: they are loaded by `lab reload`.
+    """
+    texts: dict[str, str] = {}
+    digest = hashlib.sha256()
+    for server, (folder, _) in layout.SERVERS.items():
+        ctx = nginx_context(server, settings)
+        for template, target in ((f"nginx-{server}.conf.j2", layout.NGINX_CONF), ("hello-world.txt.j2", layout.HELLO_FILE)):
+            text = render_text(template, **ctx)
+            texts[f"{folder}/{target}"] = text
+            digest.update(f"{folder}/{target}\0{text}\0".encode())
+    for path in _mounted_certs(lab_dir):
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    digest.update(repr(sorted(settings.to_dict().items())).encode())
+    digest.update(str(lab_dir.resolve()).encode())  # a label on the containers
+    config_hash = digest.hexdigest()[:16]
+    texts[layout.COMPOSE_FILE] = render_text("docker-compose.yml.j2", **compose_context(settings, config_hash, lab_dir))
+    return texts, config_hash
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _written(lab_dir: Path) -> dict:
+    """{relative path: digest} of what lab last wrote into each rendered file."""
+    from lab import cache
+
+    return dict((cache.get(lab_dir, "written") or {}).get("files") or {})
+
+
+def is_edited(path: Path, last_written: str | None, lesson_text: str) -> bool:
+    """Was this rendered file changed by hand? It differs from what lab last
+    wrote and from what the lesson says now. With no record of what lab wrote
+    (a lost cache), any difference from the lesson counts: an edit is never
+    taken for lab's own file."""
+    if not path.is_file():
+        return False
+    current = _sha(path.read_bytes())
+    if current == _sha(lesson_text.encode()):
+        return False
+    return last_written is None or current != last_written
 
 
 def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
-    """Render the lab's configuration, unless exactly these inputs were rendered into exactly these files before."""
+    """Render the lab's configuration, unless exactly these inputs were rendered
+    into exactly these files before. A file edited by hand is kept, never
+    overwritten: RenderResult.kept names it."""
     from lab import cache
 
     inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
@@ -125,35 +178,108 @@ def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
         outputs = entry.get("outputs") or {}
         if outputs and all(cache.digest(files=[lab_dir / rel]) == h for rel, h in outputs.items()):
             files = tuple(lab_dir / rel for rel in outputs)
-            return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, entry["config_hash"])
+            return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, entry["config_hash"],
+                                tuple(entry.get("kept") or ()))
     result = _write_lab(lab_dir, settings)
     cache.put(lab_dir, "render", {
-        "inputs": inputs, "config_hash": result.config_hash,
+        "inputs": inputs, "config_hash": result.config_hash, "kept": list(result.kept),
         "outputs": {str(p.relative_to(lab_dir)): cache.digest(files=[p]) for p in result.files},
     })
     return result
 
 
 def _write_lab(lab_dir: Path, settings: Settings) -> RenderResult:
-    """Write the nginx configs, hello-world files and compose file into lab_dir.
+    """Write the nginx configs, hello-world files and compose file into lab_dir, keeping hand edits."""
+    from lab import cache
 
-    The config hash covers everything a container depends on (rendered files,
-    mounted certificates, image, ports, bind address); runtime compares it with
-    the label on running containers to know whether to recreate them.
-    """
-    written: list[Path] = []
-    digest = hashlib.sha256()
-    for server, (folder, _) in layout.SERVERS.items():
-        ctx = nginx_context(server, settings)
-        for template, target in ((f"nginx-{server}.conf.j2", "nginx.conf"), ("hello-world.txt.j2", layout.HELLO_FILE)):
-            text = render_text(template, **ctx)
-            written.append(_write(lab_dir / folder / target, text))
-            digest.update(f"{folder}/{target}\0{text}\0".encode())
-    for path in _mounted_certs(lab_dir):
-        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
-    digest.update(repr(sorted(settings.to_dict().items())).encode())
-    digest.update(str(lab_dir.resolve()).encode())  # a label on the containers
-    config_hash = digest.hexdigest()[:16]
-    compose = _write(lab_dir / layout.COMPOSE_FILE, render_text("docker-compose.yml.j2", **compose_context(settings, config_hash, lab_dir)))
-    written.append(compose)
-    return RenderResult(lab_dir, tuple(written), compose, config_hash)
+    texts, config_hash = lesson(lab_dir, settings)
+    written = _written(lab_dir)
+    kept = []
+    for rel, text in texts.items():
+        if is_edited(lab_dir / rel, written.get(rel), text):
+            kept.append(rel)
+            continue
+        _write(lab_dir / rel, text)
+        written[rel] = _sha(text.encode())
+    cache.put(lab_dir, "written", {"files": written})
+    files = tuple(lab_dir / rel for rel in texts)
+    return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, config_hash, tuple(kept))
+
+
+# --------------------------------------------------------------------------- hand edits: diff and reset
+
+
+@dataclass(frozen=True)
+class Edit:
+    file: str          # relative to the lab directory
+    diff: str          # unified diff, the lesson's version first
+
+
+def edits(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> list[Edit]:
+    """Each rendered file edited by hand, as a unified diff against what the templates render now."""
+    import difflib
+
+    texts, _ = lesson(lab_dir, settings)
+    written = _written(lab_dir)
+    chosen = _rendered_names(texts, only)
+    out = []
+    for rel in chosen:
+        path = lab_dir / rel
+        if not is_edited(path, written.get(rel), texts[rel]):
+            continue
+        raw = path.read_bytes()
+        try:
+            current = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise LabError(f"{rel} is not UTF-8 text (byte {e.start}): it cannot be compared or served as written",
+                           hint=f"lab reset {rel} puts the lesson's version back (your copy is kept beside it)") from None
+        diff = "".join(difflib.unified_diff(texts[rel].splitlines(keepends=True), current.splitlines(keepends=True),
+                                            f"lesson/{rel}", rel))
+        out.append(Edit(rel, diff))
+    return out
+
+
+def _rendered_names(texts: dict, only: list[str] | None) -> list[str]:
+    """The rendered files named (as paths relative to the lab directory, or as typed from
+    inside it), all when none is named; a name lab did not render is an error."""
+    if not only:
+        return list(texts)
+    chosen = []
+    for name in only:
+        rel = Path(name).as_posix().lstrip("./") if not Path(name).is_absolute() else name
+        match = next((r for r in texts if rel == r or rel.endswith("/" + r)), None)
+        if match is None:
+            raise UsageError(f"lab did not render {name}: lab diff and lab reset work on {', '.join(texts)}",
+                             hint="a file you made yourself is yours to keep or delete")
+        chosen.append(match)
+    return chosen
+
+
+def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> list[tuple[str, Path]]:
+    """Put the lesson's version back into each edited file (all when none is
+    named); the edited copy is kept beside it as FILE.edited-TIMESTAMP.
+    Returns (file, where the edited copy went)."""
+    import datetime as dt
+    import shutil
+
+    from lab import cache
+
+    texts, _ = lesson(lab_dir, settings)
+    written = _written(lab_dir)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    done = []
+    for rel in _rendered_names(texts, only):
+        path = lab_dir / rel
+        if not is_edited(path, written.get(rel), texts[rel]):
+            continue
+        backup = path.with_name(f"{path.name}.edited-{stamp}")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
+        shutil.copy2(path, backup)
+        _write(path, texts[rel])
+        written[rel] = _sha(texts[rel].encode())
+        done.append((rel, backup))
+    cache.put(lab_dir, "written", {"files": written})
+    return done

@@ -183,7 +183,7 @@ def _create(client, svc: Service, network):
     mounts = [docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in svc.mounts]
     return client.containers.create(
         svc.image, name=svc.container_name, labels=svc.labels, mounts=mounts, ports=svc.ports,
-        network=network.name, stop_signal=svc.stop_signal, detach=True,
+        network=network.name, stop_signal=svc.stop_signal, detach=True, command=list(svc.command) or None,
         cap_drop=list(svc.cap_drop) or None, cap_add=list(svc.cap_add) or None,
         security_opt=list(svc.security_opt) or None, read_only=svc.read_only, tmpfs=svc.tmpfs or None,
         pids_limit=svc.pids_limit, mem_limit=svc.mem_limit,

@@ -101,7 +101,9 @@ def nginx_t(client, image, rendered, server) -> tuple[int, str]:
 
     svc = next(s for s in compose.read(rendered.compose_file).services if s.key == server)
     mounts = [docker.types.Mount(m.target, str(m.source), type="bind", read_only=True) for m in svc.mounts]
-    container = client.containers.create(image, ["nginx", "-t"], mounts=mounts, labels={layout.LABEL_LAB: "labtest-render"})
+    assert list(svc.command[:2]) == ["nginx", "-c"]   # nginx runs the lab's own nginx.conf
+    container = client.containers.create(image, ["nginx", "-t", *svc.command[1:3]], mounts=mounts,
+                                         labels={layout.LABEL_LAB: "labtest-render"})
     try:
         container.start()
         return container.wait(timeout=30)["StatusCode"], container.logs().decode()
