@@ -271,6 +271,45 @@ def doctor(
         raise typer.Exit(1)
 
 
+# --------------------------------------------------------------------------- hands-on: diff, reset, reload
+
+FilesArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Rendered files, e.g. nginx-mtls/nginx.conf [default: all].", show_default=False)]
+
+
+@app.command()
+@handles_errors
+def diff(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+    """Your edits: each rendered file changed by hand, as a unified diff against the lesson. Exit 1 when there are edits."""
+    from lab import output, session
+
+    found = session.diff(session.select(directory, name, require=True), files)
+    output.diff(found)
+    if found:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def reset(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+    """Back to the lesson: edited files get the lesson's version (your copy is kept beside it); running servers reload."""
+    from lab import output, session
+
+    output.reset(session.reset(session.select(directory, name, require=True), files))
+
+
+@app.command()
+@handles_errors
+def reload(
+    server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
+    directory: DirOpt = None, name: NameOpt = None,
+):
+    """Load the servers' files as they are now: nginx -t first (a broken edit changes nothing), then no downtime."""
+    from lab import output, session
+
+    output.reloaded(session.reload(session.select(directory, name, require=True), server))
+
+
 # --------------------------------------------------------------------------- verify, curl
 
 

@@ -152,7 +152,10 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: s
         return Check("revocation list", False, f"{where} is valid until {nxt:%Y-%m-%d %H:%M} UTC, within the next "
                      f"{hours:g} hours: after that nginx refuses every student", "lab up renews it (and reloads the "
                      "server)", error=CertificateError)
-    state = students.crl_state(lab_dir, runtime.server_state(client, lab_name, "mtls")) if client else None
+    from lab import loaded
+
+    states = loaded.state(lab_dir, "mtls", runtime.server_state(client, lab_name, "mtls")) if client else None
+    state = (states or {}).get(loaded.CRL)
     if state == "older":
         return Check("revocation list", False, f"the running mTLS server has an older revocation list than {where}: "
                      "a student revoked since may still get in", "lab up reloads it", error=CertificateError)

@@ -55,6 +55,10 @@ class VerificationFailed(LabError, exit_code=1):
     """`lab verify`: at least one scenario did not behave as the lesson says."""
 
 
+class ConfigError(LabError, exit_code=8):
+    """nginx refused a server's configuration (`nginx -t`): the old one keeps serving."""
+
+
 class Interrupted(LabError, exit_code=130):
     """Ctrl-C, where what is left is not "nothing": the message says what was done and kept."""
 
@@ -69,5 +73,6 @@ EXIT_CODES = {
     5: "certificates: openssl missing or failed, key/certificate mismatch, expired",
     6: "containers: port in use, nginx failed to start or to become ready",
     7: "another lab command is changing the same lab right now",
+    8: "nginx refused an edited configuration (nginx -t); the server still serves the old one",
     130: "interrupted (Ctrl-C); what this run made was removed, or the message says what was kept",
 }

@@ -118,7 +118,7 @@ def _ok(text: str) -> None:
 # --------------------------------------------------------------------------- up, render, down, status
 
 
-def status_table(name: str, lab_dir, servers, expiry, crl=None) -> None:
+def status_table(name: str, lab_dir, servers, expiry, loaded=None) -> None:
     out = out_console()
     table = _table(f"lab {name}" + (f"  ({lab_dir}/)" if lab_dir else ""),
                    ("server", "container", "state", "health", "published", "image", "uptime"))
@@ -130,21 +130,37 @@ def status_table(name: str, lab_dir, servers, expiry, crl=None) -> None:
     if expiry is not None:
         warn_ = " [bold red](renew: lab up --regenerate)[/]" if expiry.soon else ""
         out.print(f"  certificates: {expiry.days} days until the first expiry ({expiry.file}){warn_}")
-    if crl == "current":
-        out.print("  revocation list: the mTLS server enforces the one on disk")
-    elif crl == "older":
-        out.print(f"  [bold red]revocation list: the mTLS server has an older one than {layout.CRL_DIR}/"
-                  f"{layout.CRL_FILE}[/]: a revoked student may still get in; `lab up` reloads it")
+    for server, states in (loaded or {}).items():
+        for kind, state in (states or {}).items():
+            what = _LOADED[kind].format(file=_loaded_file(server, kind))
+            if state == "older":
+                out.print(f"  [bold red]{server}: runs an older {what} than the lab directory[/]: "
+                          f"{_LOADED_FIX[kind]}")
+    if loaded and all(states is not None and all(v == "current" for v in states.values())
+                      for states in loaded.values()):
+        out.print("  configuration: both servers run the files in the lab directory (and the mTLS server its "
+                  "revocation list)")
+
+
+_LOADED = {"config": "{file}", "crl": "revocation list ({file})"}
+_LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
+               "crl": "a revoked student may still get in; lab up (or lab reload) loads it"}
+
+
+def _loaded_file(server: str, kind: str) -> str:
+    from lab import loaded
+
+    return loaded.files(server)[kind]
 
 
 def status(report) -> None:
-    status_table(report.name, report.dir, report.servers, report.expiry, report.crl)
+    status_table(report.name, report.dir, report.servers, report.expiry, report.loaded)
 
 
 def status_json(report) -> None:
     emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
                "certificates_days_left": report.expiry.days if report.expiry else None,
-               "revocation_list": report.crl})
+               "loaded": report.loaded})
 
 
 def all_labs(rows) -> None:
@@ -174,10 +190,11 @@ def up(report, hints) -> None:
     _certs_line(report)
     if report.pulled:
         out.print(f"  image         {report.lab.settings.image} pulled", markup=False)
-    if report.crl_reloaded:
-        out.print("  revocations   the mTLS server had an older revocation list: reloaded with the one on disk",
-                  markup=False)
-    status_table(report.lab.name, report.lab.dir, report.servers, report.expiry, "current")
+    _kept(report.rendered.kept)
+    for r in report.reloaded:
+        out.print(f"  reloaded      the {r.server} server, without downtime: it had an older "
+                  f"{', '.join(r.files)}", markup=False)
+    status_table(report.lab.name, report.lab.dir, report.servers, report.expiry)
     exposed(report.lab.settings)
     out.print("Try next:")
     width = max(len(cmd) for cmd, why in hints if why) + 7
@@ -185,11 +202,19 @@ def up(report, hints) -> None:
         out.print(f"  {cmd.ljust(width)}# {why}" if why else f"  {cmd}", markup=False)
 
 
+def _kept(kept) -> None:
+    out = out_console()
+    for rel in kept:
+        out.print(f"  [yellow]kept[/]          your edit of {rel} (lab diff shows it; lab reset {rel} goes back "
+                  "to the lesson)")
+
+
 def render(report) -> None:
     out = out_console()
     _ok(f"lab [bold]{report.lab.name}[/] rendered into {report.lab.dir}/ (certificates "
         f"{'made now' if report.certs.generated else 'reused'}); nothing started")
     _certs_line(report)
+    _kept(report.rendered.kept)
     for path in report.rendered.files:
         out.print(f"  {path}", markup=False)
     out.print("Run it yourself:", markup=False)
@@ -336,3 +361,31 @@ def image_saved(image: str, file: Path, size: int) -> None:
 
 def image_loaded(file: Path, tags) -> None:
     _ok(f"loaded {', '.join(tags) or 'an untagged image'} from {file}")
+
+
+# --------------------------------------------------------------------------- hands-on
+
+
+def diff(found) -> None:
+    import typer
+
+    for e in found:
+        typer.echo(e.diff, nl=not e.diff.endswith("\n"))
+    if not found:
+        err_console().print("no edits: every rendered file is as the lesson has it", markup=False)
+
+
+def reloaded(done) -> None:
+    for r in done:
+        what = f"it now runs your {', '.join(r.files)}" if r.files else "nothing had changed since its last load"
+        _ok(f"{r.server} server reloaded without downtime (nginx -t passed; no old worker left): {what}")
+
+
+def reset(report) -> None:
+    out = out_console()
+    if not report.restored:
+        _ok("nothing to reset: every rendered file is as the lesson has it")
+    for rel, backup in report.restored:
+        _ok(f"{rel} is the lesson's again; your edited copy is kept as {backup.name}")
+    for r in report.reloaded:
+        out.print(f"  the {r.server} server reloaded: it serves the lesson's {', '.join(r.files)}", markup=False)

@@ -535,6 +535,36 @@ def logs(client, lab: str, servers: list[str], tail: int | str = "all", follow: 
             yield item
 
 
+def _lab_paths(text: str, server: str) -> str:
+    """nginx's messages with the container's paths written as the lab directory's."""
+    folder = layout.SERVERS[server][0]
+    for inside, outside in ((layout.CONTAINER_CONF_DIR, folder), (layout.CONTAINER_CERT_DIR, layout.CERTS_DIR),
+                            (layout.CONTAINER_CRL_DIR, layout.CRL_DIR)):
+        text = text.replace(inside + "/", outside + "/")
+    return text
+
+
+def check_config(client, lab: str, server: str) -> None:
+    """`nginx -t` inside the running container, on the files as they are now;
+    ConfigError with nginx's own message (paths as in the lab directory) when it refuses them."""
+    from lab.errors import ConfigError
+
+    container = server_container(client, lab, server)
+    if container.status != "running":
+        raise RuntimeFailure(f"{container.name} is {container.status}: there is no running nginx to reload",
+                             hint="lab up starts it")
+    conf = f"{layout.CONTAINER_CONF_DIR}/{layout.NGINX_CONF}"
+    result = container.exec_run(["nginx", "-t", "-q", "-c", conf])
+    if result.exit_code != 0:
+        said = _lab_paths(result.output.decode(errors="replace").strip(), server)
+        first = next((line for line in said.splitlines() if "[emerg]" in line), said.splitlines()[0] if said else "")
+        raise ConfigError(f"nginx refused the {server} server's configuration: "
+                          f"{first.split('] ', 1)[-1] if '] ' in first else first}",
+                          details=said, hint=f"fix it (lab diff shows your edits; lab reset "
+                          f"{layout.SERVERS[server][0]}/{layout.NGINX_CONF} goes back to the lesson), then lab "
+                          f"reload; the server still serves its previous configuration")
+
+
 def _worker_pids(container) -> set[str]:
     top = container.top()
     titles = top.get("Titles") or []

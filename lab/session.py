@@ -145,7 +145,7 @@ class UpReport(BuildReport):
     servers: list = field(default_factory=list)
     expiry: Optional[Expiry] = None
     seconds: float = 0.0
-    crl_reloaded: bool = False     # the running mTLS server had an older CRL: reloaded
+    reloaded: list = field(default_factory=list)   # Reloaded: running servers brought up to their files
 
 
 def _stage_certificates(lab: Lab, regenerate: bool):
@@ -247,48 +247,116 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     def start(rendered, cert_result):
         progress("containers…")
         result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, client=client)
-        if result.changed:   # new containers read the CRL on disk as they started
-            _loaded_crl(lab.dir, client, lab.name)
-            return result, False
-        return result, _enforce_crl(lab, client) == "reloaded"
+        if result.changed:   # new containers read the files on disk as they started
+            _note_loaded(lab.dir, client, lab.name)
+            return result, []
+        # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
+        return result, _sync(lab, client)
 
-    cert_result, rendered, (result, crl_reloaded) = _build(lab, regenerate, progress, start, pending,
-                                                           discard_students=discard_students)
+    cert_result, rendered, (result, reloaded) = _build(lab, regenerate, progress, start, pending,
+                                                       discard_students=discard_students)
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
                     servers=runtime.status(client, lab.name, ca_file), expiry=first_expiry(lab.dir),
-                    seconds=time.monotonic() - started, crl_reloaded=crl_reloaded)
+                    seconds=time.monotonic() - started, reloaded=reloaded)
 
 
-# --------------------------------------------------------------------------- the CRL the server enforces
-# (students.crl_state says why lab keeps track of it)
+# --------------------------------------------------------------------------- what the servers run (lab/loaded.py)
 
 
-def _loaded_crl(lab_dir: Path, client, lab_name: str) -> None:
-    from lab import runtime, students
+def _note_loaded(lab_dir: Path, client, lab_name: str, servers=tuple(layout.SERVERS)) -> None:
+    from lab import loaded, runtime
 
-    found = runtime.server_state(client, lab_name, "mtls")
-    students.note_loaded_crl(lab_dir, found[0] if found else None)
-
-
-def crl_state(lab_dir: Path, client, lab_name: str) -> Optional[str]:
-    from lab import runtime, students
-
-    return students.crl_state(lab_dir, runtime.server_state(client, lab_name, "mtls"))
+    for server in servers:
+        found = runtime.server_state(client, lab_name, server)
+        loaded.note(lab_dir, server, found[0] if found else None)
 
 
-def _enforce_crl(lab: Lab, client) -> Optional[str]:
-    """Have the running mTLS server load the CRL on disk if it has not:
-    "reloaded", "current", or None when no server runs. Raises when it cannot
-    be reloaded (paused)."""
+def loaded_states(lab_dir: Path, client, lab_name: str) -> dict:
+    """{server: {"config": "current"|"older", "crl": …} or None when it does not run}."""
+    from lab import loaded, runtime
+
+    return {server: loaded.state(lab_dir, server, runtime.server_state(client, lab_name, server))
+            for server in layout.SERVERS}
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    server: str
+    files: tuple[str, ...]     # what it had an older version of (relative to the lab directory)
+
+
+def _sync(lab: Lab, client, servers=tuple(layout.SERVERS), always: bool = False) -> list[Reloaded]:
+    """Have each running server load what is on disk where it has not (or,
+    with `always`, in any case): nginx -t inside the container first, so a
+    broken edit raises ConfigError with nginx's own words and the old
+    configuration keeps serving; then a reload without downtime."""
+    from lab import loaded, runtime
+
+    done = []
+    for server in servers:
+        states = loaded.state(lab.dir, server, runtime.server_state(client, lab.name, server))
+        stale = loaded.older(states)
+        if states is None or not (stale or always):
+            continue
+        runtime.check_config(client, lab.name, server)
+        runtime.reload(client, lab.name, server)
+        _note_loaded(lab.dir, client, lab.name, [server])
+        done.append(Reloaded(server, tuple(loaded.files(server)[k] for k in stale)))
+    return done
+
+
+# --------------------------------------------------------------------------- hands-on: diff, reset, reload
+
+
+def diff(lab: Lab, files: Optional[list] = None) -> list:
+    """Each rendered file edited by hand, against what the templates render now."""
+    from lab import render as rendering
+
+    return rendering.edits(lab.dir, lab.settings, files)
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    restored: list            # (file, where the edited copy was kept)
+    reloaded: list            # Reloaded: running servers now serving the lesson's files
+
+
+def reset(lab: Lab, files: Optional[list] = None) -> ResetReport:
+    """Back to the lesson's state: each edited file (all when none is named)
+    gets the lesson's version, the edited copy kept beside it; running servers
+    load it (when the engine answers)."""
+    from lab import render as rendering, runtime
+    from lab.errors import DockerUnavailable
+    from lab.locking import lab_lock
+
+    with lab_lock(lab.name):
+        restored = rendering.reset(lab.dir, lab.settings, files)
+        try:
+            client = runtime.connect()
+        except DockerUnavailable:
+            return ResetReport(restored, [])
+        return ResetReport(restored, _sync(lab, client))
+
+
+def reload(lab: Lab, server: Optional[str] = None) -> list:
+    """`nginx -t` on the server's files as they are, then a reload without
+    downtime (both servers when none is named). A refused configuration raises
+    ConfigError and the server keeps serving what it served."""
     from lab import runtime
+    from lab.locking import lab_lock
 
-    state = crl_state(lab.dir, client, lab.name)
-    if state != "older":
-        return state
-    runtime.reload(client, lab.name, "mtls")
-    _loaded_crl(lab.dir, client, lab.name)
-    return "reloaded"
-    return "reloaded"
+    if server is not None and server not in layout.SERVERS:
+        raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
+    servers = [server] if server else list(layout.SERVERS)
+    client = runtime.connect()
+    for name in servers:
+        found = runtime.server_state(client, lab.name, name)
+        if found is None or found[1] != "running":
+            state = "not running" if found is None else found[1]
+            raise LabError(f"the {name} server of lab {lab.name} is {state}: there is nothing to reload",
+                           hint=f"lab up{lab.selector} starts it (and keeps your edits)")
+    with lab_lock(lab.name):
+        return _sync(lab, client, servers, always=True)
 
 
 # --------------------------------------------------------------------------- down
@@ -352,7 +420,7 @@ class StatusReport:
     dir: Optional[Path]        # None when the directory is gone
     servers: list
     expiry: Optional[Expiry]
-    crl: Optional[str] = None  # "current" / "older": the CRL the running mTLS server loaded
+    loaded: dict = field(default_factory=dict)   # per server: what it runs vs the files (lab/loaded.py)
 
     @property
     def all_running(self) -> bool:
@@ -369,8 +437,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     lab_name = lab.name if lab else _lab_name(lab_dir, name, client)
     servers = runtime.status(client, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
     here = lab_dir if lab_dir.is_dir() else None
-    crl = crl_state(lab_dir, client, lab_name) if here else None
-    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, crl)
+    states = loaded_states(lab_dir, client, lab_name) if here else {}
+    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states)
 
 
 def all_labs() -> list:
@@ -515,16 +583,18 @@ def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
     """After the CRL changed: the running mTLS server must enforce it, or the
     command fails loudly. Returns _enforce_crl's answer."""
     from lab import runtime
-    from lab.errors import DockerUnavailable, RuntimeFailure
+    from lab.errors import ConfigError, DockerUnavailable, RuntimeFailure
 
     try:
         client = runtime.connect()
-        return _enforce_crl(lab, client)
-    except (DockerUnavailable, RuntimeFailure) as e:
+        if runtime.server_state(client, lab.name, "mtls") is None:
+            return None
+        return "reloaded" if _sync(lab, client, ["mtls"]) else "current"
+    except (DockerUnavailable, RuntimeFailure, ConfigError) as e:
         if not _mtls_port_answers(lab):
             return None   # nothing serves this lab here: a server that starts reads the new CRL
         raise type(e)(f"the CRL now revokes {who}, but the mTLS server could not be made to load it ({e}): "
-                      f"if the lab is running, it still admits them",
+                      f"if the lab is running, it still admits them", details=e.details,
                       hint=f"{e.hint + '; ' if e.hint else ''}`lab up{lab.selector}` reloads the server with the "
                            "new CRL") from None
 

@@ -16,7 +16,8 @@ import pytest
 from helpers import REPO, free_port, leftovers, remove_lab
 
 BIN = Path(sys.executable).parent
-COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "client", "certs", "image", "down"]
+COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "client", "certs", "image", "diff", "reset",
+            "reload", "down"]
 
 
 def lab_exe() -> str:

@@ -1,0 +1,56 @@
+"""What each running server has loaded: its nginx.conf and, for mTLS, the CRL.
+
+nginx reads its configuration and ssl_crl when it starts and when it reloads,
+not when the files change. So that what a server runs and what the lab
+directory says never differ silently (a revocation reported but not enforced;
+an edit on disk that is not what is served, or served and no longer on disk),
+lab notes in .lab-cache.json the digests of what each container last loaded.
+A different container or a different file means "older": `lab up` and
+`lab reload` load the files, `lab status` and `lab doctor` say so. A lost
+note only costs a reload. No Docker here: callers pass what the engine said.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab import cache, layout
+
+# What a server loads, by kind, relative to the lab directory.
+CONFIG = "config"
+CRL = "crl"
+
+
+def files(server: str) -> dict[str, str]:
+    folder = layout.SERVERS[server][0]
+    found = {CONFIG: f"{folder}/{layout.NGINX_CONF}"}
+    if server == "mtls":
+        found[CRL] = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
+    return found
+
+
+def _digests(lab_dir: Path, server: str) -> dict[str, str]:
+    return {kind: cache.digest(files=[lab_dir / rel]) for kind, rel in files(server).items()}
+
+
+def note(lab_dir: Path, server: str, container_id: str | None) -> None:
+    """Container `container_id` has just started or reloaded: it runs the files on disk."""
+    if container_id:
+        cache.put(lab_dir, f"loaded-{server}", {"container": container_id, "files": _digests(lab_dir, server)})
+
+
+def state(lab_dir: Path, server: str, found: tuple[str, str] | None) -> dict[str, str] | None:
+    """Given the server's (container id, state): {"config": "current"|"older", "crl": …};
+    None when it does not run (a server that starts reads the files as they are)."""
+    if found is None or found[1] not in ("running", "paused", "restarting"):
+        return None
+    entry = cache.get(lab_dir, f"loaded-{server}") or {}
+    same_container = entry.get("container") == found[0] and found[1] == "running"
+    had = entry.get("files") or {}
+    return {kind: "current" if same_container and had.get(kind) == digest else "older"
+            for kind, digest in _digests(lab_dir, server).items()}
+
+
+def older(states: dict[str, str] | None) -> list[str]:
+    """The kinds of file the server has an older version of."""
+    return [kind for kind, s in (states or {}).items() if s == "older"]
