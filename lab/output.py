@@ -111,6 +111,12 @@ def human(seconds) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _ok(text: str) -> None:
     out_console().print(f"[green]✓[/] {text}")
 
@@ -263,8 +269,9 @@ def verify(results, show_commands: bool) -> None:
                         "observed"], show_lines=show_commands, expand=False)
         for r in rows:
             mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
-            shows = r.shows + (f"\n$ {r.curl}" if show_commands else "")
-            table.add_row(mark, r.scenario, shows, r.expected, r.observed)
+            shows = _escape(r.shows + (f"\n$ {r.curl}" if show_commands else ""))
+            observed = _escape(r.observed) + (f"\n[bold]→ {_escape(r.cause)}[/]" if r.cause else "")
+            table.add_row(mark, r.scenario, shows, _escape(r.expected), observed)
         out.print(table)
     passed = sum(r.passed for r in results)
     out.print(f"{passed} passed, {len(results) - passed} failed", markup=False)

@@ -198,6 +198,7 @@ class Result:
     passed: bool
     observation: Observation
     curl: str = ""
+    cause: str = ""             # when it did not behave: what that means, and where to look (lab/diagnose.py)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -342,5 +343,13 @@ def run_one(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = 
     """One scenario's request, judged."""
     address, hostname, port = target(sc, settings, host)
     obs = request(address, port, sc, lab_dir, hostname, timeout)
-    return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), judge(sc.expect, obs),
-                  obs, curl_command(sc, lab_dir, settings, host))
+    passed = judge(sc.expect, obs)
+    cause = "" if passed else _explain(sc, obs, lab_dir)
+    return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), passed,
+                  obs, curl_command(sc, lab_dir, settings, host), cause)
+
+
+def _explain(sc: Scenario, obs: Observation, lab_dir: Path) -> str:
+    from lab.diagnose import explain
+
+    return explain(sc, obs, lab_dir)
