@@ -310,6 +310,94 @@ def reload(
     output.reloaded(session.reload(session.select(directory, name, require=True), server))
 
 
+# --------------------------------------------------------------------------- break-and-fix exercises
+
+exercise_app = typer.Typer(help="Break-and-fix exercises: start one, diagnose it with lab verify/logs/curl/openssl, "
+                                "fix it, check it.", no_args_is_help=True)
+app.add_typer(exercise_app, name="exercise")
+FromOpt = Annotated[Optional[Path], typer.Option(
+    "--from", help="Also read exercises from this folder of exercise files (yours win over lab's of the same id).",
+    show_default=False)]
+
+
+@exercise_app.command("list")
+@handles_errors
+def exercise_list(from_dir: FromOpt = None, as_json: JsonOpt = False):
+    """Every exercise: id, title, what its check tries."""
+    from lab import output, session
+
+    found = session.exercises(from_dir)
+    output.emit_json(found) if as_json else output.exercises(found)
+
+
+@exercise_app.command("start")
+@handles_errors
+def exercise_start(
+    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="The exercise (lab exercise list).")],
+    directory: DirOpt = None, name: NameOpt = None, from_dir: FromOpt = None,
+):
+    """Make the exercise's mistake in the running lab (every file it touches saved first) and show it failing."""
+    from lab import output, session
+
+    lab = session.select(directory, name, require=True)
+    output.exercise_started(session.exercise_start(lab, exercise_id, from_dir), lab.selector)
+
+
+@exercise_app.command("hint")
+@handles_errors
+def exercise_hint(directory: DirOpt = None, name: NameOpt = None):
+    """A nudge for the running exercise (not the answer)."""
+    from lab import output, session
+
+    output.exercise_hint(session.exercise_hint(session.select(directory, name, require=True)))
+
+
+@exercise_app.command("check")
+@handles_errors
+def exercise_check(directory: DirOpt = None, name: NameOpt = None):
+    """Is it fixed? Decided by real requests (any correct fix passes); says what still fails. Exit 0 only when fixed."""
+    from lab import output, session
+
+    report = session.exercise_check(session.select(directory, name, require=True))
+    output.exercise_checked(report)
+    if not report.fixed:
+        raise typer.Exit(1)
+
+
+@exercise_app.command("solution")
+@handles_errors
+def exercise_solution(
+    directory: DirOpt = None, name: NameOpt = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Carry out the reference fix, then check it.")] = False,
+):
+    """The reference fix of the running exercise; --apply carries it out and checks it."""
+    from lab import output, session
+
+    report = session.exercise_solution(session.select(directory, name, require=True), apply=apply)
+    output.exercise_solution(report, applied=apply)
+    if apply and not report.fixed:
+        raise typer.Exit(1)
+
+
+@exercise_app.command("reset")
+@handles_errors
+def exercise_reset(directory: DirOpt = None, name: NameOpt = None):
+    """End the running exercise: the lab back to the lesson's state, servers reloaded."""
+    from lab import output, session
+
+    output.exercise_reset(session.exercise_reset(session.select(directory, name, require=True)))
+
+
+@exercise_app.command("status")
+@handles_errors
+def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
+    """Which exercise is running in this lab, and whether it is fixed now."""
+    from lab import output, session
+
+    report = session.exercise_status(session.select(directory, name, require=True))
+    output.exercise_status(report, as_json)
+
+
 # --------------------------------------------------------------------------- verify, curl
 
 

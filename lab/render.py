@@ -63,7 +63,7 @@ def render_text(template: str, **context) -> str:
         raise LabError(f"template {template} needs a value that was not given: {e.message}") from None
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -199,7 +199,7 @@ def _write_lab(lab_dir: Path, settings: Settings) -> RenderResult:
         if is_edited(lab_dir / rel, written.get(rel), text):
             kept.append(rel)
             continue
-        _write(lab_dir / rel, text)
+        write_atomically(lab_dir / rel, text)
         written[rel] = _sha(text.encode())
     cache.put(lab_dir, "written", {"files": written})
     files = tuple(lab_dir / rel for rel in texts)
@@ -278,7 +278,7 @@ def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
             n += 1
             backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
         shutil.copy2(path, backup)
-        _write(path, texts[rel])
+        write_atomically(path, texts[rel])
         written[rel] = _sha(texts[rel].encode())
         done.append((rel, backup))
     cache.put(lab_dir, "written", {"files": written})

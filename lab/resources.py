@@ -22,3 +22,7 @@ def templates_dir() -> Path:
 
 def scripts_dir() -> Path:
     return _find("scripts")
+
+
+def exercises_dir() -> Path:
+    return _find("exercises")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import signal
 import socket
 import ssl
@@ -558,8 +559,8 @@ def check_config(client, lab: str, server: str) -> None:
     if result.exit_code != 0:
         said = _lab_paths(result.output.decode(errors="replace").strip(), server)
         first = next((line for line in said.splitlines() if "[emerg]" in line), said.splitlines()[0] if said else "")
-        raise ConfigError(f"nginx refused the {server} server's configuration: "
-                          f"{first.split('] ', 1)[-1] if '] ' in first else first}",
+        reason = re.sub(r"^\d+#\d+: ", "", first.split("] ", 1)[-1] if "] " in first else first)
+        raise ConfigError(f"nginx refused the {server} server's configuration: {reason}",
                           details=said, hint=f"fix it (lab diff shows your edits; lab reset "
                           f"{layout.SERVERS[server][0]}/{layout.NGINX_CONF} goes back to the lesson), then lab "
                           f"reload; the server still serves its previous configuration")

@@ -56,6 +56,7 @@ class Scenario:
     trust: str = "lab"          # "lab": the server CA; "system": the OS store only; "none": --insecure
     client_cert: tuple[str, str] | None = None   # (certificate, key), relative to the lab directory
     hostname: str = "localhost"
+    max_tls: str | None = None                   # "1.2": a client that offers TLS 1.2 at most
 
 
 _CERTS, _DEMO = layout.CERTS_DIR, layout.DEMO_DIR
@@ -221,6 +222,8 @@ def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
     if sc.client_cert:
         crt, key = sc.client_cert
         ctx.load_cert_chain(str(lab_dir / crt), str(lab_dir / key))
+    if sc.max_tls:
+        ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[sc.max_tls]
     return ctx
 
 
@@ -323,6 +326,8 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
         args += ["--cacert", str(layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)]
     elif sc.trust == "none":
         args.append("--insecure")
+    if sc.max_tls:
+        args += ["--tls-max", sc.max_tls]
     if sc.client_cert:
         crt, key = sc.client_cert
         args += ["--cert", str(lab_dir / crt), "--key", str(lab_dir / key)]

@@ -1,0 +1,250 @@
+"""Break-and-fix exercises: definitions (data files), their steps, and the
+state of the one running in a lab.
+
+An exercise is a file in exercises/ (inside the installed package) or in an
+instructor's folder (--from DIR); exercises/README.md gives the format. Its
+steps make a real change to the lab directory; before the first step, every
+file that the exercise or its solution may write is saved into
+.lab-exercise/, so `reset` puts the lab back exactly. Deciding whether an
+exercise is fixed is lab/session.py's job: real requests, never reading files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import layout
+from lab.errors import LabError, UsageError
+
+STATE_DIR = ".lab-exercise"
+STATE_FILE = "state.json"
+WORK_DIR = "exercise"        # in the lab directory: files an exercise makes for the client side
+
+
+class ExerciseError(LabError, exit_code=3):
+    """An exercise file that cannot be used, or a step that failed."""
+
+
+@dataclass(frozen=True)
+class Check:
+    scenario: str
+    tls: str | None = None                  # "1.2": the client offers TLS 1.2 at most
+    cert: str | None = None                 # another client certificate (and chain) …
+    key: str | None = None                  # … and its key, relative to the lab directory
+
+    @property
+    def label(self) -> str:
+        extra = [f"TLS {self.tls} at most" if self.tls else "", f"with {self.cert}" if self.cert else ""]
+        return self.scenario + "".join(f" ({x})" for x in extra if x)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    story: str
+    hint: str
+    explain: str
+    breaks: tuple = ()
+    solution: tuple = ()
+    checks: tuple[Check, ...] = ()
+    source: str = ""
+
+    def writes(self) -> list[str]:
+        """Every file the exercise or its solution may write (relative to the lab directory)."""
+        found = []
+        for step in (*self.breaks, *self.solution):
+            for key in ("edit", "write", "to"):
+                if key in step:
+                    found.append(step[key])
+            found += list(step.get("creates", []))
+            if step.get("renew-crl"):
+                found += [f"{layout.CRL_DIR}/{layout.CRL_FILE}"] + [
+                    f"{layout.CERTS_DIR}/{layout.CLIENT_CA_DB}/{n}" for n in ("crlnumber", "crlnumber.old")]
+        return list(dict.fromkeys(found))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "story": self.story, "source": self.source,
+                "check": [c.label for c in self.checks]}
+
+
+_STEP_KINDS = ("edit", "write", "copy", "append", "run", "renew-crl")
+
+
+def _parse(path: Path) -> Exercise:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ExerciseError(f"exercise file {path} cannot be read ({e.__class__.__name__})",
+                            hint="fix it (exercises/README.md gives the format), or remove it") from None
+    try:
+        if not isinstance(doc, dict):
+            raise TypeError("not a mapping")
+        checks = tuple(Check(c) if isinstance(c, str) else Check(c["scenario"], str(c["tls"]) if c.get("tls") else None,
+                                                                 c.get("cert"), c.get("key"))
+                       for c in doc["check"])
+        for steps in (doc["break"], doc["solution"]):
+            for step in steps:
+                if not isinstance(step, dict) or not any(k in step for k in _STEP_KINDS):
+                    raise TypeError(f"a step must be one of {', '.join(_STEP_KINDS)}: {step!r}")
+        return Exercise(str(doc["id"]), str(doc["title"]), str(doc.get("story", "")).strip(),
+                        str(doc.get("hint", "")).strip(), str(doc.get("explain", "")).strip(),
+                        tuple(doc["break"]), tuple(doc["solution"]), checks, str(path))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ExerciseError(f"exercise file {path} is missing or misusing {e}",
+                            hint="exercises/README.md gives the format") from None
+
+
+def load_all(from_dir: Path | None = None) -> list[Exercise]:
+    """The exercises shipped with lab, then an instructor's own (--from DIR), in file-name order."""
+    from lab.resources import exercises_dir
+
+    folders = [exercises_dir()] + ([from_dir] if from_dir else [])
+    if from_dir is not None and not from_dir.is_dir():
+        raise UsageError(f"--from {from_dir}: not a folder of exercise files")
+    found: dict[str, Exercise] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml")):
+            ex = _parse(path)
+            found[ex.id] = ex      # an instructor's file of the same id wins
+    return list(found.values())
+
+
+def find(exercise_id: str, from_dir: Path | None = None) -> Exercise:
+    known = load_all(from_dir)
+    for ex in known:
+        if ex.id == exercise_id:
+            return ex
+    raise UsageError(f"no exercise {exercise_id!r}: known are {', '.join(e.id for e in known)}",
+                     hint="lab exercise list")
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _inside(lab_dir: Path, rel: str) -> Path:
+    path = (lab_dir / rel).resolve()
+    if not path.is_relative_to(lab_dir.resolve()):
+        raise ExerciseError(f"exercise step names {rel}, outside the lab directory")
+    return path
+
+
+def apply(lab_dir: Path, steps, values: dict) -> None:
+    """Carry out steps in the lab directory; ExerciseError says which one failed and why."""
+    from lab.render import write_atomically
+
+    for step in steps:
+        if "edit" in step:
+            path = _inside(lab_dir, step["edit"])
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            old, new = step["replace"].format_map(values), step["with"].format_map(values)
+            if old not in text:
+                raise ExerciseError(f"{step['edit']} does not contain {old!r}: the lab is not in the state this "
+                                    "step expects", hint="lab exercise reset, then lab reset, and start again")
+            write_atomically(path, text.replace(old, new, 1))
+        elif "write" in step:
+            write_atomically(_inside(lab_dir, step["write"]), step["text"].format_map(values))
+        elif "copy" in step:
+            target = _inside(lab_dir, step["to"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_inside(lab_dir, step["copy"]), target)
+        elif "append" in step:
+            with open(_inside(lab_dir, step["to"]), "ab") as f:
+                f.write(_inside(lab_dir, step["append"]).read_bytes())
+        elif "run" in step:
+            cmd = [str(a).format_map(values) for a in step["run"]]
+            cwd = _inside(lab_dir, step.get("cwd", "."))
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise ExerciseError(f"exercise step `{' '.join(cmd[:3])} …` failed (exit {proc.returncode})",
+                                    details=(proc.stderr or proc.stdout).strip(),
+                                    hint="the lines above are the command's own")
+        elif step.get("renew-crl"):
+            from lab import students
+
+            students.write_crl(lab_dir)
+
+
+def values(lab_dir: Path, settings) -> dict:
+    return {"lab": settings.name, "subject": layout.subject_base(settings.name), "days": str(settings.days)}
+
+
+# --------------------------------------------------------------------------- the running exercise
+
+
+@dataclass
+class State:
+    id: str
+    source: str
+    saved: dict = field(default_factory=dict)      # file -> True (saved copy) / False (did not exist)
+    fixed: bool = False
+
+
+def _state_dir(lab_dir: Path) -> Path:
+    return lab_dir / STATE_DIR
+
+
+def current(lab_dir: Path) -> State | None:
+    path = _state_dir(lab_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return State(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise ExerciseError(f"{path} is damaged ({e.__class__.__name__})",
+                            hint=f"restore the lab by hand (lab reset; lab up), then delete {_state_dir(lab_dir)}") \
+            from None
+
+
+def save_state(lab_dir: Path, state: State) -> None:
+    path = _state_dir(lab_dir) / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.__dict__, indent=1))
+    tmp.replace(path)
+
+
+def snapshot(lab_dir: Path, ex: Exercise) -> State:
+    """Save every file the exercise may write, before it writes any."""
+    folder = _state_dir(lab_dir) / "saved"
+    if _state_dir(lab_dir).exists():
+        shutil.rmtree(_state_dir(lab_dir))
+    folder.mkdir(parents=True)
+    state = State(ex.id, ex.source)
+    for rel in ex.writes():
+        path = _inside(lab_dir, rel)
+        state.saved[rel] = path.is_file()
+        if path.is_file():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, folder / rel)
+    state.saved[WORK_DIR + "/"] = (lab_dir / WORK_DIR).exists()
+    (lab_dir / WORK_DIR).mkdir(exist_ok=True)
+    save_state(lab_dir, state)
+    return state
+
+
+def restore(lab_dir: Path, state: State) -> list[str]:
+    """Put back every saved file, remove what the exercise made; returns the files restored or removed."""
+    folder = _state_dir(lab_dir) / "saved"
+    changed = []
+    for rel, existed in state.saved.items():
+        if rel == WORK_DIR + "/":
+            continue
+        path = lab_dir / rel
+        if existed:
+            if not path.is_file() or path.read_bytes() != (folder / rel).read_bytes():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / rel, path)
+                changed.append(rel)
+        elif path.exists():
+            path.unlink()
+            changed.append(rel)
+    if not state.saved.get(WORK_DIR + "/"):
+        shutil.rmtree(lab_dir / WORK_DIR, ignore_errors=True)
+    shutil.rmtree(_state_dir(lab_dir), ignore_errors=True)
+    return changed

@@ -1,0 +1,108 @@
+"""Break-and-fix exercises, end to end against real nginx: each is started and
+shown failing, fixed with its reference solution and checked passing, then
+reset to a lab whose `lab verify` passes again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from helpers import LabParams, free_port, ok, run
+
+EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "key-mismatch", "verify-depth",
+             "crl-expired", "tls13-only", "client-purpose"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, docker_client, image):
+    from helpers import remove_lab
+
+    lab = LabParams("labtest-exercises", tmp_path_factory.mktemp("x") / "lab", free_port(), free_port(), image)
+    ok(run(*lab.up_args()))
+    yield lab
+    remove_lab(docker_client, lab.name)
+
+
+def test_list_json():
+    data = json.loads(ok(run("exercise", "list", "--json")).stdout)
+    assert [e["id"] for e in data] == EXERCISES
+    assert all(e["title"] and e["check"] for e in data)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise_id):
+    before = {p.relative_to(lab.dir): p.read_bytes() for p in lab.dir.rglob("*")
+              if p.is_file() and ".lab-cache" not in p.name}
+    started = ok(run("exercise", "start", exercise_id, *lab.args()))
+    assert f"Exercise {exercise_id}:" in started.output and "✗" in started.output
+    check = run("exercise", "check", *lab.args())
+    assert check.exit_code == 1 and "not fixed yet" in check.output
+    status = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
+    assert status == {"id": exercise_id, "title": status["title"], "fixed": False}
+    assert ok(run("exercise", "hint", *lab.args())).output.startswith(f"Hint for {exercise_id}:")
+    shown = ok(run("exercise", "solution", *lab.args()))
+    assert "The reference fix" in shown.output
+    fixed = ok(run("exercise", "solution", "--apply", *lab.args()))
+    assert f"fixed: {exercise_id}" in fixed.output
+    ok(run("exercise", "check", *lab.args()))
+    assert json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)["fixed"] is True
+    ok(run("exercise", "reset", *lab.args()))
+    after = {p.relative_to(lab.dir): p.read_bytes() for p in lab.dir.rglob("*")
+             if p.is_file() and ".lab-cache" not in p.name}
+    changed = sorted(str(p) for p in set(before) | set(after) if before.get(p) != after.get(p))
+    # The CA database counts CRLs it has made; everything else is exactly as before.
+    assert [c for c in changed if not c.startswith("certs/client-ca-db/crlnumber")
+            and c != "crl/client-ca.crl"] == []
+    assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output
+
+
+@pytest.mark.docker
+def test_a_student_fix_of_their_own_passes_too(lab):
+    """check decides from requests: not the reference edit, another correct one (a comment, other spacing)."""
+    ok(run("exercise", "start", "verification-optional", *lab.args()))
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("ssl_verify_client optional;",
+                                             "ssl_verify_client   on;   # fixed by a student"))
+    ok(run("exercise", "check", *lab.args()))
+    ok(run("exercise", "reset", *lab.args()))
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_exercise_bad_input(lab, tmp_path):
+    result = run("exercise", "check", *lab.args())
+    assert result.exit_code == 2 and "no exercise is running" in result.output
+    assert run("exercise", "start", "nope", *lab.args()).exit_code == 2
+    ok(run("exercise", "start", "tls13-only", *lab.args()))
+    second = run("exercise", "start", "key-mismatch", *lab.args())
+    assert second.exit_code == 2 and "exercise 'tls13-only' is running" in second.output
+    ok(run("exercise", "reset", *lab.args()))
+    (tmp_path / "bad.yml").write_text("id: [")
+    broken = run("exercise", "list", "--from", tmp_path)
+    assert broken.exit_code == 3 and "bad.yml cannot be read" in broken.output
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_an_instructors_own_exercise(lab, tmp_path):
+    """Exercises are data: a copied and changed file is a new exercise."""
+    from lab.resources import exercises_dir
+
+    text = (exercises_dir() / "01-verification-optional.yml").read_text()
+    (tmp_path / "mine.yml").write_text(text.replace("id: verification-optional", "id: mine")
+                                       .replace("ssl_verify_client optional;", "ssl_verify_client off;"))
+    listed = json.loads(ok(run("exercise", "list", "--json", "--from", tmp_path)).stdout)
+    assert listed[-1]["id"] == "mine"
+    ok(run("exercise", "start", "mine", "--from", tmp_path, *lab.args()))
+    ok(run("exercise", "solution", "--apply", *lab.args()))
+    ok(run("exercise", "reset", *lab.args()))
+
+
+def test_an_exercise_needs_a_running_lab(rendered):
+    result = run("exercise", "start", "tls13-only", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 4
+    assert not (rendered.dir / ".lab-exercise").exists() and not (rendered.dir / "exercise").exists()
+    assert shutil.which("openssl")
