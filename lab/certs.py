@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lab import layout
@@ -29,6 +29,7 @@ class CertsResult:
     sans: tuple[str, ...]    # what the server certificate covers
     not_after: dt.datetime   # the earliest expiry of the set
     dropped_students: tuple[str, ...] = ()   # their CA was replaced: they need new certificates
+    replaced: tuple[str, ...] = ()   # certificates or keys put in by hand (and checked), kept
 
 
 def _load_cert(path: Path):
@@ -221,6 +222,7 @@ class StagedCertificates:
             shutil.rmtree(clients, ignore_errors=True)
             _replace_dir(tmp, final)
             _remember(lab_dir, result)
+            _remember_made(lab_dir)
             return CertsResult(final, True, result.sans, result.not_after, dropped)
         except BaseException:
             self.discard()
@@ -257,6 +259,30 @@ def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
     return CertsResult(layout.certs_dir(lab_dir), False, sans, not_after)
 
 
+def _made_digests(lab_dir: Path) -> dict:
+    import hashlib
+
+    certs = layout.certs_dir(lab_dir)
+    return {f"{layout.CERTS_DIR}/{n}": hashlib.sha256((certs / n).read_bytes()).hexdigest()
+            for n in layout.CERT_FILES if (certs / n).is_file()}
+
+
+def _remember_made(lab_dir: Path) -> None:
+    """What gen-certs.sh made, file by file: a file that differs later was put in by hand."""
+    from lab import cache
+
+    cache.put(lab_dir, "certs-made", {"files": _made_digests(lab_dir)})
+
+
+def _replaced(lab_dir: Path) -> tuple[str, ...]:
+    from lab import cache
+
+    made = (cache.get(lab_dir, "certs-made") or {}).get("files")
+    if not made:
+        return ()
+    return tuple(rel for rel, digest in _made_digests(lab_dir).items() if made.get(rel) not in (None, digest))
+
+
 def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
            pending: StagedCertificates | None = None) -> CertsResult:
     """Reuse a valid existing set, make one where there is none; never
@@ -267,7 +293,8 @@ def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
         pending.discard()
     recalled = _recall(lab_dir, settings)
     if recalled is not None:
-        return recalled
+        return replace(recalled, replaced=_replaced(lab_dir))
+    # Every pair checked (a key put in by hand must match its certificate), then kept as it is.
     result = check_existing(layout.certs_dir(lab_dir), settings)
     _remember(lab_dir, result)
-    return result
+    return replace(result, replaced=_replaced(lab_dir))

@@ -181,6 +181,9 @@ def _certs_line(report) -> None:
     said = "made now" if report.certs.generated else "reused"
     names = ", ".join(x.split(":", 1)[1] for x in report.certs.sans)
     out.print(f"  certificates  {said}; server certificate for {names}", markup=False)
+    for rel in report.certs.replaced:
+        out.print(f"  [yellow]kept[/]          your {rel} (put in by hand; every key matches its certificate; "
+                  "lab up --regenerate makes a new set)")
     if report.certs.dropped_students:
         names = " ".join(report.certs.dropped_students)
         out.print(f"  [yellow]students[/]      new CAs: the certificates of {names} were signed by the old client "

@@ -142,3 +142,20 @@ def test_edits_survive_a_lost_cache(rendered):
     ok(run("render", *rendered.args()))
     assert "ssl_verify_depth 2;" in conf.read_text()
     assert re.search(r"^\+\s+ssl_verify_depth 2;", run("diff", *rendered.args()).stdout, re.M)
+
+
+def test_certificates_put_in_by_hand_are_kept_and_checked(rendered):
+    """A student's own server certificate and key: kept and said so when they match, a clear error when not."""
+    import shutil
+
+    certs, demo = rendered.dir / "certs", rendered.dir / "demo-certs"
+    # Another valid pair from the same lab: the wrong-purpose demo certificate and its key, as the client's.
+    shutil.copy(demo / "wrong-purpose.crt", certs / "client.crt")
+    shutil.copy(demo / "wrong-purpose.key", certs / "client.key")
+    kept = ok(run("render", *rendered.args()))
+    assert "kept          your certs/client.crt (put in by hand; every key matches its certificate" in kept.output
+    assert (certs / "client.crt").read_bytes() == (demo / "wrong-purpose.crt").read_bytes()
+    shutil.copy(demo / "rogue-client.key", certs / "client.key")      # a key that does not match
+    bad = run("render", *rendered.args())
+    assert bad.exit_code == 5 and "certs/client.key does not match" in bad.output
+    assert (certs / "client.crt").read_bytes() == (demo / "wrong-purpose.crt").read_bytes()   # nothing overwritten
