@@ -103,6 +103,8 @@ def main() -> None:
             add("lab up (cold: empty lab directory)", timed(lambda: sh(*up)))
             add("lab up (warm: already running)", timed(lambda: sh(*up)))
             add("lab verify (9 scenarios)", timed(lambda: sh(LAB, "verify", *lab_args(labdir))))
+            add("lab handshake (client-cert, s_client -msg)",
+                timed(lambda: sh(LAB, "handshake", *lab_args(labdir))))
             add("lab reload (both servers: nginx -t, reload, old workers gone)",
                 timed(lambda: sh(LAB, "reload", *lab_args(labdir))))
             # The fair baseline: the same nine scenarios checked by hand, as the nine
@@ -163,6 +165,7 @@ def main() -> None:
         ("  in-process matrix / 9 curls", med["verify matrix in-process (9, no start-up)"]
          / med["by hand: the same 9 scenarios as 9 curls"], 2.0),
         ("lab --help / import typer", med["lab --help"] / med["python -c 'import typer'"], 2.5),
+        ("lab handshake, seconds (issue: within 1 s)", med["lab handshake (client-cert, s_client -msg)"], 1.0),
         ("lab reload, seconds (issue: within 1 s)", med["lab reload (both servers: nginx -t, reload, old workers gone)"],
          1.0),
     ]

@@ -310,6 +310,35 @@ def reload(
     output.reloaded(session.reload(session.select(directory, name, require=True), server))
 
 
+# --------------------------------------------------------------------------- the handshake
+
+
+@app.command("handshake")
+@handles_errors
+def handshake_cmd(
+    scenario: Annotated[str, typer.Argument(help="A lab verify scenario.")] = "client-cert",
+    directory: DirOpt = None, name: NameOpt = None,
+    tls: Annotated[Optional[str], typer.Option("--tls", help="1.2 or 1.3 only [default: what client and server agree].",
+                                               show_default=False)] = None,
+    as_json: JsonOpt = False,
+    keylog: Annotated[Optional[Path], typer.Option("--keylog", help="Write the session keys (NSS key log format) here.",
+                                                   show_default=False)] = None,
+    pcap: Annotated[Optional[Path], typer.Option("--pcap", help="Write a capture of this connection here (tcpdump).",
+                                                 show_default=False)] = None,
+    as_student: AsOpt = None, host: HostOpt = None,
+):
+    """The real TLS handshake of a scenario, message by message, as a sequence diagram (openssl s_client -msg)."""
+    from lab import output, session
+
+    lab = session.select(directory, name, require=True)
+    seen = session.handshake(lab, scenario, tls=tls, keylog=keylog, pcap=pcap, as_student=as_student, host=host)
+    if as_json:
+        output.emit_json(seen)
+        return
+    output.handshake(seen, lab.dir)
+    output.handshake_files(keylog, pcap)
+
+
 # --------------------------------------------------------------------------- break-and-fix exercises
 
 exercise_app = typer.Typer(help="Break-and-fix exercises: start one, diagnose it with lab verify/logs/curl/openssl, "

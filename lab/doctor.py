@@ -163,6 +163,14 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: s
     return Check("revocation list", True, f"valid until {nxt:%Y-%m-%d}{loaded}")
 
 
+def check_capture() -> Check:
+    """lab handshake --pcap needs tcpdump and the right to capture; nothing else does (never blocks lab up)."""
+    from lab import capture
+
+    ok, detail, fix = capture.available()
+    return Check("packet capture", ok, detail, fix, blocking=False)
+
+
 def check_clock(client, now: dt.datetime) -> Check:
     if now.year < 2024:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
@@ -194,6 +202,8 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     if certificates:
         checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, client, s.name)]
     checks.append(check_clock(client, now))
+    if certificates:   # lab doctor only: lab up needs no capture
+        checks.append(check_capture())
     return client, checks
 
 

@@ -359,6 +359,49 @@ def reload(lab: Lab, server: Optional[str] = None) -> list:
         return _sync(lab, client, servers, always=True)
 
 
+# --------------------------------------------------------------------------- the handshake, shown
+
+
+def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None, keylog: Optional[Path] = None,
+              pcap: Optional[Path] = None, as_student: Optional[str] = None, host: Optional[str] = None):
+    """One scenario's connection, every TLS message as it crossed (openssl s_client -msg);
+    optionally its session keys (NSS key log) and a capture of it, for Wireshark."""
+    from lab import capture, handshake as hs, runtime, students, verify as checks
+
+    checks.check_names([scenario])
+    if tls is not None and tls not in hs.TLS_VERSIONS:
+        raise UsageError(f"--tls {tls}: lab's servers speak TLS 1.2 and 1.3 only (1.0 and 1.1 are deprecated, "
+                         "RFC 8996): use --tls 1.2 or --tls 1.3")
+    for target, what in ((keylog, "--keylog"), (pcap, "--pcap")):
+        if target is not None:
+            capture.writable_target(target, what)
+    student = students.find(lab.dir, as_student) if as_student else None
+    if student is not None and student.status == "revoked":
+        sc = checks.revoked_scenario(student)   # a revoked student's handshake is a story of its own
+    else:
+        sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
+    client = runtime.connect()
+    found = runtime.server_state(client, lab.name, sc.server)
+    if found is None or found[1] != "running":
+        raise LabError(f"the {sc.server} server of lab {lab.name} is not running", hint=f"lab up{lab.selector}")
+    address, hostname, port = checks.target(sc, lab.settings, _host(host))
+    keylog_tmp = keylog.with_name(f".{keylog.name}.part") if keylog else None
+    try:
+        if pcap is not None:
+            with capture.Capture(pcap, port):
+                seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
+        else:
+            seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
+        if keylog_tmp is not None:
+            if not keylog_tmp.exists():
+                keylog_tmp.touch()    # no keys were made (the handshake ended early): an empty log
+            keylog_tmp.replace(keylog)
+    finally:
+        if keylog_tmp is not None:
+            keylog_tmp.unlink(missing_ok=True)
+    return seen
+
+
 # --------------------------------------------------------------------------- break-and-fix exercises
 
 

@@ -1,0 +1,104 @@
+"""A packet capture of one connection to the lab on this machine (loopback), with tcpdump.
+
+tcpdump rather than tshark or a Python library: it is small, everywhere
+(Debian's tcpdump, macOS ships it), and writes the pcap Wireshark opens.
+Capturing needs root or the CAP_NET_RAW capability; when either is missing
+the error says which and how to get it. The capture is written beside the
+target under a temporary name and renamed only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from lab.errors import LabError, UsageError
+
+INSTALL_HINT = "install tcpdump (Debian/Ubuntu: apt-get install tcpdump; macOS has it)"
+PRIVILEGE_HINT = ("capturing packets needs root or CAP_NET_RAW: run lab as root, or once: "
+                  "sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v tcpdump)\"")
+
+
+def interface() -> str:
+    """The loopback interface: lo on Linux, lo0 on macOS and the BSDs."""
+    return "lo" if Path("/sys/class/net/lo").exists() else "lo0"
+
+
+def writable_target(path: Path, what: str) -> Path:
+    """Where a file will be written: refused now (before any connection) when it cannot be."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder: give a file name")
+    parent = path.absolute().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{what} {path}: cannot write into {parent}", hint="choose a path in a writable folder")
+    return path
+
+
+def available() -> tuple[bool, str, str]:
+    """(can capture, what was seen, the fix) for lab doctor."""
+    exe = shutil.which("tcpdump")
+    if exe is None:
+        return False, "tcpdump is not installed (lab handshake --pcap needs it)", INSTALL_HINT
+    if os.geteuid() == 0:
+        return True, f"{exe}, as root", ""
+    getcap = shutil.which("getcap")
+    caps = subprocess.run([getcap, exe], capture_output=True, text=True).stdout if getcap else ""
+    if "cap_net_raw" in caps:
+        return True, f"{exe} has CAP_NET_RAW", ""
+    return False, f"{exe} is there, but lab is not root and tcpdump lacks CAP_NET_RAW", PRIVILEGE_HINT
+
+
+class Capture:
+    """`with Capture(path, port):` around one connection to 127.0.0.1/::1:port."""
+
+    def __init__(self, path: Path, port: int):
+        self.path, self.port = path, port
+        self.tmp = path.with_name(f".{path.name}.part")
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self):
+        exe = shutil.which("tcpdump")
+        if exe is None:
+            raise LabError("tcpdump is not installed: --pcap captures with it", hint=INSTALL_HINT)
+        # --immediate-mode: every packet is handed over as it comes (without it, packets may still sit
+        # in the kernel's buffer when the capture stops, and the file holds none).
+        self.proc = subprocess.Popen([exe, "-i", interface(), "--immediate-mode", "-U", "-n", "-w", str(self.tmp),
+                                      f"tcp port {self.port} and (host 127.0.0.1 or host ::1)"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on …" once it captures: no packet is missed after that.
+        said = ""
+        for _ in range(10):
+            line = self.proc.stderr.readline()
+            said += line
+            if not line or "listening on" in line:
+                break
+        if "listening on" not in said:
+            said = (said + (self.proc.stderr.read() if self.proc.poll() is not None else "")).strip()
+            self._stop()
+            self.tmp.unlink(missing_ok=True)
+            denied = "permission" in said.lower() or "not permitted" in said.lower()
+            raise LabError(f"tcpdump cannot capture on {interface()}: {said.splitlines()[-1] if said else '?'}",
+                           hint=PRIVILEGE_HINT if denied else f"run it by hand to see why: tcpdump -i {interface()}")
+        return self
+
+    def _stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)   # tcpdump flushes and closes the file on SIGINT
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(self, kind, value, tb):
+        time.sleep(0.1)    # the last packets of the connection (its FINs) reach the capture
+        self._stop()
+        if kind is None and self.tmp.is_file():
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False

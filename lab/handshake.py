@@ -1,0 +1,203 @@
+"""The handshake of one scenario, as it crossed: every TLS message, in order.
+
+Observed with `openssl s_client -msg`, on purpose: it is the tool students
+have and can run themselves (the command is printed), it shows the TLS 1.3
+handshake messages after decrypting them (CertificateRequest and both
+Certificates are encrypted on the wire in TLS 1.3), and it is a public
+interface. Python's ssl module exposes a message callback only through a
+private API (SSLContext._msg_callback), which lab does not use. The details
+of each message come from the same run: the server's certificate chain, the
+"Acceptable client certificate CA names" of its CertificateRequest, the
+negotiated version and cipher; the client's certificate is the one it sent.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab import layout
+
+TLS_VERSIONS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
+# Messages that only mutual TLS has: the server asks, the client answers and proves it holds the key.
+_MTLS_ONLY = {("server", "CertificateRequest"), ("client", "Certificate"), ("client", "CertificateVerify")}
+_LINE = re.compile(r"^(<<<|>>>) (?:TLS|DTLS|SSL) [\d.]+, (\w+) \[length ([0-9a-f]+)\](?:, (.*))?$")
+
+
+@dataclass
+class Message:
+    sender: str                  # "client" or "server"
+    type: str                    # RFC 8446 / 5246 name, or "Alert", "ChangeCipherSpec"
+    length: int                  # of the message, as s_client counts it
+    details: dict = field(default_factory=dict)
+    mtls_only: bool = False
+    raw: bytes = b""             # the message's bytes, as s_client dumped them
+
+    def to_dict(self) -> dict:
+        return {"from": self.sender, "type": self.type, **self.details,
+                **({"mtls_only": True} if self.mtls_only else {})}
+
+
+@dataclass
+class Handshake:
+    scenario: str
+    server: str                  # tls / mtls
+    address: str
+    tls_version: str | None
+    cipher: str | None
+    messages: list
+    http_status: int | None
+    verdict: str | None          # nginx's $ssl_client_verify, echoed in X-Client-Verify
+    command: str                 # the s_client command, to run by hand
+    failure: str = ""            # the client's own reason when it gave up
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "messages"}
+        d["messages"] = [m.to_dict() for m in self.messages]
+        return d
+
+
+def parse_msg(output: str) -> list[Message]:
+    """The messages `openssl s_client -msg` reports, in order (record headers and inner content types
+    left out), each with the bytes s_client dumped under it (Message.raw)."""
+    found: list[Message] = []
+    current = None
+    for line in output.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            if current is not None and line.startswith("    ") and re.fullmatch(r"(\s+[0-9a-f]{2})+\s*", line):
+                current.raw += bytes.fromhex(line.replace(" ", ""))
+            else:
+                current = None
+            continue
+        current = None
+        if m.group(2) in ("RecordHeader", "InnerContent", "ApplicationData"):
+            continue
+        sender = "client" if m.group(1) == ">>>" else "server"
+        kind, length, what = m.group(2), int(m.group(3), 16), (m.group(4) or "").strip()
+        if kind == "Handshake":
+            current = Message(sender, what or "Handshake", length)
+        elif kind == "Alert":
+            level, _, description = what.partition(" ")
+            current = Message(sender, "Alert", length, {"level": level, "description": description})
+        else:
+            current = Message(sender, kind, length)
+        found.append(current)
+    return found
+
+
+def _first_certificate(raw: bytes, tls13: bool):
+    """The first certificate of a Certificate message (RFC 8446 4.4.2 / RFC 5246 7.4.2), or None when it is empty."""
+    from cryptography import x509
+
+    body = raw[4:]                        # handshake type and length
+    if tls13:
+        body = body[1 + body[0]:]         # certificate_request_context
+    if len(body) < 6 or int.from_bytes(body[:3], "big") == 0:
+        return None
+    size = int.from_bytes(body[3:6], "big")
+    try:
+        return x509.load_der_x509_certificate(body[6:6 + size])
+    except ValueError:
+        return None
+
+
+def _dn(openssl_dn: str) -> str:
+    """'O = mtls-lab, OU = x, CN = y' (openssl's order) as 'CN=y,OU=x,O=mtls-lab' (RFC 4514, as lab shows names)."""
+    parts = [p.strip().replace(" = ", "=", 1) for p in re.split(r",\s*(?=[A-Za-z.]+ = )", openssl_dn.strip()) if p.strip()]
+    return ",".join(reversed(parts))
+
+
+def _section(output: str, title: str) -> list[str]:
+    lines = output.splitlines()
+    try:
+        start = lines.index(title) + 1
+    except ValueError:
+        return []
+    out = []
+    for line in lines[start:]:
+        if line.startswith(("---", "Requested Signature", "Client Certificate Types")):
+            break
+        out.append(line)
+    return out
+
+
+def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str | None,
+            keylog: Path | None = None) -> list[str]:
+    """The s_client command for a scenario, as a list; paths relative to the lab directory."""
+    host = f"[{address}]" if ":" in address else address
+    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", "-servername", hostname, "-msg", "-ign_eof"]
+    if sc.trust == "lab":
+        cmd += ["-CAfile", f"{layout.CERTS_DIR}/{layout.SERVER_CA_CRT}"]
+    if sc.trust != "none":
+        cmd += ["-verify_return_error", "-verify_hostname", hostname, "-x509_strict"]
+    if sc.client_cert:
+        cmd += ["-cert", sc.client_cert[0], "-key", sc.client_cert[1]]
+    if tls:
+        cmd.append(TLS_VERSIONS[tls])
+    elif sc.max_tls:
+        cmd.append(TLS_VERSIONS[sc.max_tls])
+    if keylog is not None:
+        cmd += ["-keylogfile", str(keylog)]
+    return cmd
+
+
+def request_text(hostname: str, port: int) -> str:
+    """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close)."""
+    from lab import verify
+
+    return f"GET {verify.PATH} HTTP/1.1\r\nHost: {hostname}:{port}\r\nConnection: close\r\n\r\n"
+
+
+def shell_line(cmd: list[str], request: str) -> str:
+    """The command as one line to paste: the request piped in, -ign_eof to read the answer."""
+    return f"printf {shlex.quote(request.replace(chr(13) + chr(10), chr(92) + 'r' + chr(92) + 'n'))} | {shlex.join(cmd)}"
+
+
+def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str | None = None,
+            keylog: Path | None = None, timeout: float = 10.0) -> Handshake:
+    """Make the scenario's connection with s_client, send the scenario's GET, and read back every message."""
+    cmd = command(lab_dir, sc, address, hostname, port, tls, keylog)
+    request = request_text(hostname, port)
+    try:
+        proc = subprocess.run(cmd, cwd=lab_dir, input=request, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        from lab.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"openssl s_client got no answer from {address}:{port} within {timeout:g} s",
+                             hint="is the lab running? lab status") from None
+    out = proc.stdout + proc.stderr
+    messages = parse_msg(proc.stdout)
+    version = re.search(r"^New, (TLSv[\d.]+), Cipher is (\S+)", proc.stdout, re.M)
+    status = re.search(r"^HTTP/1\.[01] (\d{3})", proc.stdout, re.M)
+    verdict = re.search(r"^X-Client-Verify: (.*?)\r?$", proc.stdout, re.M)
+    failure = re.search(r"^Verification error: (.*)$", out, re.M) or re.search(r"^verify error:num=\d+:(.*)$", out, re.M)
+    cas = [_dn(line) for line in _section(proc.stdout, "Acceptable client certificate CA names") if line.strip()]
+    negotiated = version.group(1) if version else None
+    tls13 = negotiated == "TLSv1.3"
+    for msg in messages:
+        msg.mtls_only = (msg.sender, msg.type) in _MTLS_ONLY
+        if msg.type == "ClientHello":
+            offered = [f"TLSv{tls}"] if tls else (["TLSv1.2"] if sc.max_tls == "1.2" else ["TLSv1.3", "TLSv1.2"])
+            msg.details = {"versions": offered, "sni": hostname}
+        elif msg.type == "ServerHello":
+            msg.details = {"version": negotiated, "cipher_suite": version.group(2) if version else None}
+        elif msg.type == "Certificate":
+            cert = _first_certificate(msg.raw, tls13)
+            msg.details = {"subject": cert.subject.rfc4514_string() if cert else None}
+            if cert is not None and msg.sender == "server":
+                from lab.certs import server_sans
+
+                msg.details |= {"issuer": cert.issuer.rfc4514_string(),
+                                "names": [n.split(":", 1)[1] for n in server_sans(cert)]}
+        elif msg.type == "CertificateRequest":
+            msg.details = {"certificate_authorities": cas}
+        elif msg.type == "ChangeCipherSpec" and tls13:
+            msg.details = {"note": "middlebox compatibility only (RFC 8446, D.4)"}
+    return Handshake(sc.name, sc.server, f"{address}:{port}", negotiated, version.group(2) if version else None,
+                     messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
+                     shell_line(command(lab_dir, sc, address, hostname, port, tls), request),
+                     failure.group(1).strip() if failure and not status else "")
