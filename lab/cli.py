@@ -339,6 +339,39 @@ def handshake_cmd(
     output.handshake_files(keylog, pcap)
 
 
+# --------------------------------------------------------------------------- the demo
+
+
+@app.command()
+@handles_errors
+def demo(
+    directory: DirOpt = None, name: NameOpt = None,
+    list_steps: Annotated[bool, typer.Option("--list", help="The steps, and stop.")] = False,
+    start: Annotated[int, typer.Option("--from", help="Begin at this step.")] = 1,
+    auto: Annotated[Optional[float], typer.Option(
+        "--auto", help="Go on every N seconds without a keyboard (0: no pauses, for rehearsal).",
+        show_default=False)] = None,
+):
+    """The lesson, live, one step a screen: each step's command run for real. Enter next, b back, r rerun, q quit."""
+    from lab import demo as lesson, output, session
+
+    steps = session.demo_steps()
+    if list_steps:
+        output.demo_list(steps)
+        return
+    lesson.check_from(start, steps)
+    if auto is not None and auto < 0:
+        from lab.errors import UsageError
+
+        raise UsageError(f"--auto {auto:g}: give 0 or more seconds")
+    lab = session.select(directory, name)
+    with output.progress("the demo needs a running lab…") as say:
+        started = session.demo_ready(lab, progress=say)
+    if started is not None:
+        output.note(f"no lab was running: started lab {lab.name} ({lab.dir}/) for the demo")
+    output.demo(steps, start, auto, lambda number: session.demo_step(lab, steps, number))
+
+
 # --------------------------------------------------------------------------- break-and-fix exercises
 
 exercise_app = typer.Typer(help="Break-and-fix exercises: start one, diagnose it with lab verify/logs/curl/openssl, "

@@ -557,3 +557,96 @@ def handshake_files(keylog, pcap) -> None:
     if keylog and pcap:
         out.print(f"  decrypted: tshark -r {pcap} -o tls.keylog_file:{keylog} -d tcp.port==PORT,tls -Y tls.handshake -V   "
                   f"(Wireshark: Preferences → Protocols → TLS → (Pre)-Master-Secret log filename)", markup=False)
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def demo_list(steps) -> None:
+    from lab.demo import titles
+
+    for i, title in enumerate(titles(steps), 1):
+        typer_echo(f"{i:>2}. {title}")
+
+
+def typer_echo(text: str) -> None:
+    import typer
+
+    typer.echo(text)
+
+
+def _demo_console():
+    """80 columns, high contrast; NO_COLOR is honoured by rich itself."""
+    from rich.console import Console
+
+    return Console(width=80, highlight=False, soft_wrap=False)
+
+
+def _key(auto) -> str:
+    """The next key: Enter (next), b, r or q; one keypress on a terminal, a line otherwise; after N s with --auto."""
+    import sys
+    import time
+
+    if auto is not None:
+        time.sleep(auto)
+        return ""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return "q" if line == "" else line.strip().lower()[:1]
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        ch = sys.stdin.read(1)
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    return "" if ch in ("\n", "\r", " ") else ch.lower()
+
+
+def demo_screen(console, sc) -> None:
+    console.print(f"[bold black on bright_white] {sc.number}/{sc.total}  {_escape(sc.title)} [/]")
+    console.print()
+    for line in sc.text:
+        console.print(line, markup=False)
+    console.print()
+    # Lines are already cut to 80 columns (lab/demo.py): rich must not wrap them again.
+    for line in sc.commands:
+        console.print(f"[bold bright_cyan]{_escape(line)}[/]", soft_wrap=True)
+    for line in sc.output:
+        console.print(f"  {_escape(line)}", style="bright_white", soft_wrap=True)
+    if not sc.seen:
+        console.print(f"[bold bright_red]  (expected to see: {_escape(sc.expected)})[/]")
+
+
+def demo(steps, start: int, auto, run_step) -> None:
+    """Show step after step; Enter next, b back, r rerun, q quit (or Ctrl-C): exit 0 either way."""
+    import sys
+
+    console = _demo_console()
+    interactive = auto is None and sys.stdin.isatty()
+    number = start
+    try:
+        while 1 <= number <= len(steps):
+            if interactive:
+                console.clear()
+            demo_screen(console, run_step(number))
+            last = number == len(steps)
+            console.print()
+            console.print("[dim]Enter: " + ("end" if last else "next") + "   b: back   r: run again   q: quit[/]"
+                          if auto is None else "")
+            key = _key(auto)
+            if key == "q":
+                break
+            if key == "b":
+                number = max(1, number - 1)
+            elif key == "r":
+                continue
+            else:
+                number += 1
+    except KeyboardInterrupt:
+        pass
+    console.print(f"demo ended at step {min(number, len(steps))} of {len(steps)}"
+                  + (f" (lab demo --from {number} goes on from there)" if number < len(steps) else ""))

@@ -26,3 +26,7 @@ def scripts_dir() -> Path:
 
 def exercises_dir() -> Path:
     return _find("exercises")
+
+
+def demo_file() -> Path:
+    return _find("lesson") / "demo.yml"

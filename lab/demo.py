@@ -1,0 +1,135 @@
+"""`lab demo`: the lesson, one step a screen, from a data file (lesson/demo.yml).
+
+Each step runs a real command (openssl, curl, grep) in the directory the demo
+runs from, with paths as a student would type them there, and keeps the lines
+of its output that matter; two kinds of step use lab itself: the handshake
+diagram of a scenario, and a live revocation of a throwaway student. Steps
+return data (Screen); lab/output.py shows them, at most 80 columns wide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.errors import LabError, UsageError
+
+WIDTH = 80
+MAX_OUTPUT_LINES = 10
+THROWAWAY = "demo-student"
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    text: str
+    run: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    expect: str = ""
+    kind: str = "run"              # run / handshake / revoke
+    scenario: str = "client-cert"
+
+
+@dataclass
+class Screen:
+    """One step, done: what to show."""
+
+    number: int
+    total: int
+    title: str
+    text: list[str]                # wrapped lines
+    commands: list[str]            # each wrapped to the width with ` \\` continuations
+    output: list[str]
+    expected: str = ""
+    seen: bool = True              # the expected text was in the output
+    lines: list[str] = field(default_factory=list)
+
+
+def load(path: Path | None = None) -> list[Step]:
+    import yaml
+
+    from lab.resources import demo_file
+
+    path = path or demo_file()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        steps = [Step(str(s["title"]), " ".join(str(s.get("text", "")).split()), tuple(s.get("run") or ()),
+                      tuple(s.get("keep") or ()), str(s.get("expect", "")), str(s.get("kind", "run")),
+                      str(s.get("scenario", "client-cert")))
+                 for s in doc["steps"]]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        raise LabError(f"the demo's steps ({path}) cannot be read ({e.__class__.__name__}: {e})",
+                       hint="fix the file: its first lines say what a step holds") from None
+    for s in steps:
+        if s.kind not in ("run", "handshake", "revoke") or (s.kind == "run" and not s.run):
+            raise LabError(f"demo step {s.title!r} has no command (run:) or an unknown kind {s.kind!r}",
+                           hint=f"fix {path}")
+    return steps
+
+
+def check_from(start: int, steps: list[Step]) -> int:
+    if not 1 <= start <= len(steps):
+        raise UsageError(f"--from {start}: the demo has steps 1 to {len(steps)} (lab demo --list)")
+    return start
+
+
+def titles(steps: list[Step]) -> list[str]:
+    """Step titles for --list, with the default ports."""
+    from lab import layout
+
+    subs = {"lab": layout.DEFAULT_NAME, "tls_port": layout.DEFAULT_TLS_PORT, "mtls_port": layout.DEFAULT_MTLS_PORT,
+            "host": "localhost"}
+    return [s.title.format_map(subs) for s in steps]
+
+
+def values(lab_dir: Path, settings) -> dict:
+    rel = os.path.relpath(lab_dir.absolute(), Path.cwd())
+    return {"lab": rel, "tls_port": settings.tls_port, "mtls_port": settings.mtls_port, "host": "localhost"}
+
+
+def wrap_command(cmd: list[str], width: int = WIDTH) -> list[str]:
+    """`$ command`, wrapped at argument boundaries with ` \\` so the lines paste as one command."""
+    lines, line = [], "$"
+    for arg in (shlex.quote(a) for a in cmd):
+        if len(line) + 1 + len(arg) > width - 2 and line not in ("$", "  "):
+            lines.append(line + " \\")
+            line = "  " + arg
+        else:
+            line += " " + arg
+    return lines + [line]
+
+
+def trim(text: str, keep: tuple[str, ...], width: int = WIDTH - 2) -> list[str]:
+    """The lines that matter, each at most `width` wide (output is shown indented by two)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if keep:
+        pattern = re.compile("|".join(keep))
+        lines = [line for line in lines if pattern.search(line)]
+    lines = [line.strip() if len(line) > width else line for line in lines]
+    out = [(line if len(line) <= width else line[:width - 1] + "…") for line in lines]
+    if len(out) > MAX_OUTPUT_LINES:
+        out = out[:MAX_OUTPUT_LINES - 1] + [f"… ({len(out) - MAX_OUTPUT_LINES + 1} more lines)"]
+    return out
+
+
+def run_command(cmd: list[str], keep: tuple[str, ...]) -> list[str]:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except FileNotFoundError:
+        return [f"({cmd[0]} is not installed here)"]
+    except subprocess.TimeoutExpired:
+        return [f"({cmd[0]} got no answer within 20 s)"]
+    return trim(proc.stdout + proc.stderr, keep)
+
+
+def screen(number: int, total: int, step: Step, subs: dict, commands: list[list[str]], output: list[str]) -> Screen:
+    title = step.title.format_map(subs)
+    text = textwrap.wrap(step.text.format_map(subs), WIDTH - 2)
+    wrapped = [line for cmd in commands for line in wrap_command(cmd)]
+    seen = not step.expect or any(step.expect in line for line in output)
+    return Screen(number, total, title, text, wrapped, output, step.expect, seen)

@@ -1,0 +1,145 @@
+"""lab demo, driven in a real terminal (tmux): each step's title, command and output on one 80x24
+screen, the process waiting between steps, b back, q quit with exit 0; --auto 0 in a pipe."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO, LabParams, free_port, need_tool, ok, run
+from lab import demo
+
+pytestmark = pytest.mark.docker
+STEPS = demo.load()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, docker_client, image):
+    from helpers import remove_lab
+
+    lab = LabParams("labtest-demo", tmp_path_factory.mktemp("demo") / "mtls-lab", free_port(), free_port(), image)
+    ok(run(*lab.up_args()))
+    yield lab
+    remove_lab(docker_client, lab.name)
+
+
+def demo_cmd(lab, *extra) -> list[str]:
+    return [sys.executable, "-m", "lab", "demo", "--dir", str(lab.dir), "--name", lab.name, *extra]
+
+
+def test_auto_0_runs_every_step_in_a_pipe_within_80_columns(lab):
+    proc = subprocess.run(demo_cmd(lab, "--auto", "0"), cwd=lab.dir.parent, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    for i, title in enumerate(demo.titles(STEPS), 1):
+        title = title.replace("8888", str(lab.tls_port)).replace("8889", str(lab.mtls_port))
+        assert f"{i}/{len(STEPS)}  {title}" in proc.stdout
+    assert "expected to see" not in proc.stdout            # every step showed what it is about
+    for seen in ("Hello, world!", "HTTP/1.1 400", "No required SSL certificate was sent", "CertificateRequest",
+                 "FAILED:certificate revoked", "$ curl -sS --cacert mtls-lab/certs/server-ca.crt"):
+        assert seen in proc.stdout, seen
+    assert "/tmp" not in "".join(line for line in lines if line.startswith("$"))   # paths as typed from here
+
+
+def test_list_and_from(lab):
+    listed = ok(run("demo", "--list")).output.splitlines()
+    assert len(listed) == len(STEPS) and listed[0].startswith(" 1. Two certificate authorities")
+    bad = run("demo", "--from", "99", "--dir", lab.dir)
+    assert bad.exit_code == 2 and f"steps 1 to {len(STEPS)}" in bad.output
+    proc = subprocess.run(demo_cmd(lab, "--auto", "0", "--from", str(len(STEPS) - 1)), cwd=lab.dir.parent,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and f"{len(STEPS) - 1}/{len(STEPS)}" in proc.stdout
+    assert f"1/{len(STEPS)}" not in proc.stdout
+
+
+class Tmux:
+    def __init__(self, tmux, name):
+        self.tmux, self.name = tmux, name
+
+    def capture(self, escapes: bool = False) -> str:
+        return subprocess.run([self.tmux, "capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name],
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([self.tmux, "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if text in screen and "Enter:" in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; the screen:\n{self.capture()}")
+
+
+@pytest.fixture
+def terminal(lab, tmp_path):
+    tmux = need_tool("tmux", "tmux")
+    name = f"labdemo{os.getpid()}"
+    done = tmp_path / "exit-code"
+    command = " ".join(demo_cmd(lab)) + f"; echo $? > {done}; sleep 30"
+    env = ["-e", f"PYTHONPATH={REPO}", "-e", "NO_COLOR=1"]
+    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *env, "-c", str(lab.dir.parent),
+                    command], check=True)
+    yield Tmux(tmux, name), done
+    subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+
+
+def test_a_real_terminal_step_by_step(lab, terminal):
+    term, done = terminal
+    titles = [t.replace("8888", str(lab.tls_port)).replace("8889", str(lab.mtls_port)) for t in demo.titles(STEPS)]
+    screen = term.wait_for(titles[0])
+    assert "$ openssl x509 -in mtls-lab/certs/server-ca.crt -noout -text" in screen and "CA:TRUE" in screen
+    time.sleep(1)
+    assert titles[0] in term.capture() and not done.exists()            # it waits for the instructor
+    term.keys("Enter")
+    assert "Client CA" in term.wait_for(titles[1])
+    term.keys("b")
+    term.wait_for(titles[0])
+    expected = {5: "Hello, world!", 9: "HTTP/1.1 400", 11: "CertificateRequest"}
+    for i in range(1, len(STEPS)):
+        term.keys("Enter")
+        screen = term.wait_for(titles[i])
+        lines = screen.rstrip("\n").splitlines()
+        assert len(lines) <= 24 and lines[0].strip().startswith(f"{i + 1}/{len(STEPS)}"), screen   # one screen
+        assert "$ " in screen
+        if i in expected:
+            assert expected[i] in screen, screen
+        # NO_COLOR is set in this terminal: bold may stay, no colour at all.
+        assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38)[;m]", term.capture(escapes=True))
+    term.keys("r")                      # run the last step again: a second live revocation
+    term.wait_for(titles[-1])
+    term.keys("q")
+    deadline = time.monotonic() + 20
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert done.read_text().strip() == "0"
+    assert "demo ended at step" in term.capture()
+
+
+def test_ctrl_c_ends_the_demo_cleanly(lab, terminal):
+    term, done = terminal
+    term.wait_for(demo.titles(STEPS)[0])
+    term.keys("C-c")
+    deadline = time.monotonic() + 20
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert done.read_text().strip() == "0"
+    assert "Traceback" not in term.capture()
+
+
+def test_the_demo_starts_a_lab_when_none_runs(new_lab, tmp_path):
+    lab = new_lab()
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    proc = subprocess.run(demo_cmd(lab, "--auto", "0", "--from", str(len(STEPS) - 2)), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"no lab was running: started lab {lab.name}" in proc.stderr
