@@ -30,6 +30,7 @@ class CertsResult:
     not_after: dt.datetime   # the earliest expiry of the set
     dropped_students: tuple[str, ...] = ()   # their CA was replaced: they need new certificates
     replaced: tuple[str, ...] = ()   # certificates or keys put in by hand (and checked), kept
+    server_renewed: bool = False     # a new server CA and certificate for new names; students' stay
 
 
 def _load_cert(path: Path):
@@ -138,9 +139,9 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
     sans = server_sans(_load_cert(directory / layout.SERVER_CRT))
     lacking = [s for s in settings.all_sans() if s not in sans]
     if lacking:
-        raise CertificateError(
+        raise NamesNotCovered(
             f"{directory / layout.SERVER_CRT} does not cover {', '.join(lacking)}",
-            hint="run `lab up --regenerate` to make a server certificate with the new names",
+            hint="lab up renews the server certificate (and its CA) for the new names",
         )
     return CertsResult(directory, False, sans, earliest)
 
@@ -170,6 +171,46 @@ def needs_generation(lab_dir: Path, regenerate: bool = False) -> bool:
     return regenerate or not directory.exists() or not any(directory.iterdir())
 
 
+def _gen_certs_command(out: Path, settings: Settings, server_only: bool = False) -> list[str]:
+    cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(out), "--lab", settings.name,
+           "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+           "--ca-days", str(layout.CA_DAYS), "--server-ca-days", str(settings.days + layout.SERVER_CA_EXTRA_DAYS),
+           "--crl-days", str(layout.CRL_DAYS)]
+    for san in settings.all_sans():
+        cmd += ["--san", san]
+    return cmd + (["--server-only"] if server_only else [])
+
+
+class NamesNotCovered(CertificateError):
+    """The server certificate lacks a name the lab now needs (--san, room mode)."""
+
+
+def renew_server(lab_dir: Path, settings: Settings) -> None:
+    """A new server CA (constrained to the new names) and server certificate; the
+    client CA, its database and every student's certificate stay. Staged, checked,
+    then moved into place; each student's copy of the server CA is updated."""
+    certs = layout.certs_dir(lab_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".lab-server-", dir=lab_dir))
+    try:
+        proc = subprocess.run(_gen_certs_command(tmp, settings, server_only=True), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CertificateError(f"scripts/gen-certs.sh --server-only failed (exit {proc.returncode})",
+                                   details=(proc.stderr or proc.stdout).strip(),
+                                   hint="the lines above are OpenSSL's own message")
+        for crt, key in ((layout.SERVER_CA_CRT, layout.SERVER_CA_KEY), (layout.SERVER_CRT, layout.SERVER_KEY)):
+            if _public_bytes(_load_cert(tmp / crt).public_key()) != _public_bytes(_load_key(tmp / key).public_key()):
+                raise CertificateError(f"gen-certs.sh made a {crt} that does not match its key")
+        for name in (layout.SERVER_CA_KEY, layout.SERVER_KEY, layout.SERVER_CA_CRT, layout.SERVER_CRT):
+            os.replace(tmp / name, certs / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    clients = layout.clients_dir(lab_dir)
+    for folder in (clients.iterdir() if clients.is_dir() else []):
+        if (folder / layout.SERVER_CA_CRT).is_file():
+            shutil.copyfile(certs / layout.SERVER_CA_CRT, folder / layout.SERVER_CA_CRT)
+    _remember_made(lab_dir)
+
+
 class StagedCertificates:
     """gen-certs.sh running into a staging folder beside the lab directory.
 
@@ -183,12 +224,8 @@ class StagedCertificates:
     def __init__(self, staging_parent: Path, settings: Settings):
         _openssl_version()
         self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
-        cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(self.tmp), "--lab", settings.name,
-               "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
-               "--ca-days", str(layout.CA_DAYS), "--crl-days", str(layout.CRL_DAYS)]
-        for san in settings.all_sans():
-            cmd += ["--san", san]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(_gen_certs_command(self.tmp, settings), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
 
     def discard(self) -> None:
         if self.proc.poll() is None:
@@ -295,6 +332,12 @@ def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
     if recalled is not None:
         return replace(recalled, replaced=_replaced(lab_dir))
     # Every pair checked (a key put in by hand must match its certificate), then kept as it is.
-    result = check_existing(layout.certs_dir(lab_dir), settings)
+    renewed = False
+    try:
+        result = check_existing(layout.certs_dir(lab_dir), settings)
+    except NamesNotCovered:
+        # New names for the server (--san, room mode): a new server CA and certificate; students keep theirs.
+        renew_server(lab_dir, settings)
+        result, renewed = check_existing(layout.certs_dir(lab_dir), settings), True
     _remember(lab_dir, result)
-    return replace(result, replaced=_replaced(lab_dir))
+    return replace(result, replaced=_replaced(lab_dir), server_renewed=renewed)

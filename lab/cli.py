@@ -511,6 +511,7 @@ def client_add(
     from_file: Annotated[Optional[Path], typer.Option("--from-file", help="A class list: one name a line.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-issue an existing student's certificate (the old one is revoked).")] = False,
     legacy_p12: Annotated[bool, typer.Option("--legacy-p12", help="PKCS#12 with the old algorithms older macOS/iOS need.")] = False,
+    show_passwords: Annotated[bool, typer.Option("--show-passwords", help="Print the .p12 passwords (not in front of a class).")] = False,
 ):
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
     from lab import output, session
@@ -519,7 +520,7 @@ def client_add(
     with output.progress() as say:
         report = session.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
     with _Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
-        output.issued(report, lab.selector)
+        output.issued(report, lab.selector, show_passwords)
 
 
 @client_app.command("list")

@@ -78,12 +78,11 @@ def check_ports(client, s: Settings) -> list[Check]:
     from lab import runtime
 
     own = set()
-    if client is not None:  # ports this lab's own containers hold are no obstacle
-        own = {st.published for st in runtime.status(client, s.name, None) if st.published}
+    if client is not None:  # ports this lab's own containers hold are no obstacle (lab up replaces them)
+        own = {int(st.published.rsplit(":", 1)[1]) for st in runtime.status(client, s.name, None) if st.published}
     checks = []
     for server, port in s.ports().items():
-        address = f"{s.bind}:{port}"
-        if address in own:
+        if port in own:
             checks.append(Check(f"port {port}", True, f"published by this lab's {server} server"))
         elif runtime.port_free(s.bind, port):
             checks.append(Check(f"port {port}", True, f"free on {s.bind}"))

@@ -37,8 +37,12 @@ MAX_DAYS = 825
 # The server certificate always covers the names a student types on the
 # instructor's machine; --san adds more (e.g. the room's host name).
 BASE_SANS = ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
-# The two CAs: ten years, so a lab directory handed out keeps working.
+# The client CA: ten years, so a lab directory handed out keeps working. The
+# server CA lives as long as the lab's certificates (a day more than its
+# leaves), and is name-constrained to the lab's server names: a student who
+# trusts it in a browser trusts nothing else, and not for long.
 CA_DAYS = 3650
+SERVER_CA_EXTRA_DAYS = 1
 # Every certificate's subject: /O=mtls-lab/OU=<lab name>/CN=<who>.
 SUBJECT_ORG = "mtls-lab"
 
@@ -87,8 +91,15 @@ CRL_DAYS = 90
 CRL_RENEW_DAYS = 30
 # Status, certs and doctor warn when a certificate has fewer days than this left.
 EXPIRY_WARN_DAYS = 30
-# One folder per student: clients/NAME/NAME.crt, .key, .p12, .p12.password, README.txt.
+# One folder per student: clients/NAME/NAME.crt, .key, .p12, README.txt, the CAs.
 CLIENTS_DIR = "clients"
+# The .p12 passwords, for the instructor only: never in a student's folder (it
+# holds the unencrypted key too, so a password beside it would protect nothing).
+PASSWORDS_DIR = "passwords"
+
+
+def password_file(lab_dir: Path, student: str) -> Path:
+    return lab_dir / PASSWORDS_DIR / f"{student}.p12.password"
 
 # (certificate, key) pairs checked before reuse.
 CERT_KEY_PAIRS = (

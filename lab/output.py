@@ -161,12 +161,18 @@ def _loaded_file(server: str, kind: str) -> str:
 
 def status(report) -> None:
     status_table(report.name, report.dir, report.servers, report.expiry, report.loaded)
+    student_urls(report.urls)
+
+
+def student_urls(urls) -> None:
+    if urls:
+        out_console().print("  students connect to: " + ", ".join(urls), markup=False)
 
 
 def status_json(report) -> None:
     emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
                "certificates_days_left": report.expiry.days if report.expiry else None,
-               "loaded": report.loaded})
+               "loaded": report.loaded, "student_urls": report.urls})
 
 
 def all_labs(rows) -> None:
@@ -181,6 +187,9 @@ def _certs_line(report) -> None:
     said = "made now" if report.certs.generated else "reused"
     names = ", ".join(x.split(":", 1)[1] for x in report.certs.sans)
     out.print(f"  certificates  {said}; server certificate for {names}", markup=False)
+    if report.certs.server_renewed:
+        out.print("  [yellow]renewed[/]       the server CA and certificate, for the new names; students keep their "
+                  "certificates, but must trust the new certs/server-ca.crt (their folders have it)")
     for rel in report.certs.replaced:
         out.print(f"  [yellow]kept[/]          your {rel} (put in by hand; every key matches its certificate; "
                   "lab up --regenerate makes a new set)")
@@ -204,6 +213,7 @@ def up(report, hints) -> None:
         out.print(f"  reloaded      the {r.server} server, without downtime: it had an older "
                   f"{', '.join(r.files)}", markup=False)
     status_table(report.lab.name, report.lab.dir, report.servers, report.expiry)
+    student_urls(report.lab.settings.student_urls())
     exposed(report.lab.settings)
     out.print("Try next:")
     width = max(len(cmd) for cmd, why in hints if why) + 7
@@ -283,12 +293,17 @@ def verify(results, show_commands: bool) -> None:
 # --------------------------------------------------------------------------- students, certificates
 
 
-def issued(report, selector: str) -> None:
+def issued(report, selector: str, show_passwords: bool = False) -> None:
+    """Never a password on screen (a projector shows it to the class) unless asked for."""
     out = out_console()
     for i in report.issued:
         _ok(f"{i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
-        out.print(f"    p12 password: {i.password}   (saved in {i.directory / (i.name + '.p12.password')})",
-                  markup=False)
+        if show_passwords:
+            out.print(f"    p12 password: {i.password}", markup=False)
+    if report.issued:
+        where = report.issued[0].directory.parent.parent / "passwords"
+        out.print(f"  .p12 passwords: in {where}/ (for you, not the students' folders); "
+                  + ("shown above" if show_passwords else "not shown (--show-passwords shows them)"), markup=False)
     if report.skipped:
         out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
     first = (report.issued or [None])[0]

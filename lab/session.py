@@ -708,6 +708,7 @@ class StatusReport:
     servers: list
     expiry: Optional[Expiry]
     loaded: dict = field(default_factory=dict)   # per server: what it runs vs the files (lab/loaded.py)
+    urls: list = field(default_factory=list)     # room mode: what students open
 
     @property
     def all_running(self) -> bool:
@@ -725,7 +726,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     servers = runtime.status(client, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
     here = lab_dir if lab_dir.is_dir() else None
     states = loaded_states(lab_dir, client, lab_name) if here else {}
-    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states)
+    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,
+                        lab.settings.student_urls() if lab else [])
 
 
 def all_labs() -> list:
@@ -814,6 +816,7 @@ def try_next(lab: Lab) -> list[tuple[str, str]]:
     hints += [(checks.curl_command(sc, lab.dir, lab.settings), "") for sc in checks.SCENARIOS
               if sc.name in ("trusted", "client-cert", "no-cert")]
     hints += [(f"lab logs mtls{where}", "what the server saw on each request"), (f"lab down{where}", "")]
+    hints += [(url, "for students on the room's network (their README says so)") for url in lab.settings.student_urls()]
     return hints
 
 

@@ -57,10 +57,73 @@ class Settings:
         """Where a client on this machine reaches the published ports."""
         return connect_host(self.bind)
 
+    def student_urls(self, path: str = "/hello-world.txt") -> list[str]:
+        """The URLs students on the room's network use (empty on loopback)."""
+        if not is_room(self.bind):
+            return []
+        hosts = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS]
+        return [f"https://{'[' + h + ']' if ':' in h else h}:{self.mtls_port}{path}" for h in hosts]
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sans"] = list(self.sans)
         return d
+
+
+def is_room(bind: str) -> bool:
+    """Published beyond this machine (0.0.0.0, ::, or a non-loopback address): the room's network reaches it."""
+    return not ipaddress.ip_address(bind).is_loopback
+
+
+_VIRTUAL = ("docker", "br-", "veth", "virbr", "cni", "flannel", "podman", "lxc")
+
+
+def _host_addresses(version: int | None) -> list[str]:
+    """This machine's global addresses (iproute2's JSON; else what its name resolves to)."""
+    import json
+    import shutil
+    import subprocess
+
+    found: list[str] = []
+    if shutil.which("ip"):
+        proc = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True)
+        try:
+            for link in json.loads(proc.stdout or "[]"):
+                if str(link.get("ifname", "")).startswith(_VIRTUAL):
+                    continue      # container bridges: no student reaches this machine through them
+                found += [a["local"] for a in link.get("addr_info", []) if a.get("scope") == "global"]
+        except (ValueError, KeyError, TypeError):
+            found = []
+    if not found:
+        try:
+            found = [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)]
+        except OSError:
+            found = []
+    out = []
+    for a in found:
+        addr = ipaddress.ip_address(a.split("%")[0])
+        if not (addr.is_loopback or addr.is_link_local) and (version is None or addr.version == version):
+            out.append(str(addr))
+    return out
+
+
+def room_names(bind: str) -> tuple[str, ...]:
+    """What students on the room's network type to reach this machine: its name, its FQDN and its
+    addresses (the bind address itself when it is one). Empty for a lab on loopback."""
+    if not is_room(bind):
+        return ()
+    addr = ipaddress.ip_address(bind)
+    names = [socket.gethostname(), socket.getfqdn()]
+    addresses = _host_addresses(4 if bind == "0.0.0.0" else None) if addr.is_unspecified else [bind]
+    out = []
+    for name in names + addresses:
+        try:
+            san = validate_san(name)
+        except UsageError:
+            continue    # a host name that is not a valid DNS name (an underscore): students use its address
+        if san not in layout.BASE_SANS:
+            out.append(san)
+    return tuple(dict.fromkeys(out))
 
 
 def connect_host(bind: str) -> str:
@@ -197,7 +260,10 @@ def resolve(lab_dir: Path, given: dict, port_offset: int | None = None) -> Setti
         merged["tls_port"] = layout.DEFAULT_TLS_PORT + port_offset
         merged["mtls_port"] = layout.DEFAULT_MTLS_PORT + port_offset
     merged.update({k: v for k, v in given.items() if v is not None})
-    return validate(Settings(**merged))
+    s = validate(Settings(**merged))
+    # Room mode: the server certificate also names this machine as students reach it.
+    extra = tuple(n for n in room_names(s.bind) if n not in s.sans)
+    return Settings(**{**s.__dict__, "sans": s.sans + extra}) if extra else s
 
 
 def save(lab_dir: Path, s: Settings) -> Path:

@@ -324,7 +324,10 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12
         readme = render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
                              mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}")
         (tmp / "README.txt").write_text(readme)
-        password = (tmp / f"{name}.p12.password").read_text().strip()
+        password = (tmp / f"{name}.p12.password").read_text()
+        secret = layout.password_file(lab_dir, name)
+        secret.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(tmp / f"{name}.p12.password", secret)     # the instructor's, not the student's folder
         os.chmod(tmp, 0o700)
         shutil.rmtree(clients / name, ignore_errors=True)
         os.replace(tmp, clients / name)

@@ -56,7 +56,8 @@ issue)
     cp server-ca.crt client-ca.crt "$out/"
     # A random password: browsers and OS key stores (Firefox, macOS 15) refuse
     # to import a PKCS#12 file with an empty one. It never appears in argv.
-    openssl rand -hex 12 > "$out/$name.p12.password"
+    # The password alone, no newline: some clients (Node's pfx + passphrase) take a newline as part of it.
+    printf '%s' "$(openssl rand -hex 12)" > "$out/$name.p12.password"
     # ${a[@]+"${a[@]}"}: an empty array under set -u aborts bash before 4.4 (macOS's /bin/bash).
     p12_opts=()
     if [ -n "$legacy" ]; then

@@ -5,8 +5,10 @@
 # passes `openssl verify -x509_strict` with the right -purpose, which the
 # article's do not (its CAs lack keyUsage; its client certificate is X.509 v1).
 #
-# Usage: gen-certs.sh --out DIR --lab NAME --subject /O=org/OU=unit --days N --ca-days N --crl-days N
-#                    --san DNS:name|IP:addr [--san ...]
+# Usage: gen-certs.sh --out DIR --lab NAME --subject /O=org/OU=unit --days N --ca-days N --server-ca-days N
+#                    --crl-days N --san DNS:name|IP:addr [--san ...] [--server-only]
+# --server-only: the server CA and the server certificate alone (new names for the
+# server; the client CA, its database and the students' certificates stay).
 # Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
 #
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
@@ -25,7 +27,7 @@
 set -euo pipefail
 umask 077
 
-out="" lab="" subject="" days="" ca_days="" crl_days=""
+out="" lab="" subject="" days="" ca_days="" server_ca_days="" crl_days="" server_only=""
 sans=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,12 +36,14 @@ while [ $# -gt 0 ]; do
         --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --ca-days) ca_days=$2; shift 2 ;;
+        --server-ca-days) server_ca_days=$2; shift 2 ;;
+        --server-only) server_only=1; shift ;;
         --crl-days) crl_days=$2; shift 2 ;;
         --san) sans+=("$2"); shift 2 ;;
         *) echo "gen-certs.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-for required in out lab subject days ca_days crl_days; do
+for required in out lab subject days ca_days server_ca_days crl_days; do
     [ -n "${!required}" ] || { echo "gen-certs.sh: --${required//_/-} is required" >&2; exit 2; }
 done
 [ ${#sans[@]} -gt 0 ] || { echo "gen-certs.sh: at least one --san is required" >&2; exit 2; }
@@ -75,6 +79,18 @@ rnd=$(openssl rand -hex 116)   # 232 hex digits: a tag and 7 serials
 tag=${rnd:0:6}
 serial() { echo "0x7${rnd:$((6 + 32 * $1)):31}"; }   # serial N: N-th serial (0..6)
 san_list=$(IFS=,; echo "${sans[*]}")
+# The server CA may vouch for exactly these names and addresses (RFC 5280
+# 4.2.1.10, critical): a student who trusts it in a browser trusts it for the
+# lab's server and nothing else. (A DNS name permits its subdomains too.)
+constraints=""
+for san in "${sans[@]}"; do
+    case "$san" in
+        DNS:*) c="permitted;$san" ;;
+        IP:*:*) c="permitted;$san/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" ;;
+        IP:*) c="permitted;$san/255.255.255.255" ;;
+    esac
+    constraints="${constraints:+$constraints, }$c"
+done
 
 # Extensions, per RFC 5280 and the CA/Browser Forum baseline:
 # - CAs: basicConstraints critical CA:TRUE, keyUsage keyCertSign+cRLSign
@@ -90,6 +106,11 @@ distinguished_name = dn
 basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
+[v3_server_ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+nameConstraints = critical, $constraints
 [v3_server]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -108,9 +129,9 @@ CNF
 key() {  # ECDSA P-256: accepted by every TLS client and made in milliseconds
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
 }
-ca() {  # ca NAME SERIAL-INDEX "Common Name"
-    openssl req -new -x509 -config ext.cnf -extensions v3_ca -key "$1.key" \
-        -subj "$subject/CN=$3" -days "$ca_days" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
+ca() {  # ca NAME SERIAL-INDEX "Common Name" [EXTENSIONS DAYS]
+    openssl req -new -x509 -config ext.cnf -extensions "${4:-v3_ca}" -key "$1.key" \
+        -subj "$subject/CN=$3" -days "${5:-$ca_days}" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
 }
 leaf() {  # leaf NAME SERIAL-INDEX CA "Common Name" EXTENSIONS
     openssl req -new -config ext.cnf -key "$1.key" -subj "$subject/CN=$4" |
@@ -167,12 +188,22 @@ CNF
     openssl ca -gencrl -config client-ca-db/ca.cnf -crldays "$crl_days" -out crl/client-ca.crl
 }
 
+if [ -n "$server_only" ]; then
+    spawn key server-ca
+    spawn key server
+    round
+    ca server-ca 0 "$lab Server CA $tag" v3_server_ca "$server_ca_days"
+    leaf server 3 server-ca localhost v3_server
+    rm -f ext.cnf
+    exit 0
+fi
+
 mkdir -p demo
 for k in server-ca client-ca server client demo/rogue-ca demo/rogue-client demo/expired-client demo/wrong-purpose; do
     spawn key "$k"
 done
 round
-spawn ca server-ca 0 "$lab Server CA $tag"
+spawn ca server-ca 0 "$lab Server CA $tag" v3_server_ca "$server_ca_days"
 spawn ca client-ca 1 "$lab Client CA $tag"
 spawn ca demo/rogue-ca 2 "$lab ROGUE CA $tag (not trusted by the lab)"
 round

@@ -86,8 +86,10 @@ def rendered(lab_params):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _sweep_test_labs():
-    """Last line of defence: whatever a test lab left on the engine is removed when the run ends, and named."""
+def _sweep_test_labs(tmp_path_factory):
+    """Last line of defence: whatever a lab of this test run left on the engine is removed when the run ends,
+    and named. Only this run's (its labs live under this run's temporary folder): another run may share the engine."""
+    base = str(tmp_path_factory.getbasetemp().resolve())
     yield
     try:
         import docker
@@ -97,7 +99,8 @@ def _sweep_test_labs():
     except Exception:  # noqa: BLE001 - no engine: nothing can be left on it
         return
     left = [c for c in client.containers.list(all=True, filters={"label": "io.mtls-lab.lab"})
-            if c.labels.get("io.mtls-lab.lab", "").startswith("labtest-")]
+            if c.labels.get("io.mtls-lab.lab", "").startswith("labtest-")
+            and c.labels.get("io.mtls-lab.dir", "").startswith(base)]
     names = sorted({c.labels["io.mtls-lab.lab"] for c in left})
     for name in names:
         remove_lab(client, name)

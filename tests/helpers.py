@@ -98,3 +98,10 @@ def need_tool(command: str, package: str) -> str:
     if found is None:
         missing(f"{command} is not installed (Debian package {package})")
     return found
+
+
+def unique_name(prefix: str) -> str:
+    """A lab name no other test run on this engine uses at the same time."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"

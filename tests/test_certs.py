@@ -155,10 +155,45 @@ def test_expired_is_refused(tmp_path):
         certs.check_existing(result.directory, s, now=later)
 
 
-def test_new_san_needs_regeneration(tmp_path):
-    certs.ensure(tmp_path, settings.validate(Settings()))
-    with pytest.raises(CertificateError, match="does not cover DNS:room.local"):
-        certs.ensure(tmp_path, settings.validate(Settings(sans=("room.local",))))
+def test_a_new_name_renews_the_server_ca_and_certificate_only(tmp_path):
+    first = certs.ensure(tmp_path, settings.validate(Settings()))
+    client_ca = (first.directory / "client-ca.crt").read_bytes()
+    old_server_ca = (first.directory / "server-ca.crt").read_bytes()
+    again = certs.ensure(tmp_path, settings.validate(Settings(sans=("room.local",))))
+    assert again.server_renewed and "DNS:room.local" in again.sans
+    assert (again.directory / "client-ca.crt").read_bytes() == client_ca        # students' CA untouched
+    assert (again.directory / "server-ca.crt").read_bytes() != old_server_ca
+    ca = x509.load_pem_x509_certificate((again.directory / "server-ca.crt").read_bytes())
+    permitted = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert permitted.critical and "room.local" in [n.value for n in permitted.value.permitted_subtrees]
+
+
+def test_the_server_ca_vouches_for_the_labs_names_only_and_for_the_labs_lifetime(made, tmp_path):
+    """A certificate for another name, signed by the lab's own server CA, is refused by OpenSSL and curl alike."""
+    lab_dir, s, result = made
+    ca_file = result.directory / "server-ca.crt"
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    constraints = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.critical
+    names = {str(n.value) for n in constraints.value.permitted_subtrees}
+    assert {"localhost", "room.local", "127.0.0.1/32", "::1/128", "192.0.2.10/32"} <= names
+    leaf = x509.load_pem_x509_certificate((result.directory / "server.crt").read_bytes())
+    assert (ca.not_valid_after_utc - leaf.not_valid_after_utc).days <= 1     # the lab's lifetime, not ten years
+    ext = tmp_path / "other.ext"
+    ext.write_text("subjectAltName=DNS:www.example.com\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "other.key"), "-subj", "/CN=www.example.com", "-out",
+                    str(tmp_path / "other.csr")], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(tmp_path / "other.csr"), "-CA", str(ca_file), "-CAkey",
+                    str(result.directory / "server-ca.key"), "-set_serial", "99", "-days", "5", "-extfile", str(ext),
+                    "-out", str(tmp_path / "other.crt")], check=True, capture_output=True)
+    refused = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), str(tmp_path / "other.crt")],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "permitted subtree violation" in refused.stdout + refused.stderr
+    allowed = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), str(result.directory / "server.crt")],
+                             capture_output=True, text=True)
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_openssl_missing(tmp_path, monkeypatch):

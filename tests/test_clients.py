@@ -68,10 +68,13 @@ def test_student_folder_and_p12(rendered):
     ok(run("client", "add", "dana", *rendered.args()))
     folder = rendered.dir / "clients" / "dana"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["dana.crt", "dana.key", "dana.p12", "dana.p12.password", "server-ca.crt", "client-ca.crt", "README.txt"])
-    for secret in ("dana.key", "dana.p12.password"):
+        ["dana.crt", "dana.key", "dana.p12", "server-ca.crt", "client-ca.crt", "README.txt"])
+    secret_file = rendered.dir / "passwords" / "dana.p12.password"
+    assert secret_file.stat().st_mode & 0o077 == 0 and (rendered.dir / "passwords").stat().st_mode & 0o077 == 0
+    for secret in ("dana.key",):
         assert stat.S_IMODE((folder / secret).stat().st_mode) == 0o600
-    password = (folder / "dana.p12.password").read_text().strip().encode()
+    password = secret_file.read_bytes()
+    assert not password.endswith(b"\n")      # the password alone: some clients take a newline as part of it
     assert len(password) >= 16
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates((folder / "dana.p12").read_bytes(), b"")
@@ -93,13 +96,13 @@ def test_legacy_p12_opens_with_openssl(rendered):
     ok(run("client", "add", "old-mac", "--legacy-p12", *rendered.args()))
     folder = rendered.dir / "clients" / "old-mac"
     info = subprocess.run(["openssl", "pkcs12", "-info", "-noout", "-in", str(folder / "old-mac.p12"),
-                           "-passin", f"file:{folder / 'old-mac.p12.password'}"], capture_output=True, text=True)
+                           "-passin", f"file:{rendered.dir / 'passwords' / 'old-mac.p12.password'}"], capture_output=True, text=True)
     assert info.returncode == 0, info.stderr
     assert "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr and "MAC: sha1" in info.stderr
     ok(run("client", "add", "new-mac", *rendered.args()))
     folder = rendered.dir / "clients" / "new-mac"
     modern = subprocess.run(["openssl", "pkcs12", "-info", "-noout", "-in", str(folder / "new-mac.p12"),
-                             "-passin", f"file:{folder / 'new-mac.p12.password'}"], capture_output=True, text=True)
+                             "-passin", f"file:{rendered.dir / 'passwords' / 'new-mac.p12.password'}"], capture_output=True, text=True)
     assert modern.returncode == 0 and "AES-256-CBC" in modern.stderr and "TripleDES" not in modern.stderr
 
 
@@ -231,3 +234,17 @@ def test_missing_or_corrupt_crl_is_made_again_from_the_database(rendered):
         crl = x509.load_pem_x509_crl(crl_file.read_bytes())
         assert crl.get_revoked_certificate_by_serial_number(int(students.find(rendered.dir, "ben").serial, 16))
         assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == ["amy", "ben"]
+
+
+@pytest.mark.faults
+def test_no_password_on_the_projector(rendered):
+    """lab client add never prints a .p12 password unless asked for."""
+    quiet = ok(run("client", "add", "pat", "quinn", *rendered.args()))
+    for student in ("pat", "quinn"):
+        password = (rendered.dir / "passwords" / f"{student}.p12.password").read_text()
+        assert password not in quiet.output
+    assert "not shown (--show-passwords shows them)" in quiet.output
+    shown = ok(run("client", "add", "rae", "--show-passwords", *rendered.args()))
+    assert (rendered.dir / "passwords" / "rae.p12.password").read_text() in shown.output
+    assert "password" not in (rendered.dir / "clients" / "rae" / "README.txt").read_text().split("instructor")[0] \
+        .replace("its password", "")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import REPO, LabParams, free_port, need_tool, ok, run
+from helpers import REPO, LabParams, free_port, need_tool, ok, run, unique_name
 from lab import demo
 
 pytestmark = pytest.mark.docker
@@ -22,7 +22,7 @@ STEPS = demo.load()
 def lab(tmp_path_factory, docker_client, image):
     from helpers import remove_lab
 
-    lab = LabParams("labtest-demo", tmp_path_factory.mktemp("demo") / "mtls-lab", free_port(), free_port(), image)
+    lab = LabParams(unique_name("labtest-demo"), tmp_path_factory.mktemp("demo") / "mtls-lab", free_port(), free_port(), image)
     ok(run(*lab.up_args()))
     yield lab
     remove_lab(docker_client, lab.name)

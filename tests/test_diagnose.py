@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from helpers import LabParams, free_port, ok, remove_lab, run
+from helpers import LabParams, free_port, ok, remove_lab, run, unique_name
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, docker_client, image):
-    lab = LabParams("labtest-diagnose", tmp_path_factory.mktemp("d") / "lab", free_port(), free_port(), image)
+    lab = LabParams(unique_name("labtest-diagnose"), tmp_path_factory.mktemp("d") / "lab", free_port(), free_port(), image)
     ok(run(*lab.up_args()))
     ok(run("client", "add", "rey", *lab.args()))
     ok(run("client", "revoke", "rey", *lab.args()))

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from helpers import LabParams, free_port, ok, run
+from helpers import LabParams, free_port, ok, run, unique_name
 
 EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "key-mismatch", "verify-depth",
              "crl-expired", "tls13-only", "client-purpose"]
@@ -19,7 +19,7 @@ EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "ke
 def lab(tmp_path_factory, docker_client, image):
     from helpers import remove_lab
 
-    lab = LabParams("labtest-exercises", tmp_path_factory.mktemp("x") / "lab", free_port(), free_port(), image)
+    lab = LabParams(unique_name("labtest-exercises"), tmp_path_factory.mktemp("x") / "lab", free_port(), free_port(), image)
     ok(run(*lab.up_args()))
     yield lab
     remove_lab(docker_client, lab.name)

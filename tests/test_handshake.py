@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import LabParams, free_port, need_tool, ok, run
+from helpers import LabParams, free_port, need_tool, ok, run, unique_name
 from lab import handshake as hs
 
 SCENARIOS = ["trusted", "untrusted", "insecure", "wrong-name", "client-cert", "no-cert", "rogue-ca", "expired",
@@ -19,7 +19,7 @@ SCENARIOS = ["trusted", "untrusted", "insecure", "wrong-name", "client-cert", "n
 def lab(tmp_path_factory, docker_client, image):
     from helpers import remove_lab
 
-    lab = LabParams("labtest-handshake", tmp_path_factory.mktemp("hs") / "lab", free_port(), free_port(), image)
+    lab = LabParams(unique_name("labtest-handshake"), tmp_path_factory.mktemp("hs") / "lab", free_port(), free_port(), image)
     ok(run(*lab.up_args()))
     ok(run("client", "add", "rita", "sam", *lab.args()))
     ok(run("client", "revoke", "sam", *lab.args()))

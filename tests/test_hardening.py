@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import need_tool, ok, run
+from helpers import need_tool, ok, run, unique_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.faults]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.faults]
 def hardened(tmp_path_factory, docker_client, image):
     from helpers import LabParams, free_port, remove_lab
 
-    lab = LabParams("labtest-hardened", tmp_path_factory.mktemp("h") / "lab", free_port(), free_port(), image)
+    lab = LabParams(unique_name("labtest-hardened"), tmp_path_factory.mktemp("h") / "lab", free_port(), free_port(), image)
     ok(run(*lab.up_args()))
     yield lab
     remove_lab(docker_client, lab.name)

@@ -343,8 +343,34 @@ def test_a_read_only_lab_directory_is_one_clear_message(rendered):
 
 
 @pytest.mark.docker
-def test_room_mode_warns_what_is_reachable(new_lab):
-    lab = new_lab(bind="0.0.0.0")
+def test_room_mode_warns_what_is_reachable_and_names_this_machine(new_lab):
+    """--bind 0.0.0.0: the certificate names this machine as students reach it, the URLs are printed,
+    the students' READMEs use them. Requests go to loopback only."""
+    import socket
+
+    from cryptography import x509
+
+    from lab import settings
+
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "uma", *lab.args()))
+    lab.bind = "0.0.0.0"
     result = ok(run(*lab.up_args()))
     assert f"ports {lab.tls_port} and {lab.mtls_port} are published on every address of this machine" in result.output
+    assert "renewed       the server CA and certificate, for the new names" in result.output
+    names = settings.room_names("0.0.0.0")
+    cert = x509.load_pem_x509_certificate((lab.dir / "certs" / "server.crt").read_bytes())
+    from lab.certs import server_sans
+
+    assert set(names) <= set(server_sans(cert)) and f"DNS:{socket.gethostname()}" in names
+    assert not any(n.startswith("IP:172.17.") for n in names)          # not the container bridge
+    url = f"https://{socket.gethostname()}:{lab.mtls_port}/hello-world.txt"
+    assert url in result.output
+    assert f"students connect to: {url}" in ok(run("status", *lab.args())).output
+    ok(run("client", "add", "vic", *lab.args()))
+    assert f"https://{socket.gethostname()}:{lab.mtls_port}/whoami" in (lab.dir / "clients" / "vic" / "README.txt").read_text()
+    # uma's folder got the new server CA: her certificate still works against the renewed server.
+    assert (lab.dir / "clients" / "uma" / "server-ca.crt").read_bytes() == (lab.dir / "certs" / "server-ca.crt").read_bytes()
+    assert status_code(lab, "uma") == 200
     ok(run("verify", *lab.args()))            # requests go to loopback only

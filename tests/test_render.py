@@ -144,7 +144,7 @@ def test_compose_file_parses_with_docker_compose(lab_with_certs, docker_client):
 @pytest.mark.docker
 def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
     """The handout promise: `docker-compose up -d` in the lab directory gives the same two servers."""
-    from helpers import free_port, remove_lab
+    from helpers import free_port, remove_lab, unique_name
     from lab import runtime, verify
 
     exe = shutil.which("docker-compose")
@@ -152,7 +152,8 @@ def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
         if os.environ.get("CI"):
             pytest.fail("CI is set and docker-compose is missing: .ci/run installs it", pytrace=False)
         pytest.skip("docker-compose is not installed")
-    s = settings.validate(Settings(name="labtest-compose", image=image, tls_port=free_port(), mtls_port=free_port()))
+    s = settings.validate(Settings(name=unique_name("labtest-compose"), image=image, tls_port=free_port(),
+                                   mtls_port=free_port()))
     certs.ensure(tmp_path, s)
     render.render_lab(tmp_path, s)
     try:
@@ -166,4 +167,4 @@ def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
         down = subprocess.run([exe, "down"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert down.returncode == 0, down.stderr
     finally:
-        remove_lab(docker_client, "labtest-compose")
+        remove_lab(docker_client, s.name)
