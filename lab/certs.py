@@ -192,7 +192,8 @@ def renew_server(lab_dir: Path, settings: Settings) -> None:
     certs = layout.certs_dir(lab_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".lab-server-", dir=lab_dir))
     try:
-        proc = subprocess.run(_gen_certs_command(tmp, settings, server_only=True), capture_output=True, text=True)
+        cmd = _gen_certs_command(tmp, settings, server_only=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CertificateError(f"scripts/gen-certs.sh --server-only failed (exit {proc.returncode})",
                                    details=(proc.stderr or proc.stdout).strip(),
@@ -224,8 +225,8 @@ class StagedCertificates:
     def __init__(self, staging_parent: Path, settings: Settings):
         _openssl_version()
         self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
-        self.proc = subprocess.Popen(_gen_certs_command(self.tmp, settings), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        cmd = _gen_certs_command(self.tmp, settings)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def discard(self) -> None:
         if self.proc.poll() is None:
