@@ -110,8 +110,9 @@ def trim(text: str, keep: tuple[str, ...], width: int = WIDTH - 2) -> list[str]:
     if keep:
         pattern = re.compile("|".join(keep))
         lines = [line for line in lines if pattern.search(line)]
-    lines = [line.strip() if len(line) > width else line for line in lines]
-    out = [(line if len(line) <= width else line[:width - 1] + "…") for line in lines]
+    out: list[str] = []
+    for line in lines:    # a long line is wrapped, not cut: a name at its end still shows
+        out += [line] if len(line) <= width else textwrap.wrap(line.strip(), width, subsequent_indent="    ")
     if len(out) > MAX_OUTPUT_LINES:
         out = out[:MAX_OUTPUT_LINES - 1] + [f"… ({len(out) - MAX_OUTPUT_LINES + 1} more lines)"]
     return out

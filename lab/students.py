@@ -230,7 +230,21 @@ def revoke(lab_dir: Path, name: str) -> Student:
         raise CertificateError(f"the client CA has no valid certificate of {name} to revoke",
                                hint="lab client list shows the students and their state")
     _revoke_records(lab_dir, valid)
+    _mark_revoked(student)
     return find(lab_dir, name)
+
+
+def _mark_revoked(student: Student) -> None:
+    """The student's README says so first: whoever reads the folder learns the certificate no longer works."""
+    readme = student.directory / "README.txt"
+    if not readme.is_file():
+        return
+    text = readme.read_text()
+    if text.startswith("REVOKED"):
+        return
+    banner = (f"REVOKED on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}: this certificate no longer works; the server "
+              "refuses it (\"certificate revoked\").\nAsk the instructor for a new one.\n\n")
+    readme.write_text(banner + text)
 
 
 def _undo_unfinished(lab_dir: Path, names: list[str]) -> list[str]:

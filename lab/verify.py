@@ -233,9 +233,13 @@ _CENTER = re.compile(r"<center>(?!<h1>)(.*?)</center>", re.S)
 
 def _reason_from_page(body: str, default: str) -> str:
     """nginx's error pages carry the precise reason ("No required SSL
-    certificate was sent") in the page, not in the status line."""
+    certificate was sent") in the page, not in the status line: in its HTML
+    pages, or as the first line of the lab's text pages for curl."""
     m = _CENTER.search(body) or _TITLE.search(body)
-    return m.group(1).strip() if m else default
+    if m:
+        return m.group(1).strip()
+    first = body.strip().splitlines()[0].strip() if body.strip() else ""
+    return first if first and not first.startswith("<") and len(first) < 120 else default
 
 
 def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,

@@ -205,7 +205,7 @@ done
 round
 spawn ca server-ca 0 "$lab Server CA $tag" v3_server_ca "$server_ca_days"
 spawn ca client-ca 1 "$lab Client CA $tag"
-spawn ca demo/rogue-ca 2 "$lab ROGUE CA $tag (not trusted by the lab)"
+spawn ca demo/rogue-ca 2 "$lab ROGUE CA $tag"
 round
 # The demo certificates (demo/) are each refused by the mTLS server, for one reason.
 spawn leaf server 3 server-ca localhost v3_server

@@ -236,3 +236,10 @@ def test_generation_staged_beside_and_discarded(tmp_path):
     pending = certs.StagedCertificates(tmp_path, s)
     pending.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_longest_lab_name_fits_every_certificate(tmp_path):
+    """A CN is at most 64 characters: a 32-character lab name (the longest allowed) must still make every certificate."""
+    name = "a" * 32
+    result = certs.ensure(tmp_path, settings.validate(Settings(name=name)))
+    assert result.generated and (tmp_path / "demo-certs" / "rogue-ca.crt").is_file()
