@@ -523,6 +523,37 @@ def client_add(
         output.issued(report, lab.selector, show_passwords)
 
 
+@client_app.command("sign")
+@handles_errors
+def client_sign(
+    request: Annotated[Path, typer.Argument(help="The student's certificate request (REQUEST.csr), PEM or DER.")],
+    directory: DirOpt = None, name: NameOpt = None,
+    student: Annotated[Optional[str], typer.Option("--student", help="The student's name [default: the request's CN].",
+                                                   show_default=False)] = None,
+):
+    """Sign a student's own request: their key never leaves them (no key or .p12 here). Checked, then lab's extensions."""
+    from lab import output, session
+
+    lab = session.select(directory, name, require=True)
+    output.signed(session.sign_request(lab, request, student), lab.selector)
+
+
+@app.command()
+@handles_errors
+def handout(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Students [or --all].", show_default=False)] = None,
+    directory: DirOpt = None, name: NameOpt = None,
+    all_students: Annotated[bool, typer.Option("--all", help="Every student whose certificate works.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the zips [default: LAB/handouts].",
+                                                show_default=False)] = None,
+):
+    """A zip per student (certificate, key, .p12, server CA, README for curl, Python, browsers, Java) and roster.csv."""
+    from lab import output, session
+
+    made, sheet, skipped = session.handouts(session.select(directory, name, require=True), names, all_students, out)
+    output.handouts(made, sheet, skipped)
+
+
 @client_app.command("list")
 @handles_errors
 def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):

@@ -665,3 +665,20 @@ def demo(steps, start: int, auto, run_step) -> None:
         pass
     console.print(f"demo ended at step {min(number, len(steps))} of {len(steps)}"
                   + (f" (lab demo --from {number} goes on from there)" if number < len(steps) else ""))
+
+
+# --------------------------------------------------------------------------- handouts, requests
+
+
+def signed(student, selector: str) -> None:
+    _ok(f"signed {student.name}'s own request: {student.directory}/{student.name}.crt (serial {student.serial}, "
+        f"valid until {student.not_after:%Y-%m-%d}); the key stayed with the student")
+    out_console().print(f"  hand it out: lab handout {student.name}{selector}", markup=False)
+
+
+def handouts(made, sheet, skipped) -> None:
+    for h in made:
+        _ok(f"{h.zip}" + ("" if h.has_key else "  (no key or .p12: the student has their own key)"))
+    out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
+    if skipped:
+        warn(f"no handout for {', '.join(skipped)}: their certificate does not work (revoked or expired)")

@@ -855,6 +855,37 @@ def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, 
 LOCK_WAIT = 120.0
 
 
+def sign_request(lab: Lab, request: Path, name: Optional[str] = None):
+    """A student's own certificate request, signed by the client CA (the key never leaves the student)."""
+    from lab import students
+    from lab.locking import lab_lock
+
+    with lab_lock(lab.name, wait=LOCK_WAIT):
+        return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
+
+
+def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> tuple:
+    """One zip per student and the instructor's roster.csv of passwords."""
+    from lab import handout, students
+
+    if bool(names) == all_students:
+        raise UsageError("name the students (lab handout NAME…), or give --all")
+    found = {s.name: s for s in students.list_students(lab.dir)}
+    chosen = list(found.values()) if all_students else []
+    for name in names or []:
+        if name not in found:
+            raise UsageError(f"no student named {name!r} in this lab: known are {', '.join(found) or 'none yet'}")
+        chosen.append(found[name])
+    bad = [s for s in chosen if s.status != "valid"]
+    if bad and not all_students:
+        raise UsageError(f"{', '.join(f'{s.name} ({s.status})' for s in bad)}: no handout for a certificate that "
+                         "does not work", hint="lab client add --force NAME issues a new one")
+    chosen = [s for s in chosen if s.status == "valid"]
+    urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
+    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls)
+    return made, sheet, [s.name for s in bad]
+
+
 def list_students(lab: Lab) -> list:
     from lab import students
 

@@ -314,10 +314,15 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     return issued, skipped
 
 
-def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
-           force: bool) -> IssuedStudent:
+def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key: bool) -> str:
     from lab.render import render_text
 
+    return render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
+                       mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
+
+
+def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
+           force: bool) -> IssuedStudent:
     clients = layout.clients_dir(lab_dir)
     if force and (clients / name).exists():
         if any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
@@ -335,8 +340,7 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12
             raise
         cert = _cert(tmp / f"{name}.crt")
         serial = _serial_hex(cert.serial_number)
-        readme = render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
-                             mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}")
+        readme = _readme(settings, name, serial, host, cert, own_key=False)
         (tmp / "README.txt").write_text(readme)
         password = (tmp / f"{name}.p12.password").read_text()
         secret = layout.password_file(lab_dir, name)
@@ -348,6 +352,68 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return IssuedStudent(name, clients / name, serial, password, cert.not_valid_after_utc)
+
+
+def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = None,
+         host: str = "localhost") -> IssuedStudent:
+    """Sign a student's own certificate request with the client CA: the key never leaves the student.
+
+    Checked first: the request's signature (it proves the student holds the key),
+    an allowed name that no student has, and no CA or server purpose asked for.
+    The certificate is made with the lab's subject and extensions, whatever the
+    request asks."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    try:
+        raw = request.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {request} ({e.strerror})") from None
+    try:
+        csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
+    except ValueError:
+        raise UsageError(f"{request} is not a certificate request (PEM or DER)",
+                         hint="make one: openssl req -new -key NAME.key -subj /CN=NAME -out NAME.csr") from None
+    if not csr.is_signature_valid:
+        raise UsageError(f"{request}: its signature does not verify: it was not made with the key it carries",
+                         hint="make the request again with your own key (openssl req -new -key …)")
+    for ext in csr.extensions:
+        value = ext.value
+        if isinstance(value, x509.BasicConstraints) and value.ca:
+            raise UsageError(f"{request} asks to be a CA (basicConstraints CA:TRUE): a student's certificate never is")
+        if isinstance(value, x509.ExtendedKeyUsage) and ExtendedKeyUsageOID.SERVER_AUTH in value:
+            raise UsageError(f"{request} asks for serverAuth: the client CA issues client certificates only")
+        if isinstance(value, x509.KeyUsage) and value.key_cert_sign:
+            raise UsageError(f"{request} asks for keyCertSign: a student's certificate signs no certificate")
+    if name is None:
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not cns:
+            raise UsageError(f"{request} has no common name: give the student's name with --name")
+        name = str(cns[0].value)
+    validate_student(name)
+    certs = _require_ca(lab_dir)
+    clients = layout.clients_dir(lab_dir)
+    present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
+        if clients.is_dir() else []
+    if name in present or _collisions([name], present):
+        raise UsageError(f"the name {name!r} is taken by a student of this lab", hint="--name another")
+    clients.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
+    try:
+        try:
+            _script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(request.absolute()),
+                    "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
+        except CertificateError:
+            _undo_unfinished(lab_dir, [name])
+            raise
+        cert = _cert(tmp / f"{name}.crt")
+        serial = _serial_hex(cert.serial_number)
+        (tmp / "README.txt").write_text(_readme(settings, name, serial, host, cert, own_key=True))
+        os.chmod(tmp, 0o700)
+        os.replace(tmp, clients / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc)
 
 
 def crl_next_update(lab_dir: Path) -> dt.datetime | None:

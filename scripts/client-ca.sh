@@ -5,6 +5,7 @@
 # subprocess with an argument list; names are validated by lab before this.
 #
 #   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
+#   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name NAME --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
 # Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
@@ -15,7 +16,7 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" lab="" subject="" days="" legacy="" cert="" crl="" crl_days=""
+certs="" out="" name="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
         --days) days=$2; shift 2 ;;
         --legacy-p12) legacy=1; shift ;;
         --cert) cert=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+        --csr) csr=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --crl) crl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --crl-days) crl_days=$2; shift 2 ;;
         *) echo "client-ca.sh: unknown argument: $1" >&2; exit 2 ;;
@@ -66,6 +68,17 @@ issue)
     fi
     openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" -certfile client-ca.crt \
         -name "$name ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
+    ;;
+sign)
+    [ -n "$out" ] && [ -n "$name" ] && [ -n "$subject" ] && [ -n "$days" ] && [ -n "$csr" ] ||
+        { echo "client-ca.sh sign: --out, --csr, --name, --subject and --days are required" >&2; exit 2; }
+    # A student's own key stays with the student: the request carries only the
+    # public key. The certificate gets the lab's subject and extensions
+    # (v3_client), whatever the request asked for: ca.cnf copies no extension
+    # from a request (copy_extensions is not set) and -subj replaces its subject.
+    openssl ca -batch -config "$conf" -notext -days "$days" -extensions v3_client -subj "$subject/CN=$name" \
+        -in "$csr" -out "$out/$name.crt"
+    cp server-ca.crt client-ca.crt "$out/"
     ;;
 revoke)
     [ -n "$cert" ] || { echo "client-ca.sh revoke: --cert is required" >&2; exit 2; }

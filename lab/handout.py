@@ -1,0 +1,92 @@
+"""Handouts: one zip per student with what that student needs and nothing else
+(certificate, key, .p12, the server CA, a README in text and HTML), and the
+instructor's sheet of .p12 passwords, roster.csv, which no zip contains."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import layout
+from lab.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Handout:
+    name: str
+    zip: Path
+    serial: str
+    not_after: str
+    has_key: bool
+
+
+def _html(text: str, title: str) -> str:
+    """The README as a page: the same text, links clickable."""
+    import re
+
+    body = html.escape(text)
+    body = re.sub(r"(https://[^\s&<]+)", r'<a href="\1">\1</a>', body)
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>body{{font:1em sans-serif;margin:2em}}pre{{font-size:1em;white-space:pre-wrap}}</style>"
+            f"</head><body><pre>{body}</pre></body></html>\n")
+
+
+def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
+    from cryptography import x509
+
+    from lab.certs import server_sans
+    from lab.render import render_text
+
+    ca = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT).read_bytes())
+    server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())
+    names = ", ".join(n.split(":", 1)[1] for n in server_sans(server))
+    whoami = urls[0].rsplit("/", 1)[0] + "/whoami"
+    return render_text("handout-README.txt.j2", lab=settings.name, name=student.name, serial=student.serial,
+                       not_after=f"{student.not_after:%Y-%m-%d}", has_key=(student.directory / f"{student.name}.key").exists(),
+                       server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls, whoami=whoami)
+
+
+def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str]) -> tuple[list[Handout], Path]:
+    """A zip per student, then roster.csv; each written under a temporary name and renamed when complete."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: give a folder for the handouts")
+    out.mkdir(parents=True, exist_ok=True)
+    made: list[Handout] = []
+    rows = []
+    try:
+        for st in students:
+            folder = st.directory
+            target = out / f"{st.name}.zip"
+            tmp = out / f".{st.name}.zip.part"
+            text = readme(lab_dir, settings, st, urls)
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                for name in (f"{st.name}.crt", f"{st.name}.key", f"{st.name}.p12", layout.SERVER_CA_CRT):
+                    if (folder / name).is_file():
+                        z.write(folder / name, f"{st.name}/{name}")
+                z.writestr(f"{st.name}/README.txt", text)
+                z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, target)
+            secret = layout.password_file(lab_dir, st.name)
+            password = secret.read_text() if secret.is_file() else ""
+            rows.append([st.name, target.name, password, st.serial, f"{st.not_after:%Y-%m-%d}"])
+            made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
+                                (folder / f"{st.name}.key").exists()))
+        sheet = out / "roster.csv"
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["name", "zip", "p12 password", "serial", "expiry"])
+        writer.writerows(rows)
+        tmp = out / ".roster.csv.part"
+        tmp.write_text(buf.getvalue())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, sheet)
+    finally:
+        for part in out.glob(".*.part"):
+            part.unlink(missing_ok=True)
+    return made, sheet

@@ -1,0 +1,147 @@
+"""Handouts and students' own keys: a zip per student with nothing secret but their own key, the
+instructor's password sheet apart; a certificate request signed without the key ever leaving."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import zipfile
+
+import pytest
+
+from helpers import ok, run
+from lab import students
+
+
+def make_request(folder, cn: str, *extra: str) -> tuple:
+    key, csr = folder / f"{cn}.key", folder / f"{cn}.csr"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-subj", f"/CN={cn}", *extra, "-out", str(csr)], check=True,
+                   capture_output=True)
+    return key, csr
+
+
+def test_handouts_hold_no_password_and_the_sheet_holds_them_all(rendered, tmp_path):
+    ok(run("client", "add", "ada", "bo", "cy", *rendered.args()))
+    ok(run("client", "revoke", "cy", *rendered.args()))
+    out = tmp_path / "hand"
+    result = ok(run("handout", "--all", "--out", out, *rendered.args()))
+    assert "no handout for cy" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ada.zip", "bo.zip", "roster.csv"]
+    with zipfile.ZipFile(out / "ada.zip") as z:
+        assert sorted(z.namelist()) == ["ada/README.html", "ada/README.txt", "ada/ada.crt", "ada/ada.key",
+                                        "ada/ada.p12", "ada/server-ca.crt"]
+        readme = z.read("ada/README.txt").decode()
+        everything = b"".join(z.read(n) for n in z.namelist())
+    rows = {r["name"]: r for r in csv.DictReader((out / "roster.csv").open())}
+    assert set(rows) == {"ada", "bo"}
+    for name, row in rows.items():
+        password = (rendered.dir / "passwords" / f"{name}.p12.password").read_text()
+        assert row["p12 password"] == password and row["zip"] == f"{name}.zip"
+        assert password.encode() not in everything and password not in result.output
+    assert (out / "roster.csv").stat().st_mode & 0o077 == 0
+    for platform in ("curl", "Python (requests)", "Firefox", "Windows", "macOS", "--legacy-p12", "Java",
+                     "After the workshop: remove both"):
+        assert platform in readme
+    assert f"https://localhost:{rendered.mtls_port}/whoami" in readme
+
+
+@pytest.mark.faults
+def test_handout_bad_input(rendered, tmp_path):
+    ok(run("client", "add", "dee", *rendered.args()))
+    ok(run("client", "revoke", "dee", *rendered.args()))
+    (tmp_path / "afile").write_text("x")
+    cases = [(["--all", "--out", tmp_path / "afile"], "is a file"), (["nobody"], "no student named 'nobody'"),
+             (["dee"], "dee (revoked)"), ([], "give --all")]
+    for args, message in cases:
+        result = run("handout", *args, *rendered.args())
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert (tmp_path / "afile").read_text() == "x"
+    assert not (rendered.dir / "handouts").exists() or not list((rendered.dir / "handouts").glob("*.zip"))
+
+
+def test_a_students_own_request_is_signed_and_the_key_never_leaves(rendered, tmp_path):
+    key, csr = make_request(tmp_path, "eve")
+    result = ok(run("client", "sign", csr, *rendered.args()))
+    assert "the key stayed with the student" in result.output
+    folder = rendered.dir / "clients" / "eve"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.txt", "client-ca.crt", "eve.crt", "server-ca.crt"]
+    assert "never left your computer" in (folder / "README.txt").read_text()
+    listed = {s["name"]: s["status"] for s in json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)}
+    assert listed == {"eve": "valid"}
+    strict = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile",
+                             str(rendered.dir / "certs" / "client-ca.crt"), str(folder / "eve.crt")],
+                            capture_output=True, text=True)
+    assert strict.returncode == 0, strict.stderr
+    ok(run("handout", "eve", "--out", tmp_path / "h", *rendered.args()))
+    with zipfile.ZipFile(tmp_path / "h" / "eve.zip") as z:
+        assert sorted(z.namelist()) == ["eve/README.html", "eve/README.txt", "eve/eve.crt", "eve/server-ca.crt"]
+    ok(run("client", "revoke", "eve", *rendered.args()))
+    assert students.find(rendered.dir, "eve").status == "revoked"
+
+
+def test_the_lab_decides_the_extensions_whatever_the_request_asks(rendered, tmp_path):
+    """A request that asks for more than a client certificate is refused; the lab's subject replaces the student's."""
+    from cryptography import x509
+
+    _, csr = make_request(tmp_path, "fin", "-addext", "subjectAltName=DNS:bank.example")
+    ok(run("client", "sign", csr, "--student", "finn", *rendered.args()))
+    cert = x509.load_pem_x509_certificate((rendered.dir / "clients" / "finn" / "finn.crt").read_bytes())
+    assert cert.subject.rfc4514_string().startswith("CN=finn,")
+    assert not [e for e in cert.extensions if isinstance(e.value, x509.SubjectAlternativeName)]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert [o.dotted_string for o in eku] == ["1.3.6.1.5.5.7.3.2"]   # clientAuth, only
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("extra,cn,student,message", [
+    (["-addext", "basicConstraints=critical,CA:TRUE"], "gil", None, "asks to be a CA"),
+    (["-addext", "extendedKeyUsage=serverAuth"], "hal", None, "asks for serverAuth"),
+    ([], "server-ca", None, "reserved"),
+    ([], "bad name", None, "invalid student name"),
+    ([], "ivy", "taken", "is taken"),
+])
+def test_bad_requests_are_refused_and_nothing_is_written(rendered, tmp_path, extra, cn, student, message):
+    ok(run("client", "add", "taken", *rendered.args()))
+    before = students.ca_records(rendered.dir)
+    _, csr = make_request(tmp_path, cn.replace(" ", "_"), *extra) if " " not in cn else (None, None)
+    if csr is None:
+        _, csr = make_request(tmp_path, "tmp")
+        csr = tmp_path / "spaced.csr"
+        subprocess.run(["openssl", "req", "-new", "-key", str(tmp_path / "tmp.key"), "-subj", f"/CN={cn}",
+                        "-out", str(csr)], check=True, capture_output=True)
+    result = run("client", "sign", csr, *(["--student", student] if student else []), *rendered.args())
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert students.ca_records(rendered.dir) == before
+    assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == ["taken"]
+
+
+@pytest.mark.faults
+def test_a_request_with_a_bad_signature(rendered, tmp_path):
+    _, csr = make_request(tmp_path, "jo")
+    der = tmp_path / "jo.der"
+    subprocess.run(["openssl", "req", "-in", str(csr), "-outform", "DER", "-out", str(der)], check=True)
+    data = bytearray(der.read_bytes())
+    data[-5] ^= 0x55                                  # inside the signature
+    der.write_bytes(bytes(data))
+    result = run("client", "sign", der, *rendered.args())
+    assert result.exit_code == 2 and ("signature does not verify" in result.output
+                                      or "not a certificate request" in result.output)
+    assert not (rendered.dir / "clients").exists()
+
+
+@pytest.mark.docker
+def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_path):
+    import http.client
+    import ssl
+
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    key, csr = make_request(tmp_path, "kim")
+    ok(run("client", "sign", csr, *lab.args()))
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "certs" / "server-ca.crt"))
+    ctx.load_cert_chain(str(lab.dir / "clients" / "kim" / "kim.crt"), str(key))
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    conn.request("GET", "/whoami")
+    assert conn.getresponse().read().decode().startswith("Hello, kim!")
