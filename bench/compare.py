@@ -126,6 +126,14 @@ def main() -> None:
             add("verify matrix in-process (9, no start-up)", timed(lambda: lab_verify.run(labdir, s)))
             add("lab down", timed(lambda: sh(LAB, "down", *lab_args(labdir))))
             add("lab --help", timed(lambda: sh(LAB, "--help")))
+            # A room's access log: 100,000 lines read per student (lab room), in-process.
+            from lab import room as lab_room
+
+            line = ('10.0.0.{i} [28/Nov/2026:09:00:00 +0000] "GET /whoami HTTP/1.1" 200 98 tls=TLSv1.3 '
+                    'cipher=TLS_AES_256_GCM_SHA384 client_verify=SUCCESS client_dn="CN=s{i},OU=labbench,O=mtls-lab"')
+            log = [line.format(i=i % 200) for i in range(100_000)]
+            roster = [f"s{i}" for i in range(200)]
+            add("lab room: 100,000 log lines, 200 students", timed(lambda: lab_room.read(log, roster, NAME)))
             add("python -c 'import typer'", timed(lambda: sh(sys.executable, "-c", "import typer")))
             # Floors: what any Python command built on the required stack pays before doing anything.
             add("floor: python + typer + Docker SDK + ping", timed(lambda: sh(

@@ -554,6 +554,24 @@ def handout(
     output.handouts(made, sheet, skipped)
 
 
+@app.command("room")
+@handles_errors
+def room_cmd(
+    directory: DirOpt = None, name: NameOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Refresh in place as students connect (Ctrl-C stops).")] = False,
+    as_json: JsonOpt = False,
+):
+    """Who has connected: per student last seen, requests, last verdict, address; who has not yet."""
+    from lab import output, session
+
+    lab = session.select(directory, name, require=True)
+    if follow and not as_json:
+        output.room_follow(session.room(lab, follow=True))
+        return
+    found = session.room(lab)
+    output.emit_json(found) if as_json else output.room(found)
+
+
 @client_app.command("list")
 @handles_errors
 def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):

@@ -682,3 +682,47 @@ def handouts(made, sheet, skipped) -> None:
     out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
     if skipped:
         warn(f"no handout for {', '.join(skipped)}: their certificate does not work (revoked or expired)")
+
+
+# --------------------------------------------------------------------------- the room
+
+
+def _room_table(found):
+    table = _table(f"{found.connected} of {found.total} students connected", ("student", "connected", "requests",
+                   "last verdict", "last seen", "address"))
+    for st in sorted(found.students.values(), key=lambda s: (not s.connected, s.name)):
+        mark = "[green]yes[/]" if st.connected else ("[yellow]tried[/]" if st.requests else "[dim]not yet[/]")
+        verdict = st.last_verdict or "-"
+        verdict = f"[green]{verdict}[/]" if verdict == "SUCCESS" else (f"[red]{_escape(verdict)}[/]"
+                                                                       if verdict != "-" else verdict)
+        table.add_row(st.name, mark, str(st.requests), verdict, (st.last_seen or "-")[:19].replace("T", " "),
+                      st.address or "-")
+    return table
+
+
+def room(found) -> None:
+    out = out_console()
+    out.print(_room_table(found))
+    missing = [s.name for s in found.students.values() if not s.requests]
+    if missing:
+        out.print(f"  not seen yet: {', '.join(missing)}", markup=False)
+
+
+def room_follow(updates) -> None:
+    """Refresh in place (four times a second, from the latest counts); Ctrl-C stops (exit 0)."""
+    from rich.live import Live
+
+    class View:
+        found = None
+
+        def __rich__(self):
+            return _room_table(self.found)
+
+    view = View()
+    try:
+        view.found = next(updates)
+        with Live(view, console=out_console(), refresh_per_second=4):
+            for found in updates:
+                view.found = found
+    except (KeyboardInterrupt, StopIteration):
+        pass

@@ -886,6 +886,29 @@ def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> 
     return made, sheet, [s.name for s in bad]
 
 
+def room(lab: Lab, follow: bool = False):
+    """Who has connected, from the mTLS server's access log: a Room, or (follow) an iterator of Rooms,
+    a new one whenever a line arrives."""
+    from lab import room as rooms, runtime, students
+
+    roster = [s.name for s in students.list_students(lab.dir)]
+    if not roster:
+        raise UsageError("no students in this lab yet: lab room reads who of them connected",
+                         hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
+    client = runtime.connect()
+    lines = (line for _, line in runtime.logs(client, lab.name, ["mtls"], tail="all", follow=follow))
+    if not follow:
+        return rooms.read(lines, roster, lab.name)
+
+    def updates():
+        current = rooms.start(roster)
+        yield current
+        for line in lines:
+            rooms.add(current, line, lab.name)
+            yield current
+    return updates()
+
+
 def list_students(lab: Lab) -> list:
     from lab import students
 

@@ -17,7 +17,7 @@ from helpers import REPO, free_port, leftovers, remove_lab
 
 BIN = Path(sys.executable).parent
 COMMANDS = ["up", "verify", "curl", "status", "logs", "doctor", "render", "client", "certs", "image", "diff", "reset",
-            "reload", "exercise", "handshake", "demo", "handout", "down"]
+            "reload", "exercise", "handshake", "demo", "handout", "room", "down"]
 
 
 def lab_exe() -> str:

@@ -1,0 +1,97 @@
+"""lab room: who has connected, read from the mTLS server's access log."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO, ok, run
+from lab import room
+
+
+def line(addr, dn, verdict, status=200, when="28/Nov/2026:09:00:00 +0000"):
+    return (f'{addr} [{when}] "GET /hello-world.txt HTTP/1.1" {status} 98 tls=TLSv1.3 '
+            f'cipher=TLS_AES_256_GCM_SHA384 client_verify={verdict} client_dn="{dn}"')
+
+
+def test_the_log_read_per_student():
+    lines = [line("10.0.0.5", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS"),
+             line("10.0.0.6", "CN=bob,OU=lab,O=mtls-lab", "FAILED:certificate revoked", 400),
+             line("10.0.0.7", "CN=ann,OU=other,O=mtls-lab", "SUCCESS"),          # another lab's ann
+             line("10.0.0.8", "-", "NONE", 400),
+             "2026/11/28 09:00:00 [notice] 1#1: start worker processes",
+             line("10.0.0.9", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", when="28/Nov/2026:09:05:00 +0000")]
+    found = room.read(lines, ["ann", "bob", "cid"], "lab")
+    data = found.to_dict()
+    assert data["connected"] == 1 and data["total"] == 3
+    ann, bob, cid = data["students"]
+    assert ann == {"name": "ann", "connected": True, "requests": 2, "last_verdict": "SUCCESS",
+                   "last_seen": "2026-11-28T09:05:00+00:00", "address": "10.0.0.9"}
+    assert bob["connected"] is False and bob["last_verdict"] == "FAILED:certificate revoked"
+    assert cid["requests"] == 0 and cid["last_seen"] is None
+    assert found.others == 2
+
+
+def test_no_roster_is_an_error(rendered):
+    result = run("room", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 2 and "no students in this lab yet" in result.output
+
+
+@pytest.mark.docker
+def test_room_against_real_requests(new_lab):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "dan", "eli", "fay", *lab.args()))
+    ok(run("verify", *lab.args("--as", "dan", "--scenario", "client-cert")))
+    ok(run("client", "revoke", "eli", *lab.args()))       # revoke checks eli's certificate: refused
+    data = json.loads(ok(run("room", "--json", *lab.args())).stdout)
+    by = {s["name"]: s for s in data["students"]}
+    assert data["connected"] == 1 and data["total"] == 3
+    assert by["dan"]["connected"] and by["dan"]["last_verdict"] == "SUCCESS" and by["dan"]["address"]
+    assert not by["eli"]["connected"] and by["eli"]["last_verdict"] == "FAILED:certificate revoked"
+    assert by["fay"]["requests"] == 0
+    table = ok(run("room", *lab.args())).output
+    assert "1 of 3 students connected" in table and "not seen yet: fay" in table
+
+
+@pytest.mark.docker
+def test_room_follow_refreshes_in_place_and_stops_on_ctrl_c(new_lab, tmp_path):
+    """In a real terminal (tmux): the table changes in place when a student connects; Ctrl-C ends it, exit 0."""
+    from helpers import need_tool
+
+    tmux = need_tool("tmux", "tmux")
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "gus", *lab.args()))
+    name, done = f"labroom{os.getpid()}", tmp_path / "exit-code"
+    command = " ".join([sys.executable, "-m", "lab", "room", "--follow", *map(str, lab.args())])
+    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "120", "-y", "30", "-e", f"PYTHONPATH={REPO}",
+                    f"{command}; echo $? > {done}; sleep 30"], check=True)
+
+    def screen():
+        return subprocess.run([tmux, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+
+    def wait_for(text):
+        deadline = time.monotonic() + 20
+        while text not in screen():
+            assert time.monotonic() < deadline, screen()
+            time.sleep(0.1)
+
+    try:
+        wait_for("0 of 1 students connected")
+        ok(run("verify", *lab.args("--as", "gus", "--scenario", "client-cert")))
+        wait_for("1 of 1 students connected")
+        assert screen().count("students connected") == 1          # in place, not scrolled
+        subprocess.run([tmux, "send-keys", "-t", name, "C-c"], check=True)
+        deadline = time.monotonic() + 20
+        while not done.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert done.read_text().strip() == "0" and "Traceback" not in screen()
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
