@@ -86,7 +86,8 @@ def main() -> None:
 
             def by_hand_up():
                 sh("bash", str(REPO / "scripts" / "gen-certs.sh"), "--out", str(certs), "--lab", NAME,
-                   "--subject", f"/O=mtls-lab/OU={NAME}", "--days", "365", "--ca-days", "3650", "--crl-days", "90",
+                   "--subject", f"/O=mtls-lab/OU={NAME}", "--days", "365", "--ca-days", "3650", "--server-ca-days", "366",
+                   "--crl-days", "90",
                    "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--san", "IP:::1")
                 sh(compose, "up", "-d", cwd=hand)
                 poll_tls(certs / "server-ca.crt", TLS_PORT)
