@@ -347,6 +347,7 @@ def pki(lab_dir: Path, infos) -> None:
         for label, value in (("subject", i.subject), ("issuer", i.issuer), ("serial", i.serial),
                              ("names", ", ".join(i.sans)), ("key usage", ", ".join(i.key_usage)),
                              ("ext. key usage", ", ".join(i.extended_key_usage)),
+                             ("may vouch for", ", ".join(i.name_constraints)),
                              ("valid", f"{i.not_before[:16]} → {i.not_after[:16]} UTC"), ("sha-256", i.sha256)):
             if value:
                 out.print(f"  {label:<15} {value}", markup=False)

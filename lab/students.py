@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab import layout
@@ -487,6 +487,7 @@ class CertInfo:
     days_left: int
     sha256: str
     problem: str = ""     # set when the file cannot be read (then the rest is empty)
+    name_constraints: list = field(default_factory=list)   # a CA's permitted names ("DNS:localhost", "IP:…")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -519,6 +520,16 @@ def _usages(cert) -> tuple[list, list]:
     return ku, eku
 
 
+def _name_constraints(cert) -> list[str]:
+    from cryptography import x509
+
+    try:
+        value = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [f"{'DNS' if isinstance(n, x509.DNSName) else 'IP'}:{n.value}" for n in value.permitted_subtrees or []]
+
+
 def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
     """Every certificate of the lab: real set, demo set, students."""
     from cryptography.hazmat.primitives import hashes
@@ -541,10 +552,12 @@ def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
             out.append(CertInfo(str(path.relative_to(lab_dir)), "", "", "", [], [], [], "", "", 0, "", problem))
             continue
         ku, eku = _usages(cert)
+        constraints = _name_constraints(cert)
         out.append(CertInfo(
             str(path.relative_to(lab_dir)), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
             _serial_hex(cert.serial_number), list(server_sans(cert)), ku, eku,
             cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat(),
             (cert.not_valid_after_utc - now).days, cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+            name_constraints=constraints,
         ))
     return out

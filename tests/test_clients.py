@@ -175,6 +175,9 @@ def test_certs_shows_the_whole_pki(rendered):
     assert data["clients/jo/jo.crt"]["subject"].startswith("CN=jo,")
     table = ok(run("certs", *rendered.args()))
     assert "clients/jo/jo.crt" in table.output and "sha-256" in table.output
+    # The server CA's name constraints are shown: it may vouch for the lab's server names only.
+    assert data["certs/server-ca.crt"]["name_constraints"][:1] == ["DNS:localhost"]
+    assert "may vouch for   DNS:localhost, IP:127.0.0.1/32, IP:::1/128" in table.output
 
 
 def test_certs_warns_before_expiry(lab_params):
