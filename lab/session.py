@@ -473,12 +473,12 @@ def _short(m) -> str:
 
 def _demo_revocation(lab: Lab, steps: list, number: int, subs: dict):
     """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
-    from lab import demo, students
+    from lab import demo
 
     name = demo.THROWAWAY
     exists = (layout.clients_dir(lab.dir) / name).is_dir()
     add_students(lab, [name], None, force=exists, legacy_p12=False)
-    report = revoke(lab, name)
+    revoke(lab, name)
     folder = f"{subs['lab']}/clients/{name}"
     curl = ["curl", "-sS", "-i", "--cacert", f"{subs['lab']}/certs/server-ca.crt", "--cert", f"{folder}/{name}.crt",
             "--key", f"{folder}/{name}.key", f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]

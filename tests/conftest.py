@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from helpers import TEST_IMAGE, LabParams, free_port, missing, ok, remove_lab, run
+from helpers import TEST_IMAGE, LabParams, free_port, missing, ok, remove_lab, run, unique_name
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +66,22 @@ def new_lab(lab_params, docker_client, image):
     (`rendered` labs too, when a test asks for both)."""
     yield lab_params
     for name in lab_params.made:
+        remove_lab(docker_client, name)
+
+
+@pytest.fixture(scope="module")
+def module_lab(tmp_path_factory, docker_client, image):
+    """Running labs shared by the tests of one module: module_lab("labtest-x") starts one; all are removed after."""
+    made: list[str] = []
+
+    def make(prefix: str, folder: str = "lab") -> LabParams:
+        lab = LabParams(unique_name(prefix), tmp_path_factory.mktemp(prefix) / folder, free_port(), free_port(), image)
+        made.append(lab.name)
+        ok(run(*lab.up_args()))
+        return lab
+
+    yield make
+    for name in made:
         remove_lab(docker_client, name)
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import REPO, LabParams, free_port, need_tool, ok, run, unique_name
+from helpers import REPO, need_tool, ok, run
 from lab import demo
 
 pytestmark = pytest.mark.docker
@@ -19,13 +19,9 @@ STEPS = demo.load()
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, docker_client, image):
-    from helpers import remove_lab
-
-    lab = LabParams(unique_name("labtest-demo"), tmp_path_factory.mktemp("demo") / "mtls-lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+def lab(module_lab):
+    lab = module_lab("labtest-demo", "mtls-lab")
+    return lab
 
 
 def demo_cmd(lab, *extra) -> list[str]:

@@ -8,19 +8,17 @@ import subprocess
 
 import pytest
 
-from helpers import LabParams, free_port, ok, remove_lab, run, unique_name
+from helpers import ok, run
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, docker_client, image):
-    lab = LabParams(unique_name("labtest-diagnose"), tmp_path_factory.mktemp("d") / "lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
+def lab(module_lab):
+    lab = module_lab("labtest-diagnose")
     ok(run("client", "add", "rey", *lab.args()))
     ok(run("client", "revoke", "rey", *lab.args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+    return lab
 
 
 def edited(lab, server: str, old: str, new: str):

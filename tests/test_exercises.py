@@ -9,20 +9,16 @@ import shutil
 
 import pytest
 
-from helpers import LabParams, free_port, ok, run, unique_name
+from helpers import ok, run
 
 EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "key-mismatch", "verify-depth",
              "crl-expired", "tls13-only", "client-purpose"]
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, docker_client, image):
-    from helpers import remove_lab
-
-    lab = LabParams(unique_name("labtest-exercises"), tmp_path_factory.mktemp("x") / "lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+def lab(module_lab):
+    lab = module_lab("labtest-exercises")
+    return lab
 
 
 def test_list_json():

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import LabParams, free_port, need_tool, ok, run, unique_name
+from helpers import need_tool, ok, run
 from lab import handshake as hs
 
 SCENARIOS = ["trusted", "untrusted", "insecure", "wrong-name", "client-cert", "no-cert", "rogue-ca", "expired",
@@ -16,15 +16,11 @@ SCENARIOS = ["trusted", "untrusted", "insecure", "wrong-name", "client-cert", "n
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, docker_client, image):
-    from helpers import remove_lab
-
-    lab = LabParams(unique_name("labtest-handshake"), tmp_path_factory.mktemp("hs") / "lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
+def lab(module_lab):
+    lab = module_lab("labtest-handshake")
     ok(run("client", "add", "rita", "sam", *lab.args()))
     ok(run("client", "revoke", "sam", *lab.args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+    return lab
 
 
 def shown(lab, *args) -> dict:

@@ -8,19 +8,15 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import need_tool, ok, run, unique_name
+from helpers import need_tool, ok, run
 
 pytestmark = [pytest.mark.docker, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
-def hardened(tmp_path_factory, docker_client, image):
-    from helpers import LabParams, free_port, remove_lab
-
-    lab = LabParams(unique_name("labtest-hardened"), tmp_path_factory.mktemp("h") / "lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+def hardened(module_lab):
+    lab = module_lab("labtest-hardened")
+    return lab
 
 
 def test_containers_are_hardened_as_the_compose_file_says(hardened, docker_client):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, ok, run
-from lab import layout, students
+from lab import students
 
 pytestmark = [pytest.mark.faults]
 

@@ -8,21 +8,17 @@ import ssl
 
 import pytest
 
-from helpers import LabParams, free_port, ok, run, unique_name
+from helpers import ok, run
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, docker_client, image):
-    from helpers import remove_lab
-
-    lab = LabParams(unique_name("labtest-pages"), tmp_path_factory.mktemp("p") / "lab", free_port(), free_port(), image)
-    ok(run(*lab.up_args()))
+def lab(module_lab):
+    lab = module_lab("labtest-pages")
     ok(run("client", "add", "wes", "xia", *lab.args()))
     ok(run("client", "revoke", "xia", *lab.args()))
-    yield lab
-    remove_lab(docker_client, lab.name)
+    return lab
 
 
 def get(lab, path: str, cert: tuple[str, str] | None, accept: str = "*/*") -> tuple[int, str, str]:
