@@ -75,7 +75,8 @@ class Exercise:
 _STEP_KINDS = ("edit", "write", "copy", "append", "run", "renew-crl")
 
 
-def _parse(path: Path) -> Exercise:
+def load_file(path: Path) -> Exercise:
+    """One exercise file, checked."""
     import yaml
 
     try:
@@ -111,7 +112,7 @@ def load_all(from_dir: Path | None = None) -> list[Exercise]:
     found: dict[str, Exercise] = {}
     for folder in folders:
         for path in sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml")):
-            ex = _parse(path)
+            ex = load_file(path)
             found[ex.id] = ex      # an instructor's file of the same id wins
     return list(found.values())
 

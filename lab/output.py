@@ -301,8 +301,7 @@ def issued(report, selector: str, show_passwords: bool = False) -> None:
         if show_passwords:
             out.print(f"    p12 password: {i.password}", markup=False)
     if report.issued:
-        where = report.issued[0].directory.parent.parent / "passwords"
-        out.print(f"  .p12 passwords: in {where}/ (for you, not the students' folders); "
+        out.print(f"  .p12 passwords: in {report.passwords}/ (for you, not the students' folders); "
                   + ("shown above" if show_passwords else "not shown (--show-passwords shows them)"), markup=False)
     if report.skipped:
         out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
@@ -579,16 +578,12 @@ def handshake_files(keylog, pcap) -> None:
 
 
 def demo_list(steps) -> None:
+    import typer
+
     from lab.demo import titles
 
     for i, title in enumerate(titles(steps), 1):
-        typer_echo(f"{i:>2}. {title}")
-
-
-def typer_echo(text: str) -> None:
-    import typer
-
-    typer.echo(text)
+        typer.echo(f"{i:>2}. {title}")
 
 
 def _demo_console():

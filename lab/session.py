@@ -529,7 +529,7 @@ def _running_exercise(lab: Lab):
     if state is None:
         raise UsageError("no exercise is running in this lab", hint=f"lab exercise list; lab exercise start ID{lab.selector}")
     source = Path(state.source)
-    ex = exercise._parse(source) if source.is_file() else exercise.find(state.id)
+    ex = exercise.load_file(source) if source.is_file() else exercise.find(state.id)
     return state, ex
 
 
@@ -827,6 +827,7 @@ def try_next(lab: Lab) -> list[tuple[str, str]]:
 class AddReport:
     issued: list
     skipped: list          # already had a certificate (a roster run again)
+    passwords: Path        # where the .p12 passwords are (the instructor's, not the students' folders)
 
 
 def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, legacy_p12: bool,
@@ -847,7 +848,7 @@ def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, 
                                        host=student_host(lab.settings), skip_existing=bool(roster))
         if force:
             _enforce_revocation(lab, "the re-issued students' old certificates")
-    return AddReport(issued, skipped)
+    return AddReport(issued, skipped, lab.dir / layout.PASSWORDS_DIR)
 
 
 # How long `lab client …` waits for another lab command on the same lab (e.g.
