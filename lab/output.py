@@ -607,18 +607,26 @@ def _key(auto) -> str:
     import termios
     import tty
 
+    import select
+
     fd = sys.stdin.fileno()
     old = termios.tcgetattr(fd)
     try:
-        tty.setcbreak(fd)
-        ch = sys.stdin.read(1)
+        # Keys typed while a step ran: a q still quits; anything else is dropped, so that a second
+        # Enter pressed in impatience does not skip the next step unseen.
+        tty.setcbreak(fd, termios.TCSANOW)
+        typed = os.read(fd, 1024).decode(errors="replace") if select.select([fd], [], [], 0)[0] else ""
+        if "q" in typed.lower():
+            return "q"
+        ch = os.read(fd, 1).decode(errors="replace")
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
     return "" if ch in ("\n", "\r", " ") else ch.lower()
 
 
-def demo_screen(console, sc) -> None:
-    console.print(f"[bold black on bright_white] {sc.number}/{sc.total}  {_escape(sc.title)} [/]")
+def demo_screen(console, sc, run: int = 1) -> None:
+    again = f"  (run {run})" if run > 1 else ""     # r shows it did something: the screen may look the same
+    console.print(f"[bold black on bright_white] {sc.number}/{sc.total}  {_escape(sc.title)}{again} [/]")
     console.print()
     for line in sc.text:
         console.print(line, markup=False)
@@ -638,12 +646,12 @@ def demo(steps, start: int, auto, run_step) -> None:
 
     console = _demo_console()
     interactive = auto is None and sys.stdin.isatty()
-    number = start
+    number, run = start, 1
     try:
         while 1 <= number <= len(steps):
             if interactive:
                 console.clear()
-            demo_screen(console, run_step(number))
+            demo_screen(console, run_step(number), run)
             last = number == len(steps)
             console.print()
             console.print("[dim]Enter: " + ("end" if last else "next") + "   b: back   r: run again   q: quit[/]"
@@ -651,11 +659,10 @@ def demo(steps, start: int, auto, run_step) -> None:
             key = _key(auto)
             if key == "q":
                 break
+            run = run + 1 if key == "r" else 1
             if key == "b":
                 number = max(1, number - 1)
-            elif key == "r":
-                continue
-            else:
+            elif key != "r":
                 number += 1
     except KeyboardInterrupt:
         pass

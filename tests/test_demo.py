@@ -112,23 +112,39 @@ def test_a_real_terminal_step_by_step(lab, terminal):
         # NO_COLOR is set in this terminal: bold may stay, no colour at all.
         assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38)[;m]", term.capture(escapes=True))
     term.keys("r")                      # run the last step again: a second live revocation
-    term.wait_for(titles[-1])
-    term.keys("q")
-    deadline = time.monotonic() + 20
+    screen = term.wait_for(f"{titles[-1]}  (run 2)")
+    assert "certificate revoked" in screen and "expected to see" not in screen, screen
+    term.keys("r", "q")                 # q typed while the step still runs: it quits once the step is shown
+    assert wait_exit(done) == "0"
+    screen = term.capture()
+    assert f"{titles[-1]}  (run 3)" in screen and f"demo ended at step {len(STEPS)} of {len(STEPS)}" in screen
+
+
+def wait_exit(done, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
     while not done.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert done.read_text().strip() == "0"
-    assert "demo ended at step" in term.capture()
+    assert done.exists(), "the demo did not end"
+    return done.read_text().strip()
+
+
+def test_a_second_enter_typed_while_a_step_runs_does_not_skip_the_next(lab, terminal):
+    term, done = terminal
+    titles = [t.replace("8888", str(lab.tls_port)).replace("8889", str(lab.mtls_port)) for t in demo.titles(STEPS)]
+    term.wait_for(titles[0])
+    term.keys("Enter", "Enter")         # the second one arrives while step 2 runs
+    term.wait_for(titles[1])
+    time.sleep(1)
+    assert titles[1] in term.capture() and not done.exists()
+    term.keys("q")
+    assert wait_exit(done) == "0"
 
 
 def test_ctrl_c_ends_the_demo_cleanly(lab, terminal):
     term, done = terminal
     term.wait_for(demo.titles(STEPS)[0])
     term.keys("C-c")
-    deadline = time.monotonic() + 20
-    while not done.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert done.read_text().strip() == "0"
+    assert wait_exit(done) == "0"
     assert "Traceback" not in term.capture()
 
 
