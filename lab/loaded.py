@@ -45,7 +45,7 @@ def state(lab_dir: Path, server: str, found: tuple[str, str] | None) -> dict[str
     if found is None or found[1] not in ("running", "paused", "restarting"):
         return None
     entry = cache.get(lab_dir, f"loaded-{server}") or {}
-    same_container = entry.get("container") == found[0] and found[1] == "running"
+    same_container = entry.get("container") == found[0]   # paused, it still holds what it loaded
     had = entry.get("files") or {}
     return {kind: "current" if same_container and had.get(kind) == digest else "older"
             for kind, digest in _digests(lab_dir, server).items()}

@@ -133,6 +133,12 @@ def status_table(name: str, lab_dir, servers, expiry, loaded=None) -> None:
         table.add_row(st.server, st.container, state, st.health, st.published or "-", st.image or "-",
                       human(st.uptime_s))
     out.print(table)
+    stopped = [st for st in servers if st.state != "running"]
+    if stopped and all(st.state == "missing" for st in servers):
+        out.print("  [bold red]not running[/]: lab up starts it")
+    else:
+        for st in stopped:
+            out.print(f"  [bold red]{st.server}: {st.state}[/]: lab up repairs it (and keeps your edits)")
     if expiry is not None:
         warn_ = " [bold red](renew: lab up --regenerate)[/]" if expiry.soon else ""
         out.print(f"  certificates: {expiry.days} days until the first expiry ({expiry.file}){warn_}")

@@ -305,6 +305,17 @@ def _sync(lab: Lab, client, servers=tuple(layout.SERVERS), always: bool = False)
     return done
 
 
+def _require_running(client, lab: Lab, server: str, why: str) -> None:
+    """LabError unless the server's container runs (a paused or stopped one is named as such)."""
+    from lab import runtime
+
+    found = runtime.server_state(client, lab.name, server)
+    if found is None or found[1] != "running":
+        state = "not running" if found is None else found[1]
+        raise LabError(f"the {server} server of lab {lab.name} is {state}: {why}",
+                       hint=f"lab up{lab.selector} starts it (and keeps your edits)")
+
+
 # --------------------------------------------------------------------------- hands-on: diff, reset, reload
 
 
@@ -350,11 +361,7 @@ def reload(lab: Lab, server: Optional[str] = None) -> list:
     servers = [server] if server else list(layout.SERVERS)
     client = runtime.connect()
     for name in servers:
-        found = runtime.server_state(client, lab.name, name)
-        if found is None or found[1] != "running":
-            state = "not running" if found is None else found[1]
-            raise LabError(f"the {name} server of lab {lab.name} is {state}: there is nothing to reload",
-                           hint=f"lab up{lab.selector} starts it (and keeps your edits)")
+        _require_running(client, lab, name, "there is nothing to reload")
     with lab_lock(lab.name):
         return _sync(lab, client, servers, always=True)
 
@@ -381,9 +388,7 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
     else:
         sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
     client = runtime.connect()
-    found = runtime.server_state(client, lab.name, sc.server)
-    if found is None or found[1] != "running":
-        raise LabError(f"the {sc.server} server of lab {lab.name} is not running", hint=f"lab up{lab.selector}")
+    _require_running(client, lab, sc.server, "there is no handshake to show")
     address, hostname, port = checks.target(sc, lab.settings, _host(host))
     keylog_tmp = keylog.with_name(f".{keylog.name}.part") if keylog else None
     try:
@@ -515,10 +520,7 @@ def _running_lab(lab: Lab):
 
     client = runtime.connect()
     for server in layout.SERVERS:
-        found = runtime.server_state(client, lab.name, server)
-        if found is None or found[1] != "running":
-            raise LabError(f"lab {lab.name} is not running: an exercise is checked with real requests",
-                           hint=f"lab up{lab.selector} first")
+        _require_running(client, lab, server, "an exercise is checked with real requests")
     return client
 
 

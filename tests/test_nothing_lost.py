@@ -67,6 +67,31 @@ def test_revoke_while_paused_fails_loudly_and_up_enforces_it(new_lab, docker_cli
 
 
 @pytest.mark.docker
+def test_a_paused_server_is_called_paused_and_nothing_false_is_said_of_it(new_lab, docker_client):
+    """A paused container still holds what it loaded: status must not claim an older configuration,
+    and every command that needs it running names the state (a stopped one is `lab up`'s to repair)."""
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    mtls = docker_client.containers.get(f"{lab.name}-mtls")
+    mtls.pause()
+    try:
+        status = run("status", *lab.args())
+        handshake = run("handshake", "client-cert", *lab.args())
+        reload = run("reload", "mtls", *lab.args())
+    finally:
+        mtls.unpause()
+    assert status.exit_code == 1 and "mtls: paused: lab up repairs it" in status.output, status.output
+    assert "older" not in status.output and "tls: " not in status.output.replace("mtls: ", "")
+    for result in (handshake, reload):
+        assert result.exit_code == 3 and f"the mtls server of lab {lab.name} is paused" in result.output, result.output
+        assert "lab up" in result.output and "Traceback" not in result.output
+    assert "both servers run the files in the lab directory" in ok(run("status", *lab.args())).output
+    ok(run("down", *lab.args()))
+    down = run("status", *lab.args())
+    assert down.exit_code == 1 and down.output.count("lab up starts it") == 1, down.output
+
+
+@pytest.mark.docker
 def test_revoke_with_the_engine_away_fails_loudly_while_the_lab_runs(new_lab):
     lab = new_lab()
     ok(run(*lab.up_args()))
