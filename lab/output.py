@@ -22,18 +22,22 @@ def err_console():
     return Console(stderr=True, highlight=False)
 
 
-def out_console():
+def _stdout_console(**options):
+    """A rich console on stdout for which a closed pipe is no error (`lab up | head -1`:
+    the reader has what it wanted; rich's default exits 1)."""
     from rich.console import Console
 
     class _Stdout(Console):
         def on_broken_pipe(self) -> None:
-            # `lab up | head -1`: the reader has what it wanted. Rich's default
-            # exits 1; a closed pipe is not an error.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.file.fileno())
             raise SystemExit(0)
 
-    console = _Stdout(highlight=False, soft_wrap=True)
+    return _Stdout(highlight=False, **options)
+
+
+def out_console():
+    console = _stdout_console(soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or saved for a handout: don't squeeze the tables into 80 columns.
         console.width = 160
@@ -594,9 +598,7 @@ def demo_list(steps) -> None:
 
 def _demo_console():
     """80 columns, high contrast; NO_COLOR is honoured by rich itself."""
-    from rich.console import Console
-
-    return Console(width=80, highlight=False, soft_wrap=False)
+    return _stdout_console(width=80, soft_wrap=False)
 
 
 def _key(auto) -> str:

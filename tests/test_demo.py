@@ -44,6 +44,14 @@ def test_auto_0_runs_every_step_in_a_pipe_within_80_columns(lab):
     assert "/tmp" not in "".join(line for line in lines if line.startswith("$"))   # paths as typed from here
 
 
+def test_a_closed_pipe_ends_the_demo_without_error(lab):
+    cmd = " ".join(f"'{a}'" for a in demo_cmd(lab, "--auto", "0"))
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | head -3"], cwd=lab.dir.parent, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines()[0].strip().startswith(f"1/{len(STEPS)}")
+
+
 def test_list_and_from(lab):
     listed = ok(run("demo", "--list")).output.splitlines()
     assert len(listed) == len(STEPS) and listed[0].startswith(" 1. Two certificate authorities")
