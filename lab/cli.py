@@ -336,7 +336,7 @@ def handshake_cmd(
         output.emit_json(seen)
         return
     output.handshake(seen, lab.dir)
-    output.handshake_files(keylog, pcap)
+    output.handshake_files(keylog, pcap, seen.address)
 
 
 # --------------------------------------------------------------------------- the demo

@@ -573,14 +573,18 @@ def handshake(h, lab_dir) -> None:
     out.print(f"  see it yourself (in {lab_dir}/): {h.command}", markup=False)
 
 
-def handshake_files(keylog, pcap) -> None:
+def handshake_files(keylog, pcap, address: str) -> None:
+    import shlex
+
     out = out_console()
     if keylog:
         out.print(f"  session keys (NSS key log, like SSLKEYLOGFILE): {keylog}", markup=False)
     if pcap:
         out.print(f"  capture of this one connection: {pcap}", markup=False)
     if keylog and pcap:
-        out.print(f"  decrypted: tshark -r {pcap} -o tls.keylog_file:{keylog} -d tcp.port==PORT,tls -Y tls.handshake -V   "
+        port = address.rsplit(":", 1)[1]
+        out.print(f"  decrypted: tshark -r {shlex.quote(str(pcap))} -o {shlex.quote(f'tls.keylog_file:{keylog}')} "
+                  f"-d tcp.port=={port},tls -Y tls.handshake -V   "
                   f"(Wireshark: Preferences → Protocols → TLS → (Pre)-Master-Secret log filename)", markup=False)
 
 

@@ -4,6 +4,7 @@ keys and a capture that tshark decrypts."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -104,7 +105,7 @@ def test_as_a_student_and_as_a_revoked_one(lab):
 def test_keylog_and_pcap_decrypt_in_tshark(lab, tmp_path):
     tshark = need_tool("tshark", "tshark")
     need_tool("tcpdump", "tcpdump")
-    keys, pcap = tmp_path / "keys.log", tmp_path / "one.pcap"
+    keys, pcap = tmp_path / "session keys.log", tmp_path / "one capture.pcap"   # spaces: printed quoted
     text = ok(run("handshake", "client-cert", "--keylog", keys, "--pcap", pcap, *lab.args())).output
     assert f"tls.keylog_file:{keys}" in text
     assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keys.read_text()
@@ -121,6 +122,14 @@ def test_keylog_and_pcap_decrypt_in_tshark(lab, tmp_path):
     assert ("server", 13) in seen                       # CertificateRequest, decrypted
     assert ("server", 11) in seen and ("client", 11) in seen   # Certificate, from both sides
     assert not list(tmp_path.glob(".*.part"))
+    # The command lab prints, run as printed: it decodes the decrypted handshake.
+    printed = next(line for line in text.splitlines() if "decrypted: " in line)
+    cmd = shlex.split(printed.split("decrypted: ", 1)[1].split("   (Wireshark")[0])
+    assert cmd[0] == "tshark"
+    shown = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "Handshake Type: Certificate Request (13)" in shown.stdout
+    assert "Handshake Type: Certificate (11)" in shown.stdout
 
 
 @pytest.mark.docker
