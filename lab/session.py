@@ -882,7 +882,8 @@ def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> 
     bad = [s for s in chosen if s.status != "valid"]
     if bad and not all_students:
         raise UsageError(f"{', '.join(f'{s.name} ({s.status})' for s in bad)}: no handout for a certificate that "
-                         "does not work", hint="lab client add --force NAME issues a new one")
+                         "does not work",
+                         hint=f"lab client add --force {' '.join(s.name for s in bad)}{lab.selector} issues new ones")
     chosen = [s for s in chosen if s.status == "valid"]
     urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
     made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls)

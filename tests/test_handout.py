@@ -28,6 +28,10 @@ def test_handouts_hold_no_password_and_the_sheet_holds_them_all(rendered, tmp_pa
     out = tmp_path / "hand"
     result = ok(run("handout", "--all", "--out", out, *rendered.args()))
     assert "no handout for cy" in result.output
+    refused = run("handout", "cy", *rendered.args())
+    assert refused.exit_code == 2 and "cy (revoked): no handout" in refused.output
+    hint = refused.output.split("fix: ", 1)[1].strip()         # the command it suggests, as printed
+    assert hint.startswith("lab client add --force cy --dir ") and hint.endswith(" issues new ones"), hint
     assert sorted(p.name for p in out.iterdir()) == ["ada.zip", "bo.zip", "roster.csv"]
     with zipfile.ZipFile(out / "ada.zip") as z:
         assert sorted(z.namelist()) == ["ada/README.html", "ada/README.txt", "ada/ada.crt", "ada/ada.key",
