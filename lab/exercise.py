@@ -11,6 +11,7 @@ exercise is fixed is lab/session.py's job: real requests, never reading files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -185,6 +186,7 @@ class State:
     source: str
     saved: dict = field(default_factory=dict)      # file -> True (saved copy) / False (did not exist)
     fixed: bool = False
+    written: dict = field(default_factory=dict)    # file -> sha-256 of what lab last wrote there (None: no file)
 
 
 def _state_dir(lab_dir: Path) -> Path:
@@ -229,23 +231,42 @@ def snapshot(lab_dir: Path, ex: Exercise) -> State:
     return state
 
 
-def restore(lab_dir: Path, state: State) -> list[str]:
-    """Put back every saved file, remove what the exercise made; returns the files restored or removed."""
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def note_written(lab_dir: Path, state: State) -> None:
+    """lab has just written the exercise's files (its mistake, or its solution): remember
+    them, so that what a student changes afterwards is told apart, and kept."""
+    state.written = {rel: _digest(lab_dir / rel) for rel in state.saved if rel != WORK_DIR + "/"}
+    save_state(lab_dir, state)
+
+
+def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[str], list[tuple[str, Path]]]:
+    """Put back every saved file, remove what the exercise made. A file the student
+    changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
+    never lost. Returns (the files restored or removed, (file, where its edit was kept))."""
+    from lab.render import keep_copy
+
     folder = _state_dir(lab_dir) / "saved"
-    changed = []
+    changed, kept = [], []
     for rel, existed in state.saved.items():
         if rel == WORK_DIR + "/":
             continue
         path = lab_dir / rel
+        original = (folder / rel).read_bytes() if existed else None
+        now = path.read_bytes() if path.is_file() else None
+        if now == original:
+            continue
+        if keep_edits and now is not None and _digest(path) != state.written.get(rel):
+            kept.append((rel, keep_copy(path)))
         if existed:
-            if not path.is_file() or path.read_bytes() != (folder / rel).read_bytes():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(folder / rel, path)
-                changed.append(rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / rel, path)
         elif path.exists():
             path.unlink()
-            changed.append(rel)
+        changed.append(rel)
     if not state.saved.get(WORK_DIR + "/"):
         shutil.rmtree(lab_dir / WORK_DIR, ignore_errors=True)
     shutil.rmtree(_state_dir(lab_dir), ignore_errors=True)
-    return changed
+    return changed, kept

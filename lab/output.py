@@ -493,6 +493,8 @@ def exercise_solution(report, applied: bool) -> None:
 def exercise_reset(report) -> None:
     _ok(f"exercise {report.exercise.id} ended: the lab is back to the lesson"
         + (f" ({', '.join(report.restored)} put back)" if report.restored else ""))
+    for rel, copy in report.kept:
+        out_console().print(f"  your changes to {rel} are kept in {copy.name} beside it", markup=False)
 
 
 def exercise_status(report, as_json: bool) -> None:

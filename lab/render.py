@@ -255,29 +255,34 @@ def _rendered_names(texts: dict, only: list[str] | None) -> list[str]:
     return chosen
 
 
+def keep_copy(path: Path) -> Path:
+    """Copy a hand-edited file to FILE.edited-TIMESTAMP beside it (never over another copy); returns the copy."""
+    import datetime as dt
+    import shutil
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup, n = path.with_name(f"{path.name}.edited-{stamp}"), 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
+    shutil.copy2(path, backup)
+    return backup
+
+
 def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> list[tuple[str, Path]]:
     """Put the lesson's version back into each edited file (all when none is
     named); the edited copy is kept beside it as FILE.edited-TIMESTAMP.
     Returns (file, where the edited copy went)."""
-    import datetime as dt
-    import shutil
-
     from lab import cache
 
     texts, _ = lesson(lab_dir, settings)
     written = _written(lab_dir)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     done = []
     for rel in _rendered_names(texts, only):
         path = lab_dir / rel
         if not is_edited(path, written.get(rel), texts[rel]):
             continue
-        backup = path.with_name(f"{path.name}.edited-{stamp}")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
-        shutil.copy2(path, backup)
+        backup = keep_copy(path)
         write_atomically(path, texts[rel])
         written[rel] = _sha(texts[rel].encode())
         done.append((rel, backup))

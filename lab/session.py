@@ -502,6 +502,7 @@ class ExerciseReport:
     results: list = field(default_factory=list)   # verify Results of the exercise's checks
     config_error: str = ""           # nginx refused the files on disk (then results are not run)
     restored: list = field(default_factory=list)
+    kept: list = field(default_factory=list)       # (file, where the student's edit of it was kept)
 
     @property
     def fixed(self) -> bool:
@@ -582,8 +583,9 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
         try:
             exercise.apply(lab.dir, ex.breaks, exercise.values(lab.dir, lab.settings))
         except BaseException:
-            exercise.restore(lab.dir, state)
+            exercise.restore(lab.dir, state, keep_edits=False)   # all of it lab's own writing
             raise
+        exercise.note_written(lab.dir, state)
         report = _judge_exercise(lab, ex, client)
     return report
 
@@ -616,6 +618,7 @@ def exercise_solution(lab: Lab, apply: bool = False):
     client = _running_lab(lab)
     with lab_lock(lab.name):
         exercise.apply(lab.dir, ex.solution, exercise.values(lab.dir, lab.settings))
+        exercise.note_written(lab.dir, state)
         report = _judge_exercise(lab, ex, client)
         state.fixed = report.fixed
         exercise.save_state(lab.dir, state)
@@ -623,20 +626,20 @@ def exercise_solution(lab: Lab, apply: bool = False):
 
 
 def exercise_reset(lab: Lab) -> ExerciseReport:
-    """Back to the lesson's state: every file the exercise wrote restored, what it made
-    removed, running servers reloaded."""
+    """Back to the lesson's state: every file the exercise wrote restored (a student's
+    edit of it kept beside it), what it made removed, running servers reloaded."""
     from lab import exercise, runtime
     from lab.errors import DockerUnavailable
     from lab.locking import lab_lock
 
     state, ex = _running_exercise(lab)
     with lab_lock(lab.name):
-        restored = exercise.restore(lab.dir, state)
+        restored, kept = exercise.restore(lab.dir, state)
         try:
             _sync(lab, runtime.connect())
         except DockerUnavailable:
             pass
-    return ExerciseReport(ex, restored=restored)
+    return ExerciseReport(ex, restored=restored, kept=kept)
 
 
 def exercise_status(lab: Lab) -> Optional[ExerciseReport]:

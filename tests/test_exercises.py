@@ -63,7 +63,23 @@ def test_a_student_fix_of_their_own_passes_too(lab):
     conf.write_text(conf.read_text().replace("ssl_verify_client optional;",
                                              "ssl_verify_client   on;   # fixed by a student"))
     ok(run("exercise", "check", *lab.args()))
-    ok(run("exercise", "reset", *lab.args()))
+    reset = ok(run("exercise", "reset", *lab.args()))
+    # Their fix is their work: the lesson is back, and their version is kept beside it, said so.
+    copies = list(conf.parent.glob("nginx.conf.edited-*"))
+    try:
+        assert len(copies) == 1 and "fixed by a student" in copies[0].read_text()
+        assert f"your changes to nginx-mtls/nginx.conf are kept in {copies[0].name}" in reset.output
+        assert "ssl_verify_client on;" in conf.read_text() and "fixed by a student" not in conf.read_text()
+    finally:
+        for copy in copies:
+            copy.unlink()
+
+
+@pytest.mark.docker
+def test_an_exercise_reset_without_student_edits_keeps_no_copies(lab):
+    ok(run("exercise", "start", "server-name", *lab.args()))
+    reset = ok(run("exercise", "reset", *lab.args()))
+    assert "kept" not in reset.output and not list(lab.dir.rglob("*.edited-*"))
 
 
 @pytest.mark.docker
