@@ -8,7 +8,9 @@ expired, and the server certificate must cover the requested names.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import os
 import shutil
 import subprocess
@@ -76,17 +78,37 @@ def server_sans(cert) -> tuple[str, ...]:
     return tuple(names)
 
 
-def expiries(directory: Path) -> dict[str, dt.datetime]:
-    """The expiry of each readable certificate in the folder (for status; never raises)."""
-    from cryptography import x509
+def expiries(lab_dir: Path) -> dict[str, dt.datetime]:
+    """The expiry of each readable certificate of the lab (for status; never raises).
+    Remembered by file digest in the lab directory's cache: a warm `lab up` reads no certificate."""
+    from lab import cache
 
-    found = {}
+    directory = layout.certs_dir(lab_dir)
+    known = (cache.get(lab_dir, "expiries") or {}).get("files") or {}
+    found, learned = {}, {}
     for name in layout.CERT_FILES:
-        if name.endswith(".crt"):
-            try:
-                found[name] = x509.load_pem_x509_certificate((directory / name).read_bytes()).not_valid_after_utc
-            except (OSError, ValueError):
+        if not name.endswith(".crt"):
+            continue
+        try:
+            data = (directory / name).read_bytes()
+        except OSError:
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        entry = known.get(name)
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == digest:
+            with contextlib.suppress(ValueError, TypeError):
+                found[name] = dt.datetime.fromisoformat(entry[1])
+                learned[name] = entry
                 continue
+        from cryptography import x509
+
+        try:
+            found[name] = x509.load_pem_x509_certificate(data).not_valid_after_utc
+        except ValueError:
+            continue
+        learned[name] = [digest, found[name].isoformat()]
+    if learned != known:
+        cache.put(lab_dir, "expiries", {"files": learned})
     return found
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from lab import layout
+from lab.settings import parse_yaml
 from lab.errors import LabError
 
 
@@ -77,7 +78,7 @@ def _tmpfs(entries) -> dict:
 def read(path: Path) -> LabSpec:
     """Read the subset of the compose format that templates/docker-compose.yml.j2 uses."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = parse_yaml(path.read_text())
         base = path.parent.resolve()
         networks = doc["networks"]
         net_key, net = next(iter(networks.items()))

@@ -54,10 +54,11 @@ def load(path: Path | None = None) -> list[Step]:
     import yaml
 
     from lab.resources import demo_file
+    from lab.settings import parse_yaml
 
     path = path or demo_file()
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = parse_yaml(path.read_text(encoding="utf-8"))
         steps = [Step(str(s["title"]), " ".join(str(s.get("text", "")).split()), tuple(s.get("run") or ()),
                       tuple(s.get("keep") or ()), str(s.get("expect", "")), str(s.get("kind", "run")),
                       str(s.get("scenario", "client-cert")))

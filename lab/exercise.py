@@ -80,8 +80,10 @@ def load_file(path: Path) -> Exercise:
     """One exercise file, checked."""
     import yaml
 
+    from lab.settings import parse_yaml
+
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ExerciseError(f"exercise file {path} cannot be read ({e.__class__.__name__})",
                             hint="fix it (exercises/README.md gives the format), or remove it") from None

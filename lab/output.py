@@ -97,8 +97,13 @@ def warn(text: str) -> None:
 
 @contextlib.contextmanager
 def progress(first: str = "working…"):
-    """A spinner on stderr; yields the callback the use cases report progress with."""
-    with err_console().status(first) as status:
+    """A spinner on stderr; yields the callback the use cases report progress with.
+    No terminal (a pipe, CI, a log): no spinner to draw, so none is made."""
+    console = err_console()
+    if not console.is_terminal:
+        yield lambda _msg: None
+        return
+    with console.status(first) as status:
         yield lambda msg: status.update(msg)
 
 

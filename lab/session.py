@@ -121,7 +121,7 @@ class Expiry:
 def first_expiry(lab_dir: Path) -> Optional[Expiry]:
     from lab import certs
 
-    found = certs.expiries(layout.certs_dir(lab_dir)) if lab_dir.is_dir() else {}
+    found = certs.expiries(lab_dir) if lab_dir.is_dir() else {}
     if not found:
         return None
     file, when = min(found.items(), key=lambda kv: kv[1])
@@ -190,7 +190,7 @@ def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None
                               "or keep the CAs: leave out --regenerate")
 
 
-def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None, discard_students=False):
+def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None):
     """Certificates, then configuration, then (for up) `start(rendered, certs)`,
     then the settings, under the lab's lock. A lab directory this run created
     is removed again if any step fails or is interrupted."""
@@ -198,7 +198,6 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=N
     from lab.locking import lab_lock
 
     try:
-        _confirm_new_cas(lab, regenerate, discard_students)
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
             try:
@@ -223,7 +222,8 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=N
 def render(lab: Lab, regenerate: bool = False, progress: Progress = _quiet,
            discard_students: bool = False) -> BuildReport:
     """The lab directory (certificates, nginx configs, compose file), nothing started."""
-    cert_result, rendered, _ = _build(lab, regenerate, progress, discard_students=discard_students)
+    _confirm_new_cas(lab, regenerate, discard_students)
+    cert_result, rendered, _ = _build(lab, regenerate, progress)
     return BuildReport(lab, cert_result, rendered)
 
 
@@ -253,8 +253,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
         # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
         return result, _sync(lab, client)
 
-    cert_result, rendered, (result, reloaded) = _build(lab, regenerate, progress, start, pending,
-                                                       discard_students=discard_students)
+    cert_result, rendered, (result, reloaded) = _build(lab, regenerate, progress, start, pending)
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
                     servers=runtime.status(client, lab.name, ca_file), expiry=first_expiry(lab.dir),
                     seconds=time.monotonic() - started, reloaded=reloaded)

@@ -243,3 +243,33 @@ def test_the_longest_lab_name_fits_every_certificate(tmp_path):
     name = "a" * 32
     result = certs.ensure(tmp_path, settings.validate(Settings(name=name)))
     assert result.generated and (tmp_path / "demo-certs" / "rogue-ca.crt").is_file()
+
+
+def test_expiries_are_remembered_by_digest_and_never_stale(tmp_path):
+    """lab status/up show the first expiry without reading certificates again, but a
+    replaced certificate (or a damaged cache) is read anew."""
+    import json
+    import shutil
+
+    lab_dir = tmp_path
+    certs.ensure(lab_dir, settings.validate(Settings()))
+    d = layout.certs_dir(lab_dir)
+
+    def read(name):
+        return x509.load_pem_x509_certificate((d / name).read_bytes()).not_valid_after_utc
+
+    first = certs.expiries(lab_dir)
+    assert first == {n: read(n) for n in layout.CERT_FILES if n.endswith(".crt")}
+    cached = json.loads((lab_dir / ".lab-cache.json").read_text())["expiries"]["files"]
+    assert set(cached) == set(first)
+    assert certs.expiries(lab_dir) == first
+    # A student's own client certificate, expired: the next answer is the new file's.
+    shutil.copy(lab_dir / "demo-certs" / "expired-client.crt", d / "client.crt")
+    assert certs.expiries(lab_dir)["client.crt"] == read("client.crt") < first["client.crt"]
+    # A damaged cache entry with the right digest: read again, not trusted.
+    data = json.loads((lab_dir / ".lab-cache.json").read_text())
+    data["expiries"]["files"]["server.crt"][1] = "not a date"
+    (lab_dir / ".lab-cache.json").write_text(json.dumps(data))
+    assert certs.expiries(lab_dir)["server.crt"] == read("server.crt")
+    (d / "server.crt").write_text("garbage")
+    assert "server.crt" not in certs.expiries(lab_dir)
