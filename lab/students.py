@@ -176,11 +176,13 @@ def revoked_serials(lab_dir: Path) -> set[int]:
 
 def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
     """Every student folder; one whose certificate cannot be read is listed as unreadable, not fatal."""
+    clients = layout.clients_dir(lab_dir)
+    if not clients.is_dir():
+        return []          # a new lab: no student, and nothing to read (lab up starts OpenSSL sooner)
     now = now or dt.datetime.now(dt.timezone.utc)
     revoked = revoked_serials(lab_dir)
     out = []
-    clients = layout.clients_dir(lab_dir)
-    for folder in sorted(clients.iterdir() if clients.is_dir() else []):
+    for folder in sorted(clients.iterdir()):
         crt = folder / f"{folder.name}.crt"
         if folder.name.startswith(".") or not folder.is_dir():
             continue
