@@ -79,7 +79,7 @@ def emit_json(data) -> None:
 def error(e) -> None:
     """A LabError as one line (and its details and fix under it), on stderr."""
     err = err_console()
-    err.print(f"[bold red]ERROR:[/] {e}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]ERROR:[/] {_escape(str(e))}", markup=True, soft_wrap=True)   # paths may hold [ ]
     if e.details:
         for line in e.details.splitlines():
             err.print(f"  | {line}", markup=False, soft_wrap=True)
@@ -92,7 +92,7 @@ def note(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    err_console().print(f"[yellow]warning:[/] {text}")
+    err_console().print(f"[yellow]warning:[/] {_escape(text)}")
 
 
 @contextlib.contextmanager
@@ -123,11 +123,14 @@ def human(seconds) -> str:
 def _escape(text: str) -> str:
     from rich.markup import escape
 
-    return escape(text)
+    return escape(str(text))
 
 
-def _ok(text: str) -> None:
-    out_console().print(f"[green]✓[/] {text}")
+def _ok(*parts) -> None:
+    """✓ and a line of plain text (paths and names are never read as markup); (text, style) parts are styled."""
+    from rich.text import Text
+
+    out_console().print(Text.assemble(("✓", "green"), " ", *parts))
 
 
 # --------------------------------------------------------------------------- up, render, down, status
@@ -135,7 +138,7 @@ def _ok(text: str) -> None:
 
 def status_table(name: str, lab_dir, servers, expiry, loaded=None) -> None:
     out = out_console()
-    table = _table(f"lab {name}" + (f"  ({lab_dir}/)" if lab_dir else ""),
+    table = _table(f"lab {name}" + (f"  ({_escape(lab_dir)}/)" if lab_dir else ""),
                    ("server", "container", "state", "health", "published", "image", "uptime"))
     for st in servers:
         state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
@@ -193,7 +196,8 @@ def status_json(report) -> None:
 def all_labs(rows) -> None:
     table = _table(f"{len(rows)} lab(s) on this Docker engine", ("lab", "containers", "published", "directory"))
     for r in rows:
-        table.add_row(r.name, ", ".join(f"{k} {v}" for k, v in r.containers.items()), ", ".join(r.published), r.dir)
+        table.add_row(r.name, ", ".join(f"{k} {v}" for k, v in r.containers.items()), ", ".join(r.published),
+                      _escape(r.dir))
     out_console().print(table)
 
 
@@ -217,7 +221,7 @@ def _certs_line(report) -> None:
 def up(report, hints) -> None:
     out = out_console()
     state = "is up" if report.changed else "was already up (nothing to do)"
-    _ok(f"lab [bold]{report.lab.name}[/] {state} ({report.seconds:.1f} s)")
+    _ok("lab ", (report.lab.name, "bold"), f" {state} ({report.seconds:.1f} s)")
     out.print(f"  directory     {report.lab.dir}/  (certs/, demo-certs/, nginx-tls/, nginx-mtls/, "
               f"{layout.COMPOSE_FILE})", markup=False)
     _certs_line(report)
@@ -245,7 +249,7 @@ def _kept(kept) -> None:
 
 def render(report) -> None:
     out = out_console()
-    _ok(f"lab [bold]{report.lab.name}[/] rendered into {report.lab.dir}/ (certificates "
+    _ok("lab ", (report.lab.name, "bold"), f" rendered into {report.lab.dir}/ (certificates "
         f"{'made now' if report.certs.generated else 'reused'}); nothing started")
     _certs_line(report)
     _kept(report.rendered.kept)
@@ -258,9 +262,9 @@ def render(report) -> None:
 def down(report) -> None:
     removed = [f"container {c}" for c in report.containers] + [f"network {n}" for n in report.networks]
     if removed:
-        _ok(f"lab [bold]{report.name}[/] is down: removed " + ", ".join(removed))
+        _ok("lab ", (report.name, "bold"), " is down: removed " + ", ".join(removed))
     else:
-        _ok(f"lab [bold]{report.name}[/] is down: nothing of it was running")
+        _ok("lab ", (report.name, "bold"), " is down: nothing of it was running")
     if report.deleted is not None:
         out_console().print(f"  deleted {report.deleted}/", markup=False)
 
@@ -277,7 +281,7 @@ def doctor(checks) -> None:
     blocked = [c for c in checks if not c.ok and c.blocking]
     for c in checks:
         mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
-        out.print(f"{mark} {c.name}: {c.detail}")
+        out.print(f"{mark} {_escape(c.name)}: {_escape(c.detail)}")
         if not c.ok and c.fix:
             out.print(f"    fix: {c.fix}", markup=False)
     out.print(f"{len(checks) - len(blocked)} ok, {len(blocked)} blocking lab up", markup=False)
@@ -353,11 +357,11 @@ def pki(lab_dir: Path, infos) -> None:
     out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
     for i in infos:
         if i.problem:
-            out.print(f"\n[bold]{i.file}[/]\n  [bold red]{i.problem}[/]")
+            out.print(f"\n[bold]{_escape(i.file)}[/]\n  [bold red]{_escape(i.problem)}[/]")
             continue
         soon = i.days_left < layout.EXPIRY_WARN_DAYS
         left = f"[bold red]{i.days_left} days left[/]" if soon else f"{i.days_left} days left"
-        out.print(f"\n[bold]{i.file}[/]")
+        out.print(f"\n[bold]{_escape(i.file)}[/]")
         for label, value in (("subject", i.subject), ("issuer", i.issuer), ("serial", i.serial),
                              ("names", ", ".join(i.sans)), ("key usage", ", ".join(i.key_usage)),
                              ("ext. key usage", ", ".join(i.extended_key_usage)),

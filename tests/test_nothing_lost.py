@@ -399,3 +399,24 @@ def test_room_mode_warns_what_is_reachable_and_names_this_machine(new_lab):
     assert (lab.dir / "clients" / "uma" / "server-ca.crt").read_bytes() == (lab.dir / "certs" / "server-ca.crt").read_bytes()
     assert status_code(lab, "uma") == 200
     ok(run("verify", *lab.args()))            # requests go to loopback only
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_brackets_in_the_lab_path_are_shown_as_typed_never_read_as_markup(new_lab, tmp_path):
+    """rich reads [red] or [/] as markup: a lab folder named so must neither crash a command
+    (a MarkupError traceback) nor vanish from what the projector shows."""
+    folder = "class [/]notes [red]x"
+    lab = new_lab(dir=tmp_path / folder / "lab")
+    results = {"doctor": run("doctor", *lab.args())}
+    results["up"] = ok(run(*lab.up_args()))
+    for args in (["status"], ["status", "--all"], ["client", "add", "ann"], ["certs"], ["verify"],
+                 ["handout", "ann"], ["exercise", "start", "tls13-only"], ["exercise", "reset"], ["render"]):
+        results[" ".join(args)] = ok(run(*args, *(lab.args() if args != ["status", "--all"] else [])))
+    (lab.dir / "certs" / "client.crt").write_text("broken")
+    results["certs, a broken file"] = run("certs", *lab.args())
+    results["down"] = ok(run("down", *lab.args("--purge")))
+    for what, result in results.items():
+        assert "Traceback" not in result.output and "MarkupError" not in result.output, (what, result.output)
+    for what in ("doctor", "up", "status", "client add ann", "certs", "handout ann", "down"):
+        assert folder in results[what].output.replace("\n", ""), (what, results[what].output)
