@@ -221,7 +221,7 @@ def edits(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
 
     texts, _ = lesson(lab_dir, settings)
     written = _written(lab_dir)
-    chosen = _rendered_names(texts, only)
+    chosen = _rendered_names(lab_dir, texts, only)
     out = []
     for rel in chosen:
         path = lab_dir / rel
@@ -239,14 +239,24 @@ def edits(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
     return out
 
 
-def _rendered_names(texts: dict, only: list[str] | None) -> list[str]:
-    """The rendered files named (as paths relative to the lab directory, or as typed from
-    inside it), all when none is named; a name lab did not render is an error."""
+def _rendered_names(lab_dir: Path, texts: dict, only: list[str] | None) -> list[str]:
+    """The rendered files named (as paths relative to the lab directory, or to where the
+    command runs), all when none is named; a name lab did not render is an error, and so
+    is a file of another folder (another lab's: its own --dir says which lab)."""
     if not only:
         return list(texts)
     chosen = []
     for name in only:
-        rel = Path(name).as_posix().lstrip("./") if not Path(name).is_absolute() else name
+        typed = Path(name)
+        if typed.is_absolute() or typed.exists():
+            try:
+                rel = typed.resolve().relative_to(lab_dir.resolve()).as_posix()
+            except ValueError:
+                raise UsageError(f"{name} is not in this lab's folder {lab_dir}/",
+                                 hint=f"name the lab it belongs to with --dir (lab diff and lab reset work on "
+                                      f"one lab at a time)") from None
+        else:
+            rel = typed.as_posix().lstrip("./")
         match = next((r for r in texts if rel == r or rel.endswith("/" + r)), None)
         if match is None:
             raise UsageError(f"lab did not render {name}: lab diff and lab reset work on {', '.join(texts)}",
@@ -278,7 +288,7 @@ def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
     texts, _ = lesson(lab_dir, settings)
     written = _written(lab_dir)
     done = []
-    for rel in _rendered_names(texts, only):
+    for rel in _rendered_names(lab_dir, texts, only):
         path = lab_dir / rel
         if not is_edited(path, written.get(rel), texts[rel]):
             continue

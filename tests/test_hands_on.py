@@ -123,6 +123,25 @@ def test_reset_of_a_file_lab_did_not_render(rendered):
     assert (rendered.dir / "notes.txt").read_text() == "mine"
 
 
+def test_files_are_named_from_anywhere_but_never_another_labs(rendered, lab_params):
+    """As typed from the lab, from its parent, or absolute: this lab's file. A path into another
+    lab's folder is refused (exit 2), not silently taken as this lab's file of the same name."""
+    conf = rendered.dir / "nginx-mtls" / "nginx.conf"
+    for typed in ("nginx-mtls/nginx.conf", str(conf), f"{rendered.dir.name}/nginx-mtls/nginx.conf"):
+        conf.write_text(conf.read_text() + "# a note\n")
+        reset = ok(run("reset", typed, *rendered.args()))
+        assert "nginx-mtls/nginx.conf is the lesson's again" in reset.output, (typed, reset.output)
+    other = lab_params()
+    ok(run("render", *other.args("--image", other.image)))
+    theirs = other.dir / "nginx-mtls" / "nginx.conf"
+    theirs.write_text(theirs.read_text() + "# theirs\n")
+    conf.write_text(conf.read_text() + "# mine\n")
+    for command in ("reset", "diff"):
+        result = run(command, str(theirs), *rendered.args())
+        assert result.exit_code == 2 and "is not in this lab's folder" in result.output, result.output
+    assert theirs.read_text().endswith("# theirs\n") and conf.read_text().endswith("# mine\n")
+
+
 def test_an_edit_that_is_not_utf8(rendered):
     conf = rendered.dir / "nginx-tls" / "nginx.conf"
     conf.write_bytes(conf.read_bytes() + b"\n# caf\xe9\n")
