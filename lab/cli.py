@@ -369,7 +369,7 @@ def demo(
         started = session.demo_ready(lab, progress=say)
     if started is not None:
         output.note(f"no lab was running: started lab {lab.name} ({lab.dir}/) for the demo")
-    output.demo(steps, start, auto, lambda number: session.demo_step(lab, steps, number))
+    output.demo(steps, start, auto, lambda number: session.demo_step(lab, steps, number), session.departures(lab))
 
 
 # --------------------------------------------------------------------------- break-and-fix exercises

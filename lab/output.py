@@ -663,13 +663,34 @@ def demo_screen(console, sc, run: int = 1) -> None:
         console.print(f"[bold bright_red]  (expected to see: {_escape(sc.expected)})[/]")
 
 
-def demo(steps, start: int, auto, run_step) -> None:
+def _departure_lines(d) -> list[str]:
+    lines = []
+    if d.exercise:
+        lines.append(f"exercise {d.exercise} is running in this lab: some steps will not show what they should "
+                     f"(lab exercise reset ends it)")
+    if d.edited:
+        lines.append(f"edited by hand: {', '.join(d.edited)}: the demo shows the lab as it is (lab diff; lab reset)")
+    return lines
+
+
+def demo(steps, start: int, auto, run_step, departures=None) -> None:
     """Show step after step; Enter next, b back, r rerun, q quit (or Ctrl-C): exit 0 either way."""
     import sys
 
     console = _demo_console()
     interactive = auto is None and sys.stdin.isatty()
     number, run = start, 1
+    warnings = _departure_lines(departures) if departures else []
+    for line in warnings:       # before the first step: nothing on the projector should surprise the room
+        err_console().print(f"[bold yellow]note:[/] {_escape(line)}")
+    if warnings and interactive:
+        console.print("[dim]Enter: start the demo all the same   q: quit[/]")
+        try:
+            if _key(auto) == "q":
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            console.print("demo not started")
+            return
     try:
         while 1 <= number <= len(steps):
             if interactive:

@@ -427,6 +427,24 @@ def demo_ready(lab: Lab, progress: Progress = _quiet) -> Optional[UpReport]:
     return up(lab, progress=progress)
 
 
+@dataclass(frozen=True)
+class Departures:
+    """How the lab differs from the lesson a demo (or a reader) expects."""
+    exercise: Optional[str]        # the id of the exercise running in it
+    edited: list                   # files edited by hand (lab diff)
+
+
+def departures(lab: Lab) -> Departures:
+    from lab import exercise, render as rendering
+
+    running = exercise.current(lab.dir)
+    try:
+        edited = [e.file for e in rendering.edits(lab.dir, lab.settings)]
+    except LabError:            # an edit that is not text: it is an edit all the same
+        edited = ["(a file that is not text)"]
+    return Departures(running.id if running else None, edited)
+
+
 def demo_step(lab: Lab, steps: list, number: int):
     """Run step `number` (1-based) for real; returns the Screen to show."""
     from lab import demo

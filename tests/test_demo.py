@@ -163,3 +163,43 @@ def test_the_demo_starts_a_lab_when_none_runs(new_lab, tmp_path):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert f"no lab was running: started lab {lab.name}" in proc.stderr
+
+
+def test_the_demo_says_first_when_the_lab_is_not_the_lesson(lab):
+    ok(run("exercise", "start", "verification-optional", *lab.args()))
+    try:
+        proc = subprocess.run(demo_cmd(lab, "--auto", "0", "--from", str(len(STEPS))), cwd=lab.dir.parent,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    assert proc.returncode == 0, proc.stderr
+    assert "exercise verification-optional is running in this lab" in proc.stderr
+    assert "edited by hand: nginx-mtls/nginx.conf" in proc.stderr      # what the exercise changed, too
+    clean = subprocess.run(demo_cmd(lab, "--auto", "0", "--from", str(len(STEPS))), cwd=lab.dir.parent,
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert clean.returncode == 0 and "note:" not in clean.stderr, clean.stderr
+
+
+def test_in_a_terminal_the_note_waits_and_q_leaves_before_any_step(lab, tmp_path):
+    tmux = need_tool("tmux", "tmux")
+    conf = lab.dir / "nginx-tls" / "hello-world.txt"
+    conf.write_text(conf.read_text() + "edited live\n")
+    name, done = f"labdemonote{os.getpid()}", tmp_path / "exit-code"
+    command = " ".join(demo_cmd(lab)) + f"; echo $? > {done}; sleep 30"
+    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-e", f"PYTHONPATH={REPO}",
+                    "-c", str(lab.dir.parent), command], check=True)
+    term = Tmux(tmux, name)
+    try:
+        deadline = time.monotonic() + 30
+        while "start the demo all the same" not in term.capture():
+            assert time.monotonic() < deadline, term.capture()
+            time.sleep(0.1)
+        assert "edited by hand: nginx-tls/hello-world.txt" in term.capture()
+        term.keys("q")
+        assert wait_exit(done) == "0"
+        assert "demo not started" in term.capture() and f"1/{len(STEPS)}" not in term.capture()
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+        ok(run("reset", "nginx-tls/hello-world.txt", *lab.args()))
+        for copy in conf.parent.glob("hello-world.txt.edited-*"):
+            copy.unlink()
