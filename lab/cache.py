@@ -36,6 +36,18 @@ def get(lab_dir: Path, key: str) -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
+def recall(lab_dir: Path, key: str, use):
+    """use(entry) on the cached entry; None when there is none, or when it is not what `use`
+    expects (a damaged cache file costs time, never a crash)."""
+    entry = get(lab_dir, key)
+    if entry is None:
+        return None
+    try:
+        return use(entry)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+
+
 def put(lab_dir: Path, key: str, entry: dict) -> None:
     path = lab_dir / FILE
     try:

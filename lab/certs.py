@@ -84,7 +84,7 @@ def expiries(lab_dir: Path) -> dict[str, dt.datetime]:
     from lab import cache
 
     directory = layout.certs_dir(lab_dir)
-    known = (cache.get(lab_dir, "expiries") or {}).get("files") or {}
+    known = cache.recall(lab_dir, "expiries", lambda e: dict(e["files"])) or {}
     found, learned = {}, {}
     for name in layout.CERT_FILES:
         if not name.endswith(".crt"):
@@ -306,17 +306,16 @@ def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
     """The result of an earlier check of exactly these files, if still true now."""
     from lab import cache
 
-    entry = cache.get(lab_dir, "certs")
-    if not entry or entry.get("digest") != cache.digest(files=_cert_files(lab_dir)):
-        return None
-    try:
+    def still_true(entry) -> CertsResult | None:
+        if entry["digest"] != cache.digest(files=_cert_files(lab_dir)):
+            return None
         not_after = dt.datetime.fromisoformat(entry["not_after"])
-        sans = tuple(entry["sans"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not_after <= dt.datetime.now(dt.timezone.utc) or any(s not in sans for s in settings.all_sans()):
-        return None
-    return CertsResult(layout.certs_dir(lab_dir), False, sans, not_after)
+        sans = tuple(str(s) for s in entry["sans"])
+        if not_after <= dt.datetime.now(dt.timezone.utc) or any(s not in sans for s in settings.all_sans()):
+            return None
+        return CertsResult(layout.certs_dir(lab_dir), False, sans, not_after)
+
+    return cache.recall(lab_dir, "certs", still_true)
 
 
 def _made_digests(lab_dir: Path) -> dict:
@@ -337,7 +336,7 @@ def _remember_made(lab_dir: Path) -> None:
 def _replaced(lab_dir: Path) -> tuple[str, ...]:
     from lab import cache
 
-    made = (cache.get(lab_dir, "certs-made") or {}).get("files")
+    made = cache.recall(lab_dir, "certs-made", lambda e: dict(e["files"]))
     if not made:
         return ()
     return tuple(rel for rel, digest in _made_digests(lab_dir).items() if made.get(rel) not in (None, digest))

@@ -44,9 +44,9 @@ def state(lab_dir: Path, server: str, found: tuple[str, str] | None) -> dict[str
     None when it does not run (a server that starts reads the files as they are)."""
     if found is None or found[1] not in ("running", "paused", "restarting"):
         return None
-    entry = cache.get(lab_dir, f"loaded-{server}") or {}
-    same_container = entry.get("container") == found[0]   # paused, it still holds what it loaded
-    had = entry.get("files") or {}
+    entry = cache.recall(lab_dir, f"loaded-{server}", lambda e: (e.get("container"), dict(e["files"])))
+    container, had = entry or (None, {})
+    same_container = container == found[0]   # paused, it still holds what it loaded
     return {kind: "current" if same_container and had.get(kind) == digest else "older"
             for kind, digest in _digests(lab_dir, server).items()}
 

@@ -149,7 +149,7 @@ def _written(lab_dir: Path) -> dict:
     """{relative path: digest} of what lab last wrote into each rendered file."""
     from lab import cache
 
-    return dict((cache.get(lab_dir, "written") or {}).get("files") or {})
+    return cache.recall(lab_dir, "written", lambda e: dict(e["files"])) or {}
 
 
 def is_edited(path: Path, last_written: str | None, lesson_text: str) -> bool:
@@ -173,13 +173,17 @@ def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
 
     inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
                           files=[*sorted(templates_dir().iterdir()), *_mounted_certs(lab_dir)])
-    entry = cache.get(lab_dir, "render")
-    if entry and entry.get("inputs") == inputs:
-        outputs = entry.get("outputs") or {}
-        if outputs and all(cache.digest(files=[lab_dir / rel]) == h for rel, h in outputs.items()):
-            files = tuple(lab_dir / rel for rel in outputs)
-            return RenderResult(lab_dir, files, lab_dir / layout.COMPOSE_FILE, entry["config_hash"],
-                                tuple(entry.get("kept") or ()))
+    def unchanged(entry) -> RenderResult | None:
+        outputs = dict(entry["outputs"])
+        if entry["inputs"] != inputs or not outputs or \
+                not all(cache.digest(files=[lab_dir / rel]) == h for rel, h in outputs.items()):
+            return None
+        return RenderResult(lab_dir, tuple(lab_dir / rel for rel in outputs), lab_dir / layout.COMPOSE_FILE,
+                            str(entry["config_hash"]), tuple(str(k) for k in entry.get("kept") or ()))
+
+    done = cache.recall(lab_dir, "render", unchanged)
+    if done is not None:
+        return done
     result = _write_lab(lab_dir, settings)
     cache.put(lab_dir, "render", {
         "inputs": inputs, "config_hash": result.config_hash, "kept": list(result.kept),

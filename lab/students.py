@@ -426,9 +426,10 @@ def crl_next_update(lab_dir: Path) -> dt.datetime | None:
     if not path.is_file():
         return None
     digest = cache.digest(files=[path])
-    entry = cache.get(lab_dir, "crl")
-    if entry and entry.get("digest") == digest:
-        return dt.datetime.fromisoformat(entry["next_update"])
+    known = cache.recall(lab_dir, "crl", lambda e: dt.datetime.fromisoformat(e["next_update"])
+                         if e["digest"] == digest else None)
+    if known is not None:
+        return known
     from cryptography import x509
 
     try:
