@@ -51,7 +51,19 @@ def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
                        server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls, whoami=whoami)
 
 
-def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str]) -> tuple[list[Handout], Path]:
+def p12_password(lab_dir: Path, student) -> str | None:
+    """The password of the student's .p12 ("" when they have none: a signed request); None when it is
+    lost (missing, empty or not text): their .p12 then opens for no one."""
+    if not (student.directory / f"{student.name}.p12").is_file():
+        return ""
+    try:
+        return layout.password_file(lab_dir, student.name).read_text(encoding="utf-8") or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
+         passwords: dict[str, str]) -> tuple[list[Handout], Path]:
     """A zip per student, then roster.csv; each written under a temporary name and renamed when complete."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file: give a folder for the handouts")
@@ -72,9 +84,7 @@ def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str]) ->
                 z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
-            secret = layout.password_file(lab_dir, st.name)
-            password = secret.read_text() if secret.is_file() else ""
-            rows.append([st.name, target.name, password, st.serial, f"{st.not_after:%Y-%m-%d}"])
+            rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
             made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
                                 (folder / f"{st.name}.key").exists()))
         sheet = out / "roster.csv"

@@ -728,7 +728,8 @@ def handouts(made, sheet, skipped) -> None:
         _ok(f"{h.zip}" + ("" if h.has_key else "  (no key or .p12: the student has their own key)"))
     out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
     if skipped:
-        warn(f"no handout for {', '.join(skipped)}: their certificate does not work (revoked or expired)")
+        warn(f"no handout for {', '.join(f'{name} ({why})' for name, why in skipped)}: lab client add --force "
+             f"{' '.join(name for name, _ in skipped)} issues new ones")
 
 
 # --------------------------------------------------------------------------- the room

@@ -899,15 +899,21 @@ def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> 
         if name not in found:
             raise UsageError(f"no student named {name!r} in this lab: known are {', '.join(found) or 'none yet'}")
         chosen.append(found[name])
-    bad = [s for s in chosen if s.status != "valid"]
+    # Checked before any zip is written: a certificate that does not work, or a .p12 no one can open.
+    passwords = {s.name: handout.p12_password(lab.dir, s) for s in chosen if s.status == "valid"}
+    bad = [(s.name, s.status if s.status != "valid" else
+            f".p12 password lost: {layout.password_file(lab.dir, s.name).relative_to(lab.dir)}")
+           for s in chosen if s.status != "valid" or passwords[s.name] is None]
     if bad and not all_students:
-        raise UsageError(f"{', '.join(f'{s.name} ({s.status})' for s in bad)}: no handout for a certificate that "
+        raise UsageError(f"{', '.join(f'{name} ({why})' for name, why in bad)}: no handout for a certificate that "
                          "does not work",
-                         hint=f"lab client add --force {' '.join(s.name for s in bad)}{lab.selector} issues new ones")
-    chosen = [s for s in chosen if s.status == "valid"]
+                         hint=f"lab client add --force {' '.join(name for name, _ in bad)}{lab.selector} issues "
+                              "new ones")
+    skipped = {name for name, _ in bad}
+    chosen = [s for s in chosen if s.name not in skipped]
     urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
-    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls)
-    return made, sheet, [s.name for s in bad]
+    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls, passwords)
+    return made, sheet, bad
 
 
 def room(lab: Lab, follow: bool = False):

@@ -149,3 +149,23 @@ def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_pat
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
     conn.request("GET", "/whoami")
     assert conn.getresponse().read().decode().startswith("Hello, kim!")
+
+
+def test_a_lost_p12_password_stops_before_any_zip_is_written(rendered, tmp_path):
+    """A .p12 whose password is gone opens for no one: named, that student gets an error and nothing is
+    written; with --all they are left out and named, the others get their handouts and the roster."""
+    ok(run("client", "add", "ann", "bob", "cy", *rendered.args()))
+    (rendered.dir / "passwords" / "ann.p12.password").unlink()
+    (rendered.dir / "passwords" / "bob.p12.password").write_bytes(b"\xff\xfe not text")
+    out = tmp_path / "hand"
+    refused = run("handout", "cy", "ann", "--out", out, *rendered.args())
+    assert refused.exit_code == 2 and "ann (.p12 password lost: passwords/ann.p12.password)" in refused.output
+    assert "lab client add --force ann" in refused.output and "Traceback" not in refused.output
+    assert not out.exists() or not list(out.iterdir())
+    everyone = ok(run("handout", "--all", "--out", out, *rendered.args()))
+    assert sorted(p.name for p in out.iterdir()) == ["cy.zip", "roster.csv"]
+    assert "no handout for ann (.p12 password lost" in everyone.output and "bob (.p12 password lost" in everyone.output
+    rows = list(csv.DictReader((out / "roster.csv").open()))
+    assert [r["name"] for r in rows] == ["cy"] and rows[0]["p12 password"]
+    ok(run("client", "add", "--force", "ann", *rendered.args()))      # the fix it names
+    ok(run("handout", "ann", "--out", out, *rendered.args()))
