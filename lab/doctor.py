@@ -135,6 +135,25 @@ def check_network(client, s: Settings) -> Check:
     return Check("network", True, f"{name} is this lab's" if found else f"{name} is free")
 
 
+def check_ca_database(lab_dir: Path) -> Check:
+    """The client CA's database: lab client add and revoke go through it (openssl ca refuses a damaged one)."""
+    from lab import students
+
+    index = students.ca_index(lab_dir)
+    if not index.is_file():
+        return Check("client CA database", True, "none yet: lab up makes it", blocking=False)
+    where = index.relative_to(lab_dir)
+    damaged = students.ca_index_damage(lab_dir)
+    if damaged:
+        lines = ", ".join(map(str, damaged[:5])) + (" …" if len(damaged) > 5 else "")
+        return Check("client CA database", False, f"{where}: line {lines} is not a certificate record: "
+                     "lab client add and lab client revoke will fail", "put the line back as it was, or remove it "
+                     "if it was added by hand (each line is one issued certificate)", blocking=False)
+    records = students.ca_records(lab_dir)
+    return Check("client CA database", True, f"{len(records)} certificates issued, "
+                 f"{sum(r.status == 'R' for r in records)} revoked", blocking=False)
+
+
 def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: str) -> Check:
     """The client CA's revocation list: readable, valid through the workshop, and loaded by the running server."""
     from lab import runtime, students
@@ -199,7 +218,8 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     checks = [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_network(client, s),
               check_dir(lab_dir)]
     if certificates:
-        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, client, s.name)]
+        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, client, s.name),
+                   check_ca_database(lab_dir)]
     checks.append(check_clock(client, now))
     if certificates:   # lab doctor only: lab up needs no capture
         checks.append(check_capture())

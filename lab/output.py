@@ -284,7 +284,9 @@ def doctor(checks) -> None:
         out.print(f"{mark} {_escape(c.name)}: {_escape(c.detail)}")
         if not c.ok and c.fix:
             out.print(f"    fix: {c.fix}", markup=False)
-    out.print(f"{len(checks) - len(blocked)} ok, {len(blocked)} blocking lab up", markup=False)
+    other = sum(not c.ok and not c.blocking for c in checks)
+    out.print(f"{sum(c.ok for c in checks)} ok, " + (f"{other} to see to (lab up works), " if other else "")
+              + f"{len(blocked)} blocking lab up", markup=False)
 
 
 # --------------------------------------------------------------------------- verify

@@ -140,23 +140,34 @@ class CaRecord:
         return int(self.serial_hex, 16)
 
 
+def ca_index(lab_dir: Path) -> Path:
+    return layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
+
+
+def _record(line: str) -> CaRecord | None:
+    fields = line.split("\t")
+    if len(fields) < 6 or fields[0] not in ("V", "R", "E") or not re.fullmatch(r"[0-9A-Fa-f]+", fields[3]):
+        return None
+    return CaRecord(fields[0], fields[3], fields[5].rsplit("/CN=", 1)[-1] if "/CN=" in fields[5] else "")
+
+
 def ca_records(lab_dir: Path) -> list[CaRecord]:
     """Every certificate the client CA issued, as its database says: the authority
     on who is revoked (the CRL is made from it, and can always be made again)."""
-    path = layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = ca_index(lab_dir).read_text(errors="replace").splitlines()
     except OSError:
         return []
-    out = []
-    for line in lines:
-        fields = line.split("\t")
-        if len(fields) < 6:
-            continue
-        cn = fields[5].rsplit("/CN=", 1)[-1] if "/CN=" in fields[5] else ""
-        if re.fullmatch(r"[0-9A-Fa-f]+", fields[3]):
-            out.append(CaRecord(fields[0], fields[3], cn))
-    return out
+    return [r for r in map(_record, lines) if r is not None]
+
+
+def ca_index_damage(lab_dir: Path) -> list[int]:
+    """The numbers of the database's lines that openssl ca could not read (it then refuses to issue or revoke)."""
+    try:
+        lines = ca_index(lab_dir).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [i for i, line in enumerate(lines, 1) if "\ufffd" in line or _record(line) is None]
 
 
 def crl_serials(lab_dir: Path) -> set[int]:
@@ -463,7 +474,7 @@ def _crl_has_every_revocation(lab_dir: Path) -> bool:
     pair of file contents: a warm `lab up` does not parse the CRL again.)"""
     from lab import cache
 
-    index = layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
+    index = ca_index(lab_dir)
     key = cache.digest(files=[index, layout.crl_file(lab_dir)])
     if (cache.get(lab_dir, "crl_complete") or {}).get("digest") == key:
         return True

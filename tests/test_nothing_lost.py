@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -254,6 +255,33 @@ def test_doctor_sees_a_crl_running_out_during_the_workshop(rendered):
     ok(run("render", *rendered.args()))     # renewed
     checks = {c["name"]: c for c in json.loads(run("doctor", *rendered.args("--json"), env=NO_ENGINE).stdout)}
     assert checks["revocation list"]["ok"]
+
+
+def test_doctor_sees_a_damaged_ca_database_before_the_room_does(rendered):
+    """openssl ca refuses a damaged index.txt: lab doctor says so (with the line) before `client add` fails."""
+    ok(run("client", "add", "ann", *rendered.args()))
+    index = rendered.dir / "certs" / "client-ca-db" / "index.txt"
+    good = index.read_bytes()
+
+    def ca_check():
+        checks = {c["name"]: c for c in json.loads(run("doctor", *rendered.args("--json"), env=NO_ENGINE).stdout)}
+        return checks["client CA database"]
+
+    before = ca_check()
+    assert before["ok"] and re.search(r"^\d+ certificates issued, 0 revoked$", before["detail"]), before
+    issued = int(before["detail"].split()[0])
+    index.write_bytes(good + b"a line typed by hand\n\xff\xfe\n")
+    check = ca_check()
+    assert not check["ok"] and not check["blocking"] \
+        and f"line {issued + 1}, {issued + 2} is not a certificate record" in check["detail"]
+    text = run("doctor", *rendered.args(), env=NO_ENGINE).output
+    assert "✗ client CA database" in text and ", 1 to see to (lab up works), " in text
+    failed = run("client", "add", "bob", *rendered.args())
+    assert failed.exit_code == 5 and "Problem with index file" in failed.output
+    assert not (rendered.dir / "clients" / "bob").exists() and not list((rendered.dir / "clients").glob(".*"))
+    index.write_bytes(good)
+    ok(run("client", "add", "bob", *rendered.args()))
+    assert ca_check()["detail"].startswith(f"{issued + 1} certificates issued")
 
 
 @pytest.mark.parametrize("encoding,works", [("utf-8-sig", True), ("utf-16", True), ("latin-1", False)])
