@@ -338,7 +338,9 @@ def students(found) -> None:
         table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
     out_console().print(table)
     for c in found:
-        if c.problem:
+        if c.status == "folder missing":
+            warn(c.problem)
+        elif c.problem:
             warn(f"{c.name}: {c.problem}: lab client add --force {c.name} issues a new one")
 
 
@@ -348,6 +350,10 @@ def revoked(report) -> None:
     _ok(f"revoked {student.name} (serial {student.serial}); the CRL is renewed")
     if not report.enforced:
         out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
+        return
+    if not report.observed:
+        out.print(f"  the mTLS server reloaded without downtime the CRL that lists it; no request shows it here: "
+                  f"{student.name}'s key is not in this lab", markup=False)
         return
     out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
               markup=False)

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lab import layout
@@ -35,7 +35,7 @@ class Student:
     name: str
     serial: str
     not_after: dt.datetime | None   # None when the certificate cannot be read
-    status: str                     # valid / revoked / expired / unreadable
+    status: str                     # valid / revoked / expired / unreadable / folder missing
     directory: Path
     problem: str = ""               # why it is unreadable
 
@@ -185,14 +185,32 @@ def revoked_serials(lab_dir: Path) -> set[int]:
     return {r.serial for r in ca_records(lab_dir) if r.status == "R"} | crl_serials(lab_dir)
 
 
-def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
-    """Every student folder; one whose certificate cannot be read is listed as unreadable, not fatal."""
+def orphaned(lab_dir: Path) -> dict[str, list[CaRecord]]:
+    """Valid certificates of students whose folder is gone (deleted by hand): they still let in
+    whoever holds a copy (a handout), so they are listed, and revoked with the student."""
     clients = layout.clients_dir(lab_dir)
+    found: dict[str, list[CaRecord]] = {}
+    for r in ca_records(lab_dir):
+        if r.status == "V" and _STUDENT_RE.fullmatch(r.common_name) and r.common_name.lower() not in RESERVED \
+                and not (clients / r.common_name).is_dir():
+            found.setdefault(r.common_name, []).append(r)
+    return found
+
+
+def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
+    """Every student folder, and every student the client CA has a valid certificate of whose
+    folder is gone; one whose certificate cannot be read is listed as unreadable, not fatal."""
+    clients = layout.clients_dir(lab_dir)
+    lost = orphaned(lab_dir)
+    out = [Student(name, records[-1].serial_hex, None, "folder missing", clients / name,
+                   f"{name}'s folder is gone, yet the client CA's certificate of {name} (serial "
+                   f"{', '.join(r.serial_hex for r in records)}) still lets in whoever holds a copy (a handout): "
+                   f"lab client revoke {name} stops it")
+           for name, records in lost.items()]
     if not clients.is_dir():
-        return []          # a new lab: no student, and nothing to read (lab up starts OpenSSL sooner)
+        return out         # a new lab: no student, and nothing to read (lab up starts OpenSSL sooner)
     now = now or dt.datetime.now(dt.timezone.utc)
     revoked = revoked_serials(lab_dir)
-    out = []
     for folder in sorted(clients.iterdir()):
         crt = folder / f"{folder.name}.crt"
         if folder.name.startswith(".") or not folder.is_dir():
@@ -206,7 +224,7 @@ def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student
         status = ("revoked" if cert.serial_number in revoked
                   else "expired" if cert.not_valid_after_utc <= now else "valid")
         out.append(Student(folder.name, _serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder))
-    return out
+    return sorted(out, key=lambda s: s.name)
 
 
 def find(lab_dir: Path, name: str) -> Student:
@@ -243,6 +261,8 @@ def revoke(lab_dir: Path, name: str) -> Student:
         raise CertificateError(f"the client CA has no valid certificate of {name} to revoke",
                                hint="lab client list shows the students and their state")
     _revoke_records(lab_dir, valid)
+    if student.status == "folder missing":       # nothing on disk to mark, nor to list again
+        return replace(student, status="revoked", problem="")
     _mark_revoked(student)
     return find(lab_dir, name)
 
@@ -305,6 +325,11 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     if clashes:
         raise UsageError(f"student names differ only in case: {'; '.join(clashes)} (one folder on macOS and "
                          "Windows): choose distinct names")
+    lost = [n for n in names if n in orphaned(lab_dir)]
+    if lost and not force:
+        raise UsageError(f"the client CA has a valid certificate of {', '.join(lost)}, whose folder is gone: whoever "
+                         "holds a copy (a handout) still gets in", hint=f"lab client revoke {' '.join(lost)} stops "
+                         "it; or --force revokes it and issues a new one")
     existing = [n for n in names if n in present]
     skipped = existing if skip_existing and not force else []
     if existing and not force and not skip_existing:
@@ -337,9 +362,8 @@ def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key
 def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
            force: bool) -> IssuedStudent:
     clients = layout.clients_dir(lab_dir)
-    if force and (clients / name).exists():
-        if any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
-            revoke(lab_dir, name)  # --force: the old certificate must stop working
+    if force and any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
+        revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
     clients.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
     try:

@@ -149,6 +149,12 @@ def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_pat
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
     conn.request("GET", "/whoami")
     assert conn.getresponse().read().decode().startswith("Hello, kim!")
+    # Revoked, on the running server: lab holds no key of kim's to show it with, and says so.
+    revoked = ok(run("client", "revoke", "kim", *lab.args()))
+    assert "kim's key is not in this lab" in revoked.output
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    conn.request("GET", "/whoami")
+    assert conn.getresponse().status == 400
 
 
 def test_a_lost_p12_password_stops_before_any_zip_is_written(rendered, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,12 +24,13 @@ pytestmark = [pytest.mark.faults]
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent.sock"}
 
 
-def status_code(lab, student: str) -> int:
-    """GET /whoami on the mTLS server with a student's own certificate: 200 means admitted."""
+def status_code(lab, student: str, folder: Path | None = None) -> int:
+    """GET /whoami on the mTLS server with a student's own certificate (from their folder, or a copy
+    of it elsewhere: a handout): 200 means admitted."""
     import http.client
     import ssl
 
-    folder = lab.dir / "clients" / student
+    folder = folder or lab.dir / "clients" / student
     ctx = ssl.create_default_context(cafile=str(folder / "server-ca.crt"))
     ctx.load_cert_chain(str(folder / f"{student}.crt"), str(folder / f"{student}.key"))
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
@@ -90,6 +92,39 @@ def test_a_paused_server_is_called_paused_and_nothing_false_is_said_of_it(new_la
     ok(run("down", *lab.args()))
     down = run("status", *lab.args())
     assert down.exit_code == 1 and down.output.count("lab up starts it") == 1, down.output
+
+
+def test_a_student_whose_folder_was_deleted_is_not_forgotten(rendered):
+    """Deleting clients/NAME does not take back a certificate handed out: the student stays listed
+    (folder missing) until revoked, and a new one is not issued over it without --force."""
+    ok(run("client", "add", "eve", "fay", *rendered.args()))
+    shutil.rmtree(rendered.dir / "clients" / "eve")
+    listed = ok(run("client", "list", *rendered.args()))
+    assert "folder missing" in listed.output and "lab client revoke eve stops it" in listed.output
+    again = run("client", "add", "eve", *rendered.args())
+    assert again.exit_code == 2 and "whose folder is gone" in again.output and "lab client revoke eve" in again.output
+    handed = ok(run("handout", "--all", *rendered.args()))
+    assert "no handout for eve (folder missing)" in handed.output
+    revoked = ok(run("client", "revoke", "eve", *rendered.args()))
+    assert "revoked eve" in revoked.output
+    index = (rendered.dir / "certs" / "client-ca-db" / "index.txt").read_text()
+    assert [line.split("\t")[0] for line in index.splitlines() if line.endswith("/CN=eve")] == ["R"]
+    assert "eve" not in ok(run("client", "list", *rendered.args())).output
+    ok(run("client", "add", "eve", *rendered.args()))            # a new one, now that the old one is dead
+
+
+@pytest.mark.docker
+def test_revoking_a_student_whose_folder_is_gone_refuses_the_copy_they_hold(new_lab, tmp_path):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "gus", *lab.args()))
+    handout = tmp_path / "gus-laptop"
+    shutil.copytree(lab.dir / "clients" / "gus", handout)       # what gus took home
+    shutil.rmtree(lab.dir / "clients" / "gus")
+    assert status_code(lab, "gus", handout) == 200
+    revoked = ok(run("client", "revoke", "gus", *lab.args()))
+    assert "reloaded without downtime the CRL that lists it" in revoked.output
+    assert status_code(lab, "gus", handout) == 400
 
 
 @pytest.mark.docker
