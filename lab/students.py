@@ -197,6 +197,14 @@ def orphaned(lab_dir: Path) -> dict[str, list[CaRecord]]:
     return found
 
 
+def _refuse_lost(lab_dir: Path, names: list[str], hint: str) -> None:
+    """No new certificate over a valid one whose folder is gone (it would be forgotten, not revoked)."""
+    lost = [n for n in names if n in orphaned(lab_dir)]
+    if lost:
+        raise UsageError(f"the client CA has a valid certificate of {', '.join(lost)}, whose folder is gone: whoever "
+                         "holds a copy (a handout) still gets in", hint=hint.format(names=" ".join(lost)))
+
+
 def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student]:
     """Every student folder, and every student the client CA has a valid certificate of whose
     folder is gone; one whose certificate cannot be read is listed as unreadable, not fatal."""
@@ -325,11 +333,8 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     if clashes:
         raise UsageError(f"student names differ only in case: {'; '.join(clashes)} (one folder on macOS and "
                          "Windows): choose distinct names")
-    lost = [n for n in names if n in orphaned(lab_dir)]
-    if lost and not force:
-        raise UsageError(f"the client CA has a valid certificate of {', '.join(lost)}, whose folder is gone: whoever "
-                         "holds a copy (a handout) still gets in", hint=f"lab client revoke {' '.join(lost)} stops "
-                         "it; or --force revokes it and issues a new one")
+    if not force:
+        _refuse_lost(lab_dir, names, "lab client revoke {names} stops it; or --force revokes it and issues a new one")
     existing = [n for n in names if n in present]
     skipped = existing if skip_existing and not force else []
     if existing and not force and not skip_existing:
@@ -433,7 +438,9 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
         if clients.is_dir() else []
     if name in present or _collisions([name], present):
-        raise UsageError(f"the name {name!r} is taken by a student of this lab", hint="--name another")
+        raise UsageError(f"the name {name!r} is taken by a student of this lab",
+                         hint="--student another name (--name selects the lab)")
+    _refuse_lost(lab_dir, [name], "lab client revoke {names} first, or --student another name")
     clients.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
     try:

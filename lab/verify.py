@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab import layout
-from lab.errors import UsageError
+from lab.errors import CertificateError, UsageError
 from lab.settings import Settings
 
 PATH = "/" + layout.HELLO_FILE
@@ -120,6 +120,10 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
             raise UsageError(f"{as_student}'s certificate is {student.status}: --as takes a valid one"
                              + (" (the revoked scenario shows a revoked one)" if student.status == "revoked" else ""))
         folder = f"{layout.CLIENTS_DIR}/{as_student}"
+        if not (lab_dir / folder / f"{as_student}.key").is_file():
+            raise UsageError(f"{as_student}'s key is not in this lab ({as_student} made it and had the request "
+                             "signed): --as needs it", hint=f"{as_student} runs curl with their own key: their "
+                             "README says how")
         i = next(i for i, sc in enumerate(chosen) if sc.name == "client-cert")
         chosen[i] = replace(chosen[i], shows=f"With {as_student}'s own certificate the mTLS server answers, and "
                                              f"knows it is {as_student}.",
@@ -129,7 +133,9 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     has_students = layout.clients_dir(lab_dir).is_dir()
     # Every revoked student, each with their own certificate: a revocation the
     # server does not enforce fails verify, whoever it concerns.
-    revoked = [c for c in students.list_students(lab_dir) if c.status == "revoked"] if has_students else []
+    # (Not those whose key lab never had: a signed request's key stays with the student.)
+    revoked = [c for c in students.list_students(lab_dir) if c.status == "revoked"
+               and (c.directory / f"{c.name}.key").is_file()] if has_students else []
     chosen += [revoked_scenario(c) for c in revoked]
     return chosen
 
@@ -221,6 +227,11 @@ def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
         ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     if sc.client_cert:
         crt, key = sc.client_cert
+        missing = [rel for rel in (crt, key) if not (lab_dir / rel).is_file()]
+        if missing:
+            raise CertificateError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: the "
+                                   f"{sc.name} scenario needs {'it' if len(missing) == 1 else 'them'}", hint="lab up makes the lab's own certificates "
+                                   "again; a student's: lab client add --force NAME")
         ctx.load_cert_chain(str(lab_dir / crt), str(lab_dir / key))
     if sc.max_tls:
         ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[sc.max_tls]

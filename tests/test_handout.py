@@ -149,12 +149,17 @@ def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_pat
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
     conn.request("GET", "/whoami")
     assert conn.getresponse().read().decode().startswith("Hello, kim!")
+    as_kim = run("verify", "--as", "kim", *lab.args())          # lab cannot act as kim: no key of hers
+    assert as_kim.exit_code == 2 and "kim's key is not in this lab" in as_kim.output
     # Revoked, on the running server: lab holds no key of kim's to show it with, and says so.
     revoked = ok(run("client", "revoke", "kim", *lab.args()))
     assert "kim's key is not in this lab" in revoked.output
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
     conn.request("GET", "/whoami")
     assert conn.getresponse().status == 400
+    assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output   # no `revoked` row it cannot run
+    taken = run("client", "sign", csr, *lab.args())
+    assert taken.exit_code == 2 and "--student another name" in taken.output
 
 
 def test_a_lost_p12_password_stops_before_any_zip_is_written(rendered, tmp_path):

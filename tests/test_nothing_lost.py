@@ -111,6 +111,26 @@ def test_a_student_whose_folder_was_deleted_is_not_forgotten(rendered):
     assert [line.split("\t")[0] for line in index.splitlines() if line.endswith("/CN=eve")] == ["R"]
     assert "eve" not in ok(run("client", "list", *rendered.args())).output
     ok(run("client", "add", "eve", *rendered.args()))            # a new one, now that the old one is dead
+    shutil.rmtree(rendered.dir / "clients" / "fay")               # and no signed request takes fay's name either
+    key, csr = rendered.dir.parent / "fay.key", rendered.dir.parent / "fay.csr"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-subj", "/CN=fay", "-out", str(csr)], check=True, capture_output=True)
+    signed = run("client", "sign", csr, *rendered.args())
+    assert signed.exit_code == 2 and "whose folder is gone" in signed.output and "lab client revoke fay" in signed.output
+
+
+@pytest.mark.docker
+def test_verify_names_a_missing_client_certificate_file(new_lab):
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    key = lab.dir / "certs" / "client.key"
+    key.rename(key.with_name("client.key.away"))
+    try:
+        result = run("verify", *lab.args())
+    finally:
+        key.with_name("client.key.away").rename(key)
+    assert result.exit_code == 5 and "certs/client.key is missing: the client-cert scenario needs it" in result.output
+    ok(run("verify", *lab.args()))
 
 
 @pytest.mark.docker
