@@ -229,9 +229,12 @@ def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
         crt, key = sc.client_cert
         missing = [rel for rel in (crt, key) if not (lab_dir / rel).is_file()]
         if missing:
+            student = missing[0].startswith(layout.CLIENTS_DIR + "/")
+            fix = (f"lab client add --force {Path(missing[0]).parent.name} issues a new one" if student else
+                   "put it back; else `lab up --regenerate` makes a new set (new CAs: every student then needs a "
+                   "new certificate)")
             raise CertificateError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: the "
-                                   f"{sc.name} scenario needs {'it' if len(missing) == 1 else 'them'}", hint="lab up makes the lab's own certificates "
-                                   "again; a student's: lab client add --force NAME")
+                                   f"{sc.name} scenario needs {'it' if len(missing) == 1 else 'them'}", hint=fix)
         ctx.load_cert_chain(str(lab_dir / crt), str(lab_dir / key))
     if sc.max_tls:
         ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[sc.max_tls]

@@ -130,6 +130,7 @@ def test_verify_names_a_missing_client_certificate_file(new_lab):
     finally:
         key.with_name("client.key.away").rename(key)
     assert result.exit_code == 5 and "certs/client.key is missing: the client-cert scenario needs it" in result.output
+    assert "put it back; else `lab up --regenerate`" in result.output
     ok(run("verify", *lab.args()))
 
 
