@@ -383,6 +383,7 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
             capture.writable_target(target, what)
     student = students.find(lab.dir, as_student) if as_student else None
     if student is not None and student.status == "revoked":
+        checks.require_key(student)
         sc = checks.revoked_scenario(student)   # a revoked student's handshake is a story of its own
     else:
         sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]

@@ -120,10 +120,7 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
             raise UsageError(f"{as_student}'s certificate is {student.status}: --as takes a valid one"
                              + (" (the revoked scenario shows a revoked one)" if student.status == "revoked" else ""))
         folder = f"{layout.CLIENTS_DIR}/{as_student}"
-        if not (lab_dir / folder / f"{as_student}.key").is_file():
-            raise UsageError(f"{as_student}'s key is not in this lab ({as_student} made it and had the request "
-                             "signed): --as needs it", hint=f"{as_student} runs curl with their own key: their "
-                             "README says how")
+        require_key(student)
         i = next(i for i, sc in enumerate(chosen) if sc.name == "client-cert")
         chosen[i] = replace(chosen[i], shows=f"With {as_student}'s own certificate the mTLS server answers, and "
                                              f"knows it is {as_student}.",
@@ -138,6 +135,14 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
                and (c.directory / f"{c.name}.key").is_file()] if has_students else []
     chosen += [revoked_scenario(c) for c in revoked]
     return chosen
+
+
+def require_key(student) -> None:
+    """Acting as a student takes their key; a signed request's key never came to the lab."""
+    if not (student.directory / f"{student.name}.key").is_file():
+        raise UsageError(f"{student.name}'s key is not in this lab ({student.name} made it and had the request "
+                         "signed): --as needs it", hint=f"{student.name} runs curl with their own key: their "
+                         "README says how")
 
 
 def revoked_scenario(student) -> Scenario:

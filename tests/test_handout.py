@@ -158,6 +158,8 @@ def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_pat
     conn.request("GET", "/whoami")
     assert conn.getresponse().status == 400
     assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output   # no `revoked` row it cannot run
+    shown = run("handshake", "--as", "kim", *lab.args())
+    assert shown.exit_code == 2 and "kim's key is not in this lab" in shown.output
     taken = run("client", "sign", csr, *lab.args())
     assert taken.exit_code == 2 and "--student another name" in taken.output
 
