@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab import layout
@@ -176,7 +176,19 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
 
 
 def values(lab_dir: Path, settings) -> dict:
-    return {"lab": settings.name, "subject": layout.subject_base(settings.name), "days": str(settings.days)}
+    return {"lab": settings.name, "subject": layout.subject_base(settings.name), "days": str(settings.days),
+            "tls_port": str(settings.tls_port), "mtls_port": str(settings.mtls_port)}
+
+
+def for_lab(ex: Exercise, values: dict) -> Exercise:
+    """The texts a student reads, with this lab's values ({mtls_port}, …) in place. Only the known
+    names are replaced: nginx snippets in a text keep their own braces."""
+    import re
+
+    def fill(text: str) -> str:
+        return re.sub(r"\{(" + "|".join(map(re.escape, values)) + r")\}", lambda m: values[m.group(1)], text)
+
+    return replace(ex, title=fill(ex.title), story=fill(ex.story), hint=fill(ex.hint), explain=fill(ex.explain))
 
 
 # --------------------------------------------------------------------------- the running exercise

@@ -528,9 +528,11 @@ class ExerciseReport:
 
 
 def exercises(from_dir: Optional[Path] = None) -> list:
+    """Every exercise, its texts with the default ports (the list selects no lab)."""
     from lab import exercise
 
-    return exercise.load_all(from_dir)
+    ports = {"tls_port": str(layout.DEFAULT_TLS_PORT), "mtls_port": str(layout.DEFAULT_MTLS_PORT)}
+    return [exercise.for_lab(ex, ports) for ex in exercise.load_all(from_dir)]
 
 
 def _running_lab(lab: Lab):
@@ -551,7 +553,7 @@ def _running_exercise(lab: Lab):
         raise UsageError("no exercise is running in this lab", hint=f"lab exercise list; lab exercise start ID{lab.selector}")
     source = Path(state.source)
     ex = exercise.load_file(source) if source.is_file() else exercise.find(state.id)
-    return state, ex
+    return state, exercise.for_lab(ex, exercise.values(lab.dir, lab.settings))
 
 
 def _judge_exercise(lab: Lab, ex, client) -> ExerciseReport:
@@ -590,7 +592,7 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
     from lab import exercise
     from lab.locking import lab_lock
 
-    ex = exercise.find(exercise_id, from_dir)
+    ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
     client = _running_lab(lab)
     with lab_lock(lab.name):
         running = exercise.current(lab.dir)

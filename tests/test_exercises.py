@@ -25,6 +25,32 @@ def test_list_json():
     data = json.loads(ok(run("exercise", "list", "--json")).stdout)
     assert [e["id"] for e in data] == EXERCISES
     assert all(e["title"] and e["check"] for e in data)
+    assert "https://localhost:8889/hello-world.txt" in data[0]["story"]          # the default ports, no lab
+    assert not any("_port}" in e["story"] for e in data)
+
+
+def test_texts_get_the_labs_values_and_keep_their_own_braces():
+    from lab import exercise
+
+    ex = exercise.Exercise("x", "t {lab}", "curl https://localhost:{mtls_port}/ then `server { listen 1; }`",
+                           "port {tls_port}, not {other}", "")
+    filled = exercise.for_lab(ex, {"lab": "room1", "tls_port": "9000", "mtls_port": "9001"})
+    assert filled.title == "t room1" and filled.hint == "port 9000, not {other}"
+    assert filled.story == "curl https://localhost:9001/ then `server { listen 1; }`"
+
+
+@pytest.mark.docker
+def test_an_exercise_tells_the_labs_own_ports(lab):
+    started = ok(run("exercise", "start", "verification-optional", *lab.args()))
+    try:
+        assert f"https://localhost:{lab.mtls_port}/hello-world.txt" in started.output.replace("\n", " ")
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    ok(run("exercise", "start", "tls13-only", *lab.args()))
+    try:
+        assert str(lab.mtls_port) in ok(run("exercise", "hint", *lab.args())).output
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
 
 
 @pytest.mark.docker
