@@ -240,6 +240,47 @@ def test_ctrl_c_during_a_roster_keeps_what_finished_and_a_rerun_completes_it(ren
     assert listed == {n: "valid" for n in names}
 
 
+def test_ctrl_c_while_openssl_issues_leaves_no_certificate_behind(rendered, tmp_path):
+    """The Ctrl-C lands while `openssl ca` is still issuing (made slow here). lab must let it finish
+    before undoing: a killed script's openssl went on writing the CA database after the undo had read
+    it, leaving a valid certificate with no folder (seen once in a CI-like run)."""
+    import shutil as sh
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    started = tmp_path / "issuing"
+    # A slow `openssl ca`: it holds its request and output elsewhere (as a running openssl holds open
+    # files), says it started, and writes to the CA database a second later.
+    (fake / "openssl").write_text(f"""#!{sys.executable}
+import os, shutil, sys, time
+args = sys.argv[1:]
+if args[:2] == ["ca", "-batch"]:
+    for flag in ("-in", "-out"):
+        i = args.index(flag) + 1
+        keep = os.path.join({str(tmp_path)!r}, os.path.basename(args[i]))
+        if flag == "-in":
+            shutil.copy(args[i], keep)
+        args[i] = keep
+    open({str(started)!r}, "w").close()
+    time.sleep(1)
+os.execv({sh.which("openssl")!r}, ["openssl", *args])
+""")
+    (fake / "openssl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "client", "add", "solo", *map(str, rendered.args())],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)                 # to lab alone: its children keep running
+    out, err = proc.communicate(timeout=60)
+    time.sleep(1.5)                                 # anything still running has written by now
+    assert proc.returncode == 130 and "Traceback" not in err, (out, err)
+    assert _ca_orphans(rendered.dir, ["solo"]) == []
+    ok(run("client", "add", "solo", *rendered.args()))     # and it can be issued again
+
+
 @pytest.mark.docker
 def test_ctrl_c_while_up_prints_says_the_lab_is_up(new_lab, monkeypatch):
     from lab import output
