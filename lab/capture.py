@@ -98,6 +98,7 @@ class Capture:
         time.sleep(0.1)    # the last packets of the connection (its FINs) reach the capture
         self._stop()
         if kind is None and self.tmp.is_file():
+            os.chmod(self.tmp, 0o600)      # the handshake, certificates and all: for the one who captured it
             self.tmp.replace(self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ failed `lab up` made. It never prints: progress goes through a callback.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -392,15 +393,17 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
     address, hostname, port = checks.target(sc, lab.settings, _host(host))
     keylog_tmp = keylog.with_name(f".{keylog.name}.part") if keylog else None
     try:
+        if keylog_tmp is not None:
+            # Session secrets: made private before s_client appends a byte to it (like SSLKEYLOGFILE).
+            os.close(os.open(keylog_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.chmod(keylog_tmp, 0o600)
         if pcap is not None:
             with capture.Capture(pcap, port):
                 seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
         else:
             seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
         if keylog_tmp is not None:
-            if not keylog_tmp.exists():
-                keylog_tmp.touch()    # no keys were made (the handshake ended early): an empty log
-            keylog_tmp.replace(keylog)
+            keylog_tmp.replace(keylog)    # empty when no keys were made (the handshake ended early)
     finally:
         if keylog_tmp is not None:
             keylog_tmp.unlink(missing_ok=True)

@@ -108,6 +108,7 @@ def test_keylog_and_pcap_decrypt_in_tshark(lab, tmp_path):
     keys, pcap = tmp_path / "session keys.log", tmp_path / "one capture.pcap"   # spaces: printed quoted
     text = ok(run("handshake", "client-cert", "--keylog", keys, "--pcap", pcap, *lab.args())).output
     assert f"tls.keylog_file:{keys}" in text
+    assert keys.stat().st_mode & 0o077 == 0 and pcap.stat().st_mode & 0o077 == 0   # secrets: the owner's alone
     assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keys.read_text()
     fields = subprocess.run([tshark, "-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-d", f"tcp.port=={lab.mtls_port},tls",
                              "-Y", "tls.handshake.type",
