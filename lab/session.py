@@ -178,8 +178,13 @@ def _make_lab_dir(lab_dir: Path) -> None:
 def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None:
     """New CAs mean every student's certificate goes (signed by a CA that no
     longer exists): never without the instructor saying so."""
-    from lab import certs, students
+    from lab import certs, exercise, students
 
+    running = exercise.current(lab.dir) if regenerate else None
+    if running is not None:
+        # Its reset would put back certificates of the old CAs into a lab that has new ones.
+        raise UsageError(f"exercise {running.id!r} is running in this lab: end it before making new CAs",
+                         hint=f"lab exercise reset{lab.selector}, then lab up --regenerate")
     if discard_students or not certs.needs_generation(lab.dir, regenerate):
         return
     found = [s.name for s in students.list_students(lab.dir)]

@@ -144,3 +144,16 @@ def test_an_exercise_needs_a_running_lab(rendered):
     assert result.exit_code == 4
     assert not (rendered.dir / ".lab-exercise").exists() and not (rendered.dir / "exercise").exists()
     assert shutil.which("openssl")
+
+
+@pytest.mark.docker
+def test_no_new_cas_while_an_exercise_runs(lab):
+    """Its reset would put the old CAs' certificates back into a lab with new ones."""
+    ok(run("exercise", "start", "server-name", *lab.args()))
+    try:
+        for command in ("up", "render"):
+            refused = run(command, "--regenerate", *lab.args())
+            assert refused.exit_code == 2 and "end it before making new CAs" in refused.output, refused.output
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output
