@@ -121,7 +121,7 @@ def trim(text: str, keep: tuple[str, ...], width: int = WIDTH - 2) -> list[str]:
 
 def run_command(cmd: list[str], keep: tuple[str, ...]) -> list[str]:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return [f"({cmd[0]} is not installed here)"]
     except subprocess.TimeoutExpired:

@@ -624,6 +624,41 @@ def _demo_console():
     return _stdout_console(width=80, soft_wrap=False)
 
 
+@contextlib.contextmanager
+def _keys_unechoed(interactive: bool):
+    """For the whole demo, keys are read one at a time and not echoed (a key pressed while a step
+    runs must not print on the projector); the terminal is restored however the demo ends."""
+    import sys
+
+    if not interactive:
+        yield
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)     # Ctrl-C still interrupts (ISIG stays on)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+def _typed_meanwhile() -> str:
+    """What was typed while the step ran (read without waiting)."""
+    import select
+    import sys
+
+    fd, typed = sys.stdin.fileno(), b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        typed += chunk
+    return typed.decode(errors="replace").lower()
+
+
 def _key(auto) -> str:
     """The next key: Enter (next), b, r or q; one keypress on a terminal, a line otherwise; after N s with --auto."""
     import sys
@@ -635,23 +670,7 @@ def _key(auto) -> str:
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
         return "q" if line == "" else line.strip().lower()[:1]
-    import termios
-    import tty
-
-    import select
-
-    fd = sys.stdin.fileno()
-    old = termios.tcgetattr(fd)
-    try:
-        # Keys typed while a step ran: a q still quits; anything else is dropped, so that a second
-        # Enter pressed in impatience does not skip the next step unseen.
-        tty.setcbreak(fd, termios.TCSANOW)
-        typed = os.read(fd, 1024).decode(errors="replace") if select.select([fd], [], [], 0)[0] else ""
-        if "q" in typed.lower():
-            return "q"
-        ch = os.read(fd, 1).decode(errors="replace")
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    ch = os.read(sys.stdin.fileno(), 1).decode(errors="replace")
     return "" if ch in ("\n", "\r", " ") else ch.lower()
 
 
@@ -685,8 +704,13 @@ def demo(steps, start: int, auto, run_step, departures=None) -> None:
     """Show step after step; Enter next, b back, r rerun, q quit (or Ctrl-C): exit 0 either way."""
     import sys
 
-    console = _demo_console()
     interactive = auto is None and sys.stdin.isatty()
+    with _keys_unechoed(interactive):
+        _demo(steps, start, auto, run_step, departures, interactive)
+
+
+def _demo(steps, start: int, auto, run_step, departures, interactive: bool) -> None:
+    console = _demo_console()
     number, run = start, 1
     warnings = _departure_lines(departures) if departures else []
     for line in warnings:       # before the first step: nothing on the projector should surprise the room
@@ -703,7 +727,13 @@ def demo(steps, start: int, auto, run_step, departures=None) -> None:
         while 1 <= number <= len(steps):
             if interactive:
                 console.clear()
-            demo_screen(console, run_step(number), run)
+            sc = run_step(number)
+            # Keys typed while the step ran: a q still quits (once the step is shown); anything else
+            # is dropped, so that a second Enter pressed in impatience does not skip a step unseen.
+            quit_now = interactive and "q" in _typed_meanwhile()
+            demo_screen(console, sc, run)
+            if quit_now:
+                break
             last = number == len(steps)
             console.print()
             console.print("[dim]Enter: " + ("end" if last else "next") + "   b: back   r: run again   q: quit[/]"
