@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab import layout
+from lab.verify import host_port
 
 TLS_VERSIONS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 # Messages that only mutual TLS has: the server asks, the client answers and proves it holds the key.
@@ -128,8 +129,7 @@ def _section(output: str, title: str) -> list[str]:
 def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str | None,
             keylog: Path | None = None) -> list[str]:
     """The s_client command for a scenario, as a list; paths relative to the lab directory."""
-    host = f"[{address}]" if ":" in address else address
-    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", "-servername", hostname, "-msg", "-ign_eof"]
+    cmd = ["openssl", "s_client", "-connect", host_port(address, port), "-servername", hostname, "-msg", "-ign_eof"]
     if sc.trust == "lab":
         cmd += ["-CAfile", f"{layout.CERTS_DIR}/{layout.SERVER_CA_CRT}"]
     if sc.trust != "none":
@@ -167,7 +167,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
     except subprocess.TimeoutExpired:
         from lab.errors import RuntimeFailure
 
-        raise RuntimeFailure(f"openssl s_client got no answer from {address}:{port} within {timeout:g} s",
+        raise RuntimeFailure(f"openssl s_client got no answer from {host_port(address, port)} within {timeout:g} s",
                              hint="is the lab running? lab status") from None
     out = proc.stdout + proc.stderr
     messages = parse_msg(proc.stdout)
@@ -197,7 +197,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
             msg.details = {"certificate_authorities": cas}
         elif msg.type == "ChangeCipherSpec" and tls13:
             msg.details = {"note": "middlebox compatibility only (RFC 8446, D.4)"}
-    return Handshake(sc.name, sc.server, f"{address}:{port}", negotiated, version.group(2) if version else None,
+    return Handshake(sc.name, sc.server, host_port(address, port), negotiated, version.group(2) if version else None,
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
                      shell_line(command(lab_dir, sc, address, hostname, port, tls), request),
                      failure.group(1).strip() if failure and not status else "")

@@ -561,7 +561,7 @@ def handshake(h, lab_dir) -> None:
     """A two-column sequence diagram: the client on the left, the server on the right."""
     out = out_console()
     kind = "mTLS" if h.server == "mtls" else "TLS"
-    out.print(f"[bold]Handshake of scenario {h.scenario}[/]: client → {kind} server at {h.address}"
+    out.print(f"[bold]Handshake of scenario {h.scenario}[/]: client → {kind} server at {_escape(h.address)}"
               + (f", {h.tls_version}" if h.tls_version else ""))
     table = _table("", [("", {"no_wrap": True}), ("client", {"no_wrap": True, "justify": "right"}),
                         ("", {"no_wrap": True}), ("server", {"no_wrap": True}), "what it carries"], show_edge=False)

@@ -261,11 +261,16 @@ def _reason_from_page(body: str, default: str) -> str:
     return first if first and not first.startswith("<") and len(first) < 120 else default
 
 
+def host_port(address: str, port: int) -> str:
+    """127.0.0.1:8889, [::1]:8889: an address as a URL or s_client -connect writes it."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             timeout: float = 3.0) -> Observation:
     """One HTTPS GET to address:port for `hostname`, as curl would make it; returns what was observed."""
     ctx = client_context(lab_dir, sc)
-    obs = Observation(f"{address}:{port}", hostname)
+    obs = Observation(host_port(address, port), hostname)
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError as e:

@@ -449,4 +449,6 @@ def test_bind_ipv6_loopback(new_lab):
     lab = new_lab(bind="::1")
     assert_ok(run(*lab.up_args()))
     data = json.loads(run("verify", *lab.args("--json")).stdout)
-    assert all(r["passed"] for r in data) and data[0]["detail"]["address"] == f"::1:{lab.tls_port}"
+    assert all(r["passed"] for r in data) and data[0]["detail"]["address"] == f"[::1]:{lab.tls_port}"
+    seen = json.loads(ok(run("handshake", "--json", *lab.args())).stdout)
+    assert seen["address"] == f"[::1]:{lab.mtls_port}" and seen["http_status"] == 200
