@@ -12,10 +12,8 @@ reload of a running lab.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
-import signal
 import socket
 import ssl
 import threading
@@ -25,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lab import images, layout
+from lab import images, interrupts, layout
 from lab.compose import LabSpec, Service
 from lab.compose import read as read_compose
 from lab.errors import DockerUnavailable, RuntimeFailure
@@ -259,7 +257,7 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     # (the old ones were just replaced); networks that were here stay.
     networks_before = {n.id for n in lab_networks(client, spec.name)}
     try:
-        with _ctrl_c_between_calls():
+        with interrupts.held():
             _create_network_and_containers(client, spec, created, say)
         say("waiting for both servers to complete a TLS handshake")
         wait_ready(created, ca_file, timeout)
@@ -271,28 +269,6 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
             raise RuntimeFailure(f"Docker refused: {short_error(e)}") from None
         raise
     return UpResult(spec.name, spec.network, names, changed=True, pulled=pulled)
-
-
-@contextlib.contextmanager
-def _ctrl_c_between_calls():
-    """Hold a Ctrl-C until the engine call under way has returned, then raise it.
-
-    An engine call cut short by KeyboardInterrupt may still complete inside the
-    engine a moment later, after the rollback looked for what to remove; held
-    until the call returns, everything it made is there for the rollback to find.
-    (Only the main thread can set a signal handler: elsewhere this does nothing.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _create_network_and_containers(client, spec: LabSpec, created: list, say) -> None:

@@ -96,19 +96,17 @@ def read_roster(path: Path) -> list[str]:
 
 
 def _script(*args: str) -> None:
-    proc = subprocess.Popen(["bash", str(scripts_dir() / "client-ca.sh"), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate()
-    except KeyboardInterrupt:
-        # Not killed half-way (subprocess.run would kill bash, and the openssl it runs would go on
-        # writing the CA database after the undo had read it): it finishes, or ends on the same
-        # Ctrl-C from the terminal; then the caller revokes whatever it issued.
-        proc.communicate()
-        raise
-    if proc.returncode != 0:
-        raise CertificateError(f"scripts/client-ca.sh {args[0]} failed (exit {proc.returncode})",
-                               details=(err or out).strip(), hint="the lines above are OpenSSL's own")
+    from lab import interrupts
+
+    # Never cut in two (a Ctrl-C during the fork, or one that kills bash, left openssl to write the CA
+    # database after the undo had looked): it finishes, or ends on the same Ctrl-C from the terminal,
+    # and then the interrupt arises and the caller revokes whatever it issued.
+    with interrupts.held():
+        proc = subprocess.run(["bash", str(scripts_dir() / "client-ca.sh"), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CertificateError(f"scripts/client-ca.sh {args[0]} failed (exit {proc.returncode})",
+                                   details=(proc.stderr or proc.stdout).strip(),
+                                   hint="the lines above are OpenSSL's own")
 
 
 def _require_ca(lab_dir: Path) -> Path:
