@@ -89,7 +89,15 @@ def test_real_sigint_during_up(new_lab, docker_client):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        assert "Traceback" not in err, (delay, err)
+        if "Traceback" in err:
+            # Python's own report of a Ctrl-C that landed before lab's first line ran (interpreter
+            # start-up, runpy looking for the module; seen at 0.03 s on a loaded CI machine): no
+            # program can catch that one. It must come from there, and nothing may have been made.
+            files = re.findall(r'File "([^"]+)"', err)
+            assert err.rstrip().endswith("KeyboardInterrupt") and not any(Path(f).parent.name == "lab" for f in files), \
+                (delay, err)
+            assert not lab.dir.exists() and not runtime.lab_containers(docker_client, lab.name), (delay, err)
+            continue
         if proc.returncode == 0 or "interrupted while printing" in err:
             # Done before the Ctrl-C landed: the lab is up, and the message says so.
             assert proc.returncode in (0, 130), (delay, err)
