@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lab import layout
+from lab import interrupts, layout
 from lab.errors import CertificateError, Interrupted, LabError, UsageError
 from lab.resources import scripts_dir
 from lab.settings import Settings
@@ -96,8 +96,6 @@ def read_roster(path: Path) -> list[str]:
 
 
 def _script(*args: str) -> None:
-    from lab import interrupts
-
     # Never cut in two (a Ctrl-C during the fork, or one that kills bash, left openssl to write the CA
     # database after the undo had looked): it finishes, or ends on the same Ctrl-C from the terminal,
     # and then the interrupt arises and the caller revokes whatever it issued.
@@ -298,9 +296,8 @@ def _mark_revoked(student: Student) -> None:
 def _undo_unfinished(lab_dir: Path, names: list[str]) -> list[str]:
     """Certificates the CA issued to these names that never reached a student folder
     (an interrupted issue): revoked, so no valid certificate is left without an owner."""
-    clients = layout.clients_dir(lab_dir)
-    orphans = [r for r in ca_records(lab_dir)
-               if r.status == "V" and r.common_name in names and not (clients / r.common_name).is_dir()]
+    lost = orphaned(lab_dir)
+    orphans = [r for name in names for r in lost.get(name, [])]
     if orphans:
         _revoke_records(lab_dir, orphans)
     return sorted({r.common_name for r in orphans})
