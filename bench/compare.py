@@ -112,8 +112,8 @@ def main() -> None:
             # curl commands `lab curl SCENARIO` prints, one after the other.
             import shlex
 
-            from lab import settings as lab_settings
-            from lab import verify as lab_verify
+            from lab.core import settings as lab_settings
+            from lab.teach import verify as lab_verify
 
             s = lab_settings.resolve(labdir, {})
             commands = [shlex.split(lab_verify.curl_command(sc, labdir, s)) for sc in lab_verify.SCENARIOS]
@@ -128,7 +128,7 @@ def main() -> None:
             add("lab down", timed(lambda: sh(LAB, "down", *lab_args(labdir))))
             add("lab --help", timed(lambda: sh(LAB, "--help")))
             # A room's access log: 100,000 lines read per student (lab room), in-process.
-            from lab import room as lab_room
+            from lab.teach import room as lab_room
 
             line = ('10.0.0.{i} [28/Nov/2026:09:00:00 +0000] "GET /whoami HTTP/1.1" 200 98 tls=TLSv1.3 '
                     'cipher=TLS_AES_256_GCM_SHA384 client_verify=SUCCESS client_dn="CN=s{i},OU=labbench,O=mtls-lab"')

@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lab import layout
-from lab.errors import EXIT_CODES, Interrupted, LabError
+from lab.core import layout
+from lab.core.errors import EXIT_CODES, Interrupted, LabError
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
@@ -95,11 +95,11 @@ def _root(
 
 def _expected_failure(e: Exception) -> Optional[LabError]:
     """The engine or the file system failing mid-command is an expected failure too."""
-    from lab.errors import RuntimeFailure
+    from lab.core.errors import RuntimeFailure
 
     docker_errors = sys.modules.get("docker.errors")
     if docker_errors is not None and isinstance(e, docker_errors.DockerException):
-        from lab.runtime import DOCKER_HINT, short_error
+        from lab.engine.runtime import DOCKER_HINT, short_error
 
         return RuntimeFailure(f"the Docker engine failed: {short_error(e)}", hint=DOCKER_HINT)
     if isinstance(e, OSError):
@@ -353,7 +353,8 @@ def demo(
         show_default=False)] = None,
 ):
     """The lesson, live, one step a screen: each step's command run for real. Enter next, b back, r rerun, q quit."""
-    from lab import demo as lesson, output, session
+    from lab.teach import demo as lesson
+    from lab import output, session
 
     steps = session.demo_steps()
     if list_steps:
@@ -361,7 +362,7 @@ def demo(
         return
     lesson.check_from(start, steps)
     if auto is not None and auto < 0:
-        from lab.errors import UsageError
+        from lab.core.errors import UsageError
 
         raise UsageError(f"--auto {auto:g}: give 0 or more seconds")
     lab = session.select(directory, name)
@@ -473,7 +474,8 @@ def verify_cmd(
     host: HostOpt = None, as_student: AsOpt = None,
 ):
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
-    from lab import output, session, verify
+    from lab import output, session
+    from lab.teach import verify
 
     verify.check_names(scenario or [])  # a misspelt name fails before the lab is read
     lab = session.select(directory, name, require=True)
@@ -490,7 +492,8 @@ def curl_cmd(
     directory: DirOpt = None, name: NameOpt = None, host: HostOpt = None, as_student: AsOpt = None,
 ):
     """Print the curl command that shows one scenario, to copy and paste."""
-    from lab import session, verify
+    from lab import session
+    from lab.teach import verify
 
     verify.check_names([scenario])
     typer.echo(session.curl(session.select(directory, name, require=True), scenario, host, as_student))

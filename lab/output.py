@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
-from lab import layout
+from lab.core import layout
 
 
 def err_console():
@@ -172,7 +172,7 @@ _LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
 
 
 def _loaded_file(server: str, kind: str) -> str:
-    from lab import loaded
+    from lab.engine import loaded
 
     return loaded.files(server)[kind]
 
@@ -613,7 +613,7 @@ def handshake_files(keylog, pcap, address: str) -> None:
 def demo_list(steps) -> None:
     import typer
 
-    from lab.demo import titles
+    from lab.teach.demo import titles
 
     for i, title in enumerate(titles(steps), 1):
         typer.echo(f"{i:>2}. {title}")

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-from lab import layout
-from lab.errors import LabError, UsageError, VerificationFailed
+from lab.core import layout
+from lab.core.errors import LabError, UsageError, VerificationFailed
 
 if TYPE_CHECKING:
-    from lab.certs import CertsResult
-    from lab.render import RenderResult
-    from lab.settings import Settings
-    from lab.students import Student
+    from lab.pki.certs import CertsResult
+    from lab.config.render import RenderResult
+    from lab.core.settings import Settings
+    from lab.pki.students import Student
 
 Progress = Callable[[str], None]
 
@@ -56,7 +56,7 @@ class Lab:
 
 def lab_dir_for(directory: Optional[Path], name: Optional[str]) -> Path:
     """--dir, else ./NAME, else ./mtls-lab; never a file."""
-    from lab.settings import validate_name
+    from lab.core.settings import validate_name
 
     if name is not None:
         validate_name(name)
@@ -77,7 +77,7 @@ def select(directory: Optional[Path] = None, name: Optional[str] = None, *, requ
     """The lab a command is about: its directory and its settings, resolved
     once: flag > LAB_* variable (typer reads both) > the directory's lab.yml >
     defaults. `require`: the lab must have been made (`lab up` / `lab render`)."""
-    from lab import settings
+    from lab.core import settings
 
     lab_dir = lab_dir_for(directory, name)
     if require and not (lab_dir / layout.SETTINGS_FILE).is_file():
@@ -93,7 +93,8 @@ def select(directory: Optional[Path] = None, name: Optional[str] = None, *, requ
 def _lab_name(lab_dir: Path, name: Optional[str], client) -> str:
     """--name, else the directory's saved name, else the lab whose containers
     carry this directory's label (the directory may be gone), else the default."""
-    from lab import runtime, settings
+    from lab.engine import runtime
+    from lab.core import settings
 
     if name:
         return name
@@ -120,7 +121,7 @@ class Expiry:
 
 
 def first_expiry(lab_dir: Path) -> Optional[Expiry]:
-    from lab import certs
+    from lab.pki import certs
 
     found = certs.expiries(lab_dir) if lab_dir.is_dir() else {}
     if not found:
@@ -153,7 +154,7 @@ def _stage_certificates(lab: Lab, regenerate: bool):
     """Start gen-certs.sh now when new certificates are needed, so OpenSSL works
     while Python loads the Docker SDK; None when not needed (or when it cannot
     start here: the ordinary path then reports why)."""
-    from lab import certs
+    from lab.pki import certs
 
     parent = lab.dir.absolute().parent
     if not certs.needs_generation(lab.dir, regenerate) or not parent.is_dir():
@@ -178,7 +179,8 @@ def _make_lab_dir(lab_dir: Path) -> None:
 def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None:
     """New CAs mean every student's certificate goes (signed by a CA that no
     longer exists): never without the instructor saying so."""
-    from lab import certs, exercise, students
+    from lab.pki import certs, students
+    from lab.teach import exercise
 
     running = exercise.current(lab.dir) if regenerate else None
     if running is not None:
@@ -200,8 +202,10 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=N
     """Certificates, then configuration, then (for up) `start(rendered, certs)`,
     then the settings, under the lab's lock. A lab directory this run created
     is removed again if any step fails or is interrupted."""
-    from lab import certs, render, settings, students
-    from lab.locking import lab_lock
+    from lab.pki import certs, students
+    from lab.config import render
+    from lab.core import settings
+    from lab.core.locking import lab_lock
 
     try:
         with lab_lock(lab.name):
@@ -237,7 +241,8 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
        discard_students: bool = False) -> UpReport:
     """Certificates, configuration, both containers; returns when both servers answer TLS,
     the mTLS server with the revocation list on disk."""
-    from lab import doctor, runtime
+    from lab.app import doctor
+    from lab.engine import runtime
 
     started = time.monotonic()
     _confirm_new_cas(lab, regenerate, discard_students)
@@ -269,7 +274,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
 
 
 def _note_loaded(lab_dir: Path, client, lab_name: str, servers=tuple(layout.SERVERS)) -> None:
-    from lab import loaded, runtime
+    from lab.engine import loaded, runtime
 
     for server in servers:
         found = runtime.server_state(client, lab_name, server)
@@ -278,7 +283,7 @@ def _note_loaded(lab_dir: Path, client, lab_name: str, servers=tuple(layout.SERV
 
 def loaded_states(lab_dir: Path, client, lab_name: str) -> dict:
     """{server: {"config": "current"|"older", "crl": …} or None when it does not run}."""
-    from lab import loaded, runtime
+    from lab.engine import loaded, runtime
 
     return {server: loaded.state(lab_dir, server, runtime.server_state(client, lab_name, server))
             for server in layout.SERVERS}
@@ -295,7 +300,7 @@ def _sync(lab: Lab, client, servers=tuple(layout.SERVERS), always: bool = False)
     with `always`, in any case): nginx -t inside the container first, so a
     broken edit raises ConfigError with nginx's own words and the old
     configuration keeps serving; then a reload without downtime."""
-    from lab import loaded, runtime
+    from lab.engine import loaded, runtime
 
     done = []
     for server in servers:
@@ -312,7 +317,7 @@ def _sync(lab: Lab, client, servers=tuple(layout.SERVERS), always: bool = False)
 
 def _require_running(client, lab: Lab, server: str, why: str) -> None:
     """LabError unless the server's container runs (a paused or stopped one is named as such)."""
-    from lab import runtime
+    from lab.engine import runtime
 
     found = runtime.server_state(client, lab.name, server)
     if found is None or found[1] != "running":
@@ -326,7 +331,7 @@ def _require_running(client, lab: Lab, server: str, why: str) -> None:
 
 def diff(lab: Lab, files: Optional[list] = None) -> list:
     """Each rendered file edited by hand, against what the templates render now."""
-    from lab import render as rendering
+    from lab.config import render as rendering
 
     return rendering.edits(lab.dir, lab.settings, files)
 
@@ -341,9 +346,10 @@ def reset(lab: Lab, files: Optional[list] = None) -> ResetReport:
     """Back to the lesson's state: each edited file (all when none is named)
     gets the lesson's version, the edited copy kept beside it; running servers
     load it (when the engine answers)."""
-    from lab import render as rendering, runtime
-    from lab.errors import DockerUnavailable
-    from lab.locking import lab_lock
+    from lab.config import render as rendering
+    from lab.engine import runtime
+    from lab.core.errors import DockerUnavailable
+    from lab.core.locking import lab_lock
 
     with lab_lock(lab.name):
         restored = rendering.reset(lab.dir, lab.settings, files)
@@ -358,8 +364,8 @@ def reload(lab: Lab, server: Optional[str] = None) -> list:
     """`nginx -t` on the server's files as they are, then a reload without
     downtime (both servers when none is named). A refused configuration raises
     ConfigError and the server keeps serving what it served."""
-    from lab import runtime
-    from lab.locking import lab_lock
+    from lab.engine import runtime
+    from lab.core.locking import lab_lock
 
     if server is not None and server not in layout.SERVERS:
         raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
@@ -378,7 +384,9 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
               pcap: Optional[Path] = None, as_student: Optional[str] = None, host: Optional[str] = None):
     """One scenario's connection, every TLS message as it crossed (openssl s_client -msg);
     optionally its session keys (NSS key log) and a capture of it, for Wireshark."""
-    from lab import capture, handshake as hs, runtime, students, verify as checks
+    from lab.engine import capture, runtime
+    from lab.teach import handshake as hs, verify as checks
+    from lab.pki import students
 
     checks.check_names([scenario])
     if tls is not None and tls not in hs.TLS_VERSIONS:
@@ -419,14 +427,14 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
 
 
 def demo_steps() -> list:
-    from lab import demo
+    from lab.teach import demo
 
     return demo.load()
 
 
 def demo_ready(lab: Lab, progress: Progress = _quiet) -> Optional[UpReport]:
     """The demo runs on a running lab: start one when none is up (and say so: the report)."""
-    from lab import runtime
+    from lab.engine import runtime
 
     if (lab.dir / layout.SETTINGS_FILE).is_file():
         client = runtime.connect()
@@ -444,7 +452,8 @@ class Departures:
 
 
 def departures(lab: Lab) -> Departures:
-    from lab import exercise, render as rendering
+    from lab.teach import exercise
+    from lab.config import render as rendering
 
     running = exercise.current(lab.dir)
     try:
@@ -456,7 +465,7 @@ def departures(lab: Lab) -> Departures:
 
 def demo_step(lab: Lab, steps: list, number: int):
     """Run step `number` (1-based) for real; returns the Screen to show."""
-    from lab import demo
+    from lab.teach import demo
 
     step = steps[number - 1]
     subs = demo.values(lab.dir, lab.settings)
@@ -504,7 +513,7 @@ def _short(m) -> str:
 
 def _demo_revocation(lab: Lab, steps: list, number: int, subs: dict):
     """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
-    from lab import demo
+    from lab.teach import demo
 
     name = demo.THROWAWAY
     exists = (layout.clients_dir(lab.dir) / name).is_dir()
@@ -537,7 +546,7 @@ class ExerciseReport:
 
 def exercises(from_dir: Optional[Path] = None) -> list:
     """Every exercise, its texts with the default ports (the list selects no lab)."""
-    from lab import exercise
+    from lab.teach import exercise
 
     ports = {"tls_port": str(layout.DEFAULT_TLS_PORT), "mtls_port": str(layout.DEFAULT_MTLS_PORT)}
     return [exercise.for_lab(ex, ports) for ex in exercise.load_all(from_dir)]
@@ -545,7 +554,7 @@ def exercises(from_dir: Optional[Path] = None) -> list:
 
 def _running_lab(lab: Lab):
     """An engine client, once both servers of the lab run (an exercise is decided by real requests)."""
-    from lab import runtime
+    from lab.engine import runtime
 
     client = runtime.connect()
     for server in layout.SERVERS:
@@ -554,7 +563,7 @@ def _running_lab(lab: Lab):
 
 
 def _running_exercise(lab: Lab):
-    from lab import exercise
+    from lab.teach import exercise
 
     state = exercise.current(lab.dir)
     if state is None:
@@ -568,8 +577,8 @@ def _judge_exercise(lab: Lab, ex, client) -> ExerciseReport:
     """Load what is on disk (nginx -t first), then the exercise's checks as real requests."""
     from dataclasses import replace
 
-    from lab import verify as checks
-    from lab.errors import ConfigError
+    from lab.teach import verify as checks
+    from lab.core.errors import ConfigError
 
     try:
         _sync(lab, client)
@@ -597,8 +606,8 @@ def _judge_exercise(lab: Lab, ex, client) -> ExerciseReport:
 def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) -> ExerciseReport:
     """Make the exercise's mistake for real in the lab directory (every file it may
     write saved first), load it, and show the checks failing."""
-    from lab import exercise
-    from lab.locking import lab_lock
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
 
     ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
     client = _running_lab(lab)
@@ -619,8 +628,8 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
 
 
 def exercise_check(lab: Lab) -> ExerciseReport:
-    from lab import exercise
-    from lab.locking import lab_lock
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
 
     state, ex = _running_exercise(lab)
     client = _running_lab(lab)
@@ -637,8 +646,8 @@ def exercise_hint(lab: Lab):
 
 def exercise_solution(lab: Lab, apply: bool = False):
     """The reference fix; with apply, carried out and checked."""
-    from lab import exercise
-    from lab.locking import lab_lock
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
 
     state, ex = _running_exercise(lab)
     if not apply:
@@ -656,9 +665,10 @@ def exercise_solution(lab: Lab, apply: bool = False):
 def exercise_reset(lab: Lab) -> ExerciseReport:
     """Back to the lesson's state: every file the exercise wrote restored (a student's
     edit of it kept beside it), what it made removed, running servers reloaded."""
-    from lab import exercise, runtime
-    from lab.errors import DockerUnavailable
-    from lab.locking import lab_lock
+    from lab.teach import exercise
+    from lab.engine import runtime
+    from lab.core.errors import DockerUnavailable
+    from lab.core.locking import lab_lock
 
     state, ex = _running_exercise(lab)
     with lab_lock(lab.name):
@@ -672,7 +682,7 @@ def exercise_reset(lab: Lab) -> ExerciseReport:
 
 def exercise_status(lab: Lab) -> Optional[ExerciseReport]:
     """The running exercise and whether it is fixed now (checked live); None when none runs."""
-    from lab import exercise
+    from lab.teach import exercise
 
     if exercise.current(lab.dir) is None:
         return None
@@ -693,7 +703,8 @@ class DownReport:
 def _check_purge(lab_dir: Path, lab_name: str, client) -> None:
     """--purge deletes a directory only when lab made it for this very lab:
     its lab.yml names this lab, and no other lab's containers were made from it."""
-    from lab import runtime, settings
+    from lab.engine import runtime
+    from lab.core import settings
 
     saved = (lab_dir / layout.SETTINGS_FILE)
     if not saved.is_file():
@@ -715,8 +726,8 @@ def _check_purge(lab_dir: Path, lab_name: str, client) -> None:
 def down(directory: Optional[Path], name: Optional[str], purge: bool = False) -> DownReport:
     """Remove the lab's containers and network, found by label; with purge, its
     directory too, and only if it is that lab's (checked before anything is removed)."""
-    from lab import runtime
-    from lab.locking import lab_lock
+    from lab.engine import runtime
+    from lab.core.locking import lab_lock
 
     lab_dir = lab_dir_for(directory, name)
     client = runtime.connect()
@@ -749,7 +760,7 @@ class StatusReport:
 
 
 def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
-    from lab import runtime
+    from lab.engine import runtime
 
     lab_dir = lab_dir_for(directory, name)   # bad input fails before the engine is asked
     saved = (lab_dir / layout.SETTINGS_FILE).is_file()
@@ -764,7 +775,7 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
 
 
 def all_labs() -> list:
-    from lab import runtime
+    from lab.engine import runtime
 
     return runtime.all_labs(runtime.connect())
 
@@ -772,7 +783,7 @@ def all_labs() -> list:
 def logs(directory: Optional[Path], name: Optional[str], server: Optional[str], tail: int,
          follow: bool) -> Iterator[tuple[str, str]]:
     """(server, line) pairs of nginx's logs; both servers merged when none is named."""
-    from lab import runtime
+    from lab.engine import runtime
 
     if server is not None and server not in layout.SERVERS:
         raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
@@ -783,7 +794,7 @@ def logs(directory: Optional[Path], name: Optional[str], server: Optional[str], 
 
 
 def doctor(lab: Lab, hours: float) -> list:
-    from lab import doctor as checks
+    from lab.app import doctor as checks
 
     return checks.run(lab.dir, lab.settings, hours=hours)[1]
 
@@ -799,7 +810,7 @@ class VerifyReport:
 
 def _not_running(lab_name: str) -> str:
     """Which of the lab's containers are not running, when the engine can tell."""
-    from lab import runtime
+    from lab.engine import runtime
 
     try:
         servers = runtime.status(runtime.connect(), lab_name, None)
@@ -812,14 +823,14 @@ def _not_running(lab_name: str) -> str:
 
 
 def _host(host: Optional[str]) -> Optional[str]:
-    from lab.settings import validate_san
+    from lab.core.settings import validate_san
 
     return None if host is None else validate_san(host).split(":", 1)[1]
 
 
 def verify(lab: Lab, only: Optional[list] = None, host: Optional[str] = None,
            as_student: Optional[str] = None) -> VerifyReport:
-    from lab import verify as checks
+    from lab.teach import verify as checks
 
     results = checks.run(lab.dir, lab.settings, only=only, host=_host(host), as_student=as_student)
     failed = [r for r in results if not r.passed]
@@ -834,7 +845,7 @@ def verify(lab: Lab, only: Optional[list] = None, host: Optional[str] = None,
 
 
 def curl(lab: Lab, scenario: str, host: Optional[str] = None, as_student: Optional[str] = None) -> str:
-    from lab import verify as checks
+    from lab.teach import verify as checks
 
     sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
     return checks.curl_command(sc, lab.dir, lab.settings, _host(host))
@@ -842,7 +853,7 @@ def curl(lab: Lab, scenario: str, host: Optional[str] = None, as_student: Option
 
 def try_next(lab: Lab) -> list[tuple[str, str]]:
     """The commands to try after `lab up`, with what each shows."""
-    from lab import verify as checks
+    from lab.teach import verify as checks
 
     where = lab.selector
     hints = [(f"lab verify{where}", "every scenario, what it shows, ✓/✗")]
@@ -868,8 +879,8 @@ def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, 
     """Issue a certificate per student. A roster run again completes it: who
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
-    from lab import students
-    from lab.locking import lab_lock
+    from lab.pki import students
+    from lab.core.locking import lab_lock
 
     roster = students.read_roster(from_file) if from_file else []
     wanted = list(names or []) + roster
@@ -891,8 +902,8 @@ LOCK_WAIT = 120.0
 
 def sign_request(lab: Lab, request: Path, name: Optional[str] = None):
     """A student's own certificate request, signed by the client CA (the key never leaves the student)."""
-    from lab import students
-    from lab.locking import lab_lock
+    from lab.pki import students
+    from lab.core.locking import lab_lock
 
     with lab_lock(lab.name, wait=LOCK_WAIT):
         return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
@@ -900,7 +911,7 @@ def sign_request(lab: Lab, request: Path, name: Optional[str] = None):
 
 def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> tuple:
     """One zip per student and the instructor's roster.csv of passwords."""
-    from lab import handout, students
+    from lab.pki import handout, students
 
     if bool(names) == all_students:
         raise UsageError("name the students (lab handout NAME…), or give --all")
@@ -930,7 +941,9 @@ def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> 
 def room(lab: Lab, follow: bool = False):
     """Who has connected, from the mTLS server's access log: a Room, or (follow) an iterator of Rooms,
     a new one whenever a line arrives."""
-    from lab import room as rooms, runtime, students
+    from lab.teach import room as rooms
+    from lab.engine import runtime
+    from lab.pki import students
 
     roster = [s.name for s in students.list_students(lab.dir)]
     if not roster:
@@ -951,7 +964,7 @@ def room(lab: Lab, follow: bool = False):
 
 
 def list_students(lab: Lab) -> list:
-    from lab import students
+    from lab.pki import students
 
     return students.list_students(lab.dir)
 
@@ -967,8 +980,8 @@ class RevokeReport:
 def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
     """After the CRL changed: the running mTLS server must enforce it, or the
     command fails loudly. Returns _enforce_crl's answer."""
-    from lab import runtime
-    from lab.errors import ConfigError, DockerUnavailable, RuntimeFailure
+    from lab.engine import runtime
+    from lab.core.errors import ConfigError, DockerUnavailable, RuntimeFailure
 
     try:
         client = runtime.connect()
@@ -1001,8 +1014,9 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
     it: the reload returns once no old nginx worker is left, then one request
     with that very certificate proves it is refused. If the server cannot be
     reached or reloaded, this fails (non-zero) saying the student still gets in."""
-    from lab import students, verify as checks
-    from lab.locking import lab_lock
+    from lab.pki import students
+    from lab.teach import verify as checks
+    from lab.core.locking import lab_lock
 
     with lab_lock(lab.name, wait=LOCK_WAIT):
         revoked = students.revoke(lab.dir, name)
@@ -1022,7 +1036,7 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
 
 
 def pki(lab: Lab) -> list:
-    from lab import students
+    from lab.pki import students
 
     return students.pki(lab.dir)
 
@@ -1031,18 +1045,18 @@ def pki(lab: Lab) -> list:
 
 
 def image_pull(lab: Lab, progress: Progress = _quiet) -> bool:
-    from lab import images, runtime
+    from lab.engine import images, runtime
 
     return images.ensure(runtime.connect(), lab.settings.image, progress)
 
 
 def image_save(lab: Lab, file: Path, progress: Progress = _quiet) -> int:
-    from lab import images, runtime
+    from lab.engine import images, runtime
 
     return images.save(runtime.connect(), lab.settings.image, file, progress)
 
 
 def image_load(file: Path, progress: Progress = _quiet) -> list:
-    from lab import images, runtime
+    from lab.engine import images, runtime
 
     return images.load(runtime.connect(), file, progress)

@@ -42,7 +42,7 @@ def image(docker_client) -> str:
 @pytest.fixture
 def lab_params(tmp_path):
     """Parameters for fresh, unique labs, for tests that need no engine; their lock files are removed."""
-    from lab.locking import lock_path
+    from lab.core.locking import lock_path
 
     made: list[str] = []
 

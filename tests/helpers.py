@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import layout
+from lab.core import layout
 
 IN_CI = bool(os.environ.get("CI"))
 TEST_IMAGE = os.environ.get("LAB_TEST_IMAGE") or os.environ.get("LAB_IMAGE") or layout.OFFLINE_IMAGE
@@ -34,7 +34,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def remove_lab(client, name: str) -> None:
     """Remove everything labelled with this lab's name (the test's own cleanup, not lab's),
     and the lab's lock file (lab keeps it: removing a lock file races with its next user)."""
-    from lab.locking import lock_path
+    from lab.core.locking import lock_path
 
     lock_path(name).unlink(missing_ok=True)
     for c in client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={name}"}):

@@ -9,9 +9,10 @@ import subprocess
 import pytest
 from cryptography import x509
 
-from lab import certs, layout, settings
-from lab.errors import CertificateError
-from lab.settings import Settings
+from lab.pki import certs
+from lab.core import layout, settings
+from lab.core.errors import CertificateError
+from lab.core.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from helpers import ok, run
-from lab import layout, students
+from lab.core import layout
+from lab.pki import students
 
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from helpers import REPO, need_tool, ok, run
-from lab import demo
+from lab.teach import demo
 
 pytestmark = pytest.mark.docker
 STEPS = demo.load()

@@ -7,7 +7,7 @@ def test_doctor_clock_checks():
     """A clock far off from the engine's (or simply wrong) is caught: certificates are checked against it."""
     import datetime as dt
 
-    from lab import doctor
+    from lab.app import doctor
 
     class Engine:
         def __init__(self, when):

@@ -30,7 +30,7 @@ def test_list_json():
 
 
 def test_texts_get_the_labs_values_and_keep_their_own_braces():
-    from lab import exercise
+    from lab.teach import exercise
 
     ex = exercise.Exercise("x", "t {lab}", "curl https://localhost:{mtls_port}/ then `server { listen 1; }`",
                            "port {tls_port}, not {other}", "")
@@ -127,7 +127,7 @@ def test_exercise_bad_input(lab, tmp_path):
 @pytest.mark.faults
 def test_an_instructors_own_exercise(lab, tmp_path):
     """Exercises are data: a copied and changed file is a new exercise."""
-    from lab.resources import exercises_dir
+    from lab.core.resources import exercises_dir
 
     text = (exercises_dir() / "01-verification-optional.yml").read_text()
     (tmp_path / "mine.yml").write_text(text.replace("id: verification-optional", "id: mine")

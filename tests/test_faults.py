@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, free_port, leftovers, ok, run
-from lab import layout, runtime
+from lab.core import layout
+from lab.engine import runtime
 
 pytestmark = [pytest.mark.faults]
 
@@ -52,7 +53,8 @@ def _stages():
     import docker.models.containers
     import docker.models.networks
 
-    from lab import certs, render
+    from lab.pki import certs
+    from lab.config import render
 
     return {
         "certificates": (certs, "ensure", 1),
@@ -216,7 +218,7 @@ def test_expired_certificate_detected_before_start(rendered, new_lab, docker_cli
 
 @pytest.mark.docker
 def test_lock_held_refuses_a_second_run(new_lab, docker_client):
-    from lab.locking import lock_path
+    from lab.core.locking import lock_path
 
     lab = new_lab()
     lock_path(lab.name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)

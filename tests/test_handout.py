@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from helpers import ok, run
-from lab import students
+from lab.pki import students
 
 
 def make_request(folder, cn: str, *extra: str) -> tuple:

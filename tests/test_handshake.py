@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from helpers import need_tool, ok, run
-from lab import handshake as hs
+from lab.teach import handshake as hs
 
 SCENARIOS = ["trusted", "untrusted", "insecure", "wrong-name", "client-cert", "no-cert", "rogue-ca", "expired",
              "wrong-purpose"]

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from helpers import ok, run
-from lab import images
+from lab.engine import images
 
 
 class _PullRecorder:

@@ -14,7 +14,8 @@ import subprocess
 import pytest
 
 from helpers import leftovers, ok, remove_lab, run, unique_name
-from lab import layout, runtime
+from lab.core import layout
+from lab.engine import runtime
 
 pytestmark = pytest.mark.docker
 

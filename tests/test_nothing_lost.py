@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, ok, run
-from lab import students
+from lab.pki import students
 
 pytestmark = [pytest.mark.faults]
 
@@ -459,7 +459,7 @@ def test_a_name_differing_in_case_from_an_existing_student_is_refused(rendered):
 
 
 def test_a_second_client_add_waits_for_the_first(rendered):
-    from lab.locking import lab_lock
+    from lab.core.locking import lab_lock
 
     with lab_lock(rendered.name):
         proc = subprocess.Popen([sys.executable, "-m", "lab", "client", "add", "gus", *rendered.args()], cwd=REPO,
@@ -472,7 +472,7 @@ def test_a_second_client_add_waits_for_the_first(rendered):
 
 
 def test_locks_are_private_to_the_user(rendered):
-    from lab.locking import lock_path
+    from lab.core.locking import lock_path
 
     path = lock_path(rendered.name)
     assert not str(path).startswith("/tmp/") and path.exists()
@@ -527,7 +527,7 @@ def test_room_mode_warns_what_is_reachable_and_names_this_machine(new_lab):
 
     from cryptography import x509
 
-    from lab import settings
+    from lab.core import settings
 
     lab = new_lab()
     ok(run(*lab.up_args()))
@@ -538,7 +538,7 @@ def test_room_mode_warns_what_is_reachable_and_names_this_machine(new_lab):
     assert "renewed       the server CA and certificate, for the new names" in result.output
     names = settings.room_names("0.0.0.0")
     cert = x509.load_pem_x509_certificate((lab.dir / "certs" / "server.crt").read_bytes())
-    from lab.certs import server_sans
+    from lab.pki.certs import server_sans
 
     assert set(names) <= set(server_sans(cert)) and f"DNS:{socket.gethostname()}" in names
     assert not any(n.startswith("IP:172.17.") for n in names)          # not the container bridge
@@ -599,7 +599,7 @@ DAMAGE = [[1, 2], 5, None, ("fields", [1, 2]), ("fields", 5), ("fields", "text")
 @pytest.mark.parametrize("shape", DAMAGE, ids=[f"damage{i}" for i in range(len(DAMAGE))])
 def test_a_damaged_cache_costs_time_never_a_crash(rendered, shape):
     """.lab-cache.json only makes a warm run faster: whatever is in it, every command works as without it."""
-    from lab import certs
+    from lab.pki import certs
 
     certs.expiries(rendered.dir)                  # what lab status and lab up remember
     keys = _damage_cache(rendered.dir, shape)

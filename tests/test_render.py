@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import certs, compose, layout, render, settings
-from lab.errors import LabError
-from lab.settings import Settings
+from lab.pki import certs
+from lab.engine import compose
+from lab.core import layout, settings
+from lab.config import render
+from lab.core.errors import LabError
+from lab.core.settings import Settings
 
 GOLDEN = Path(__file__).parent / "golden"
 RENDERED = ["docker-compose.yml", "nginx-tls/nginx.conf", "nginx-tls/hello-world.txt",
@@ -145,7 +148,8 @@ def test_compose_file_parses_with_docker_compose(lab_with_certs, docker_client):
 def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
     """The handout promise: `docker-compose up -d` in the lab directory gives the same two servers."""
     from helpers import free_port, remove_lab, unique_name
-    from lab import runtime, verify
+    from lab.engine import runtime
+    from lab.teach import verify
 
     exe = shutil.which("docker-compose")
     if exe is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, leftovers, ok, run
-from lab import layout
+from lab.core import layout
 
 pytestmark = pytest.mark.docker
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from helpers import REPO, ok, run
-from lab import room
+from lab.teach import room
 
 
 def line(addr, dn, verdict, status=200, when="28/Nov/2026:09:00:00 +0000"):

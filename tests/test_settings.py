@@ -2,9 +2,9 @@
 
 import pytest
 
-from lab import layout, settings
-from lab.errors import UsageError
-from lab.settings import Settings
+from lab.core import layout, settings
+from lab.core.errors import UsageError
+from lab.core.settings import Settings
 
 
 def test_defaults_are_the_articles():

@@ -18,10 +18,10 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lab import interrupts, layout
-from lab.errors import CertificateError, Interrupted, LabError, UsageError
-from lab.resources import scripts_dir
-from lab.settings import Settings
+from lab.core import interrupts, layout
+from lab.core.errors import CertificateError, Interrupted, LabError, UsageError
+from lab.core.resources import scripts_dir
+from lab.core.settings import Settings
 
 # A student's name becomes a file name, a folder and a certificate subject:
 # letters, digits, dot, dash and underscore; no leading dot or dash.
@@ -362,7 +362,7 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
 
 
 def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key: bool) -> str:
-    from lab.render import render_text
+    from lab.config.render import render_text
 
     return render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
                        mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
@@ -466,7 +466,7 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
 
 def crl_next_update(lab_dir: Path) -> dt.datetime | None:
     """The CRL's nextUpdate; None when it is missing or cannot be read."""
-    from lab import cache
+    from lab.core import cache
 
     path = layout.crl_file(lab_dir)
     if not path.is_file():
@@ -507,7 +507,7 @@ def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
 def _crl_has_every_revocation(lab_dir: Path) -> bool:
     """Does the CRL list every revocation of the CA database? (Remembered per
     pair of file contents: a warm `lab up` does not parse the CRL again.)"""
-    from lab import cache
+    from lab.core import cache
 
     index = ca_index(lab_dir)
     key = cache.digest(files=[index, layout.crl_file(lab_dir)])
@@ -583,7 +583,7 @@ def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
     """Every certificate of the lab: real set, demo set, students."""
     from cryptography.hazmat.primitives import hashes
 
-    from lab.certs import server_sans
+    from lab.pki.certs import server_sans
 
     now = now or dt.datetime.now(dt.timezone.utc)
     paths = [layout.certs_dir(lab_dir) / n for n in layout.CERT_FILES if n.endswith(".crt")]

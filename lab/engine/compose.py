@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from lab import layout
-from lab.settings import parse_yaml
-from lab.errors import LabError
+from lab.core import layout
+from lab.core.settings import parse_yaml
+from lab.core.errors import LabError
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import layout
-from lab.errors import LabError, UsageError
-from lab.resources import templates_dir
-from lab.settings import Settings
+from lab.core import layout
+from lab.core.errors import LabError, UsageError
+from lab.core.resources import templates_dir
+from lab.core.settings import Settings
 
 _FILES = {
     "server_ca_crt": layout.SERVER_CA_CRT,
@@ -147,7 +147,7 @@ def _sha(data: bytes) -> str:
 
 def _written(lab_dir: Path) -> dict:
     """{relative path: digest} of what lab last wrote into each rendered file."""
-    from lab import cache
+    from lab.core import cache
 
     return cache.recall(lab_dir, "written", lambda e: dict(e["files"])) or {}
 
@@ -169,7 +169,7 @@ def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
     """Render the lab's configuration, unless exactly these inputs were rendered
     into exactly these files before. A file edited by hand is kept, never
     overwritten: RenderResult.kept names it."""
-    from lab import cache
+    from lab.core import cache
 
     inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
                           files=[*sorted(templates_dir().iterdir()), *_mounted_certs(lab_dir)])
@@ -194,7 +194,7 @@ def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
 
 def _write_lab(lab_dir: Path, settings: Settings) -> RenderResult:
     """Write the nginx configs, hello-world files and compose file into lab_dir, keeping hand edits."""
-    from lab import cache
+    from lab.core import cache
 
     texts, config_hash = lesson(lab_dir, settings)
     written = _written(lab_dir)
@@ -287,7 +287,7 @@ def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
     """Put the lesson's version back into each edited file (all when none is
     named); the edited copy is kept beside it as FILE.edited-TIMESTAMP.
     Returns (file, where the edited copy went)."""
-    from lab import cache
+    from lab.core import cache
 
     texts, _ = lesson(lab_dir, settings)
     written = _written(lab_dir)

@@ -18,8 +18,8 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lab import layout
-from lab.errors import LabError, UsageError
+from lab.core import layout
+from lab.core.errors import LabError, UsageError
 
 STATE_DIR = ".lab-exercise"
 STATE_FILE = "state.json"
@@ -80,7 +80,7 @@ def load_file(path: Path) -> Exercise:
     """One exercise file, checked."""
     import yaml
 
-    from lab.settings import parse_yaml
+    from lab.core.settings import parse_yaml
 
     try:
         doc = parse_yaml(path.read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def load_file(path: Path) -> Exercise:
 
 def load_all(from_dir: Path | None = None) -> list[Exercise]:
     """The exercises shipped with lab, then an instructor's own (--from DIR), in file-name order."""
-    from lab.resources import exercises_dir
+    from lab.core.resources import exercises_dir
 
     folders = [exercises_dir()] + ([from_dir] if from_dir else [])
     if from_dir is not None and not from_dir.is_dir():
@@ -141,7 +141,7 @@ def _inside(lab_dir: Path, rel: str) -> Path:
 
 def apply(lab_dir: Path, steps, values: dict) -> None:
     """Carry out steps in the lab directory; ExerciseError says which one failed and why."""
-    from lab.render import write_atomically
+    from lab.config.render import write_atomically
 
     for step in steps:
         if "edit" in step:
@@ -170,7 +170,7 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
                                     details=(proc.stderr or proc.stdout).strip(),
                                     hint="the lines above are the command's own")
         elif step.get("renew-crl"):
-            from lab import students
+            from lab.pki import students
 
             students.write_crl(lab_dir)
 
@@ -260,7 +260,7 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
     """Put back every saved file, remove what the exercise made. A file the student
     changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
     never lost. Returns (the files restored or removed, (file, where its edit was kept))."""
-    from lab.render import keep_copy
+    from lab.config.render import keep_copy
 
     folder = _state_dir(lab_dir) / "saved"
     changed, kept = [], []

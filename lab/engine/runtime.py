@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lab import images, interrupts, layout
-from lab.compose import LabSpec, Service
-from lab.compose import read as read_compose
-from lab.errors import DockerUnavailable, RuntimeFailure
-from lab.settings import connect_host
+from lab.engine import images
+from lab.core import interrupts, layout
+from lab.engine.compose import LabSpec, Service
+from lab.engine.compose import read as read_compose
+from lab.core.errors import DockerUnavailable, RuntimeFailure
+from lab.core.settings import connect_host
 
 Progress = Callable[[str], None]
 
@@ -524,7 +525,7 @@ def _lab_paths(text: str, server: str) -> str:
 def check_config(client, lab: str, server: str) -> None:
     """`nginx -t` inside the running container, on the files as they are now;
     ConfigError with nginx's own message (paths as in the lab directory) when it refuses them."""
-    from lab.errors import ConfigError
+    from lab.core.errors import ConfigError
 
     container = server_container(client, lab, server)
     if container.status != "running":

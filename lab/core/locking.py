@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from lab.errors import LabBusy, LabError
+from lab.core.errors import LabBusy, LabError
 
 
 def lock_dir() -> Path:

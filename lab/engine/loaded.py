@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import cache, layout
+from lab.core import cache, layout
 
 # What a server loads, by kind, relative to the lab directory.
 CONFIG = "config"

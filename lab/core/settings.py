@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from lab import layout
-from lab.errors import UsageError
+from lab.core import layout
+from lab.core.errors import UsageError
 
 # A lab name becomes a container name, a network name, a label value and part
 # of a certificate subject: lower case, digits and dashes only.

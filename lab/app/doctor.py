@@ -16,9 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import layout
-from lab.errors import (CertificateError, DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure)
-from lab.settings import Settings
+from lab.core import layout
+from lab.core.errors import (CertificateError, DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure)
+from lab.core.settings import Settings
 
 DEFAULT_HOURS = 8   # a workshop day
 
@@ -41,7 +41,7 @@ class Check:
 
 
 def check_engine():
-    from lab import runtime
+    from lab.engine import runtime
 
     try:
         client = runtime.connect()
@@ -51,7 +51,7 @@ def check_engine():
 
 
 def check_image(client, image: str) -> Check:
-    from lab import images
+    from lab.engine import images
 
     if client is None:
         return Check("image", False, f"{image}: cannot tell without the engine", "start the Docker engine first",
@@ -75,7 +75,7 @@ def check_openssl() -> Check:
 
 
 def check_ports(client, s: Settings) -> list[Check]:
-    from lab import runtime
+    from lab.engine import runtime
 
     own = set()
     if client is not None:  # ports this lab's own containers hold are no obstacle (lab up replaces them)
@@ -105,7 +105,7 @@ def check_dir(lab_dir: Path) -> Check:
 
 
 def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> Check:
-    from lab import certs
+    from lab.pki import certs
 
     directory = layout.certs_dir(lab_dir)
     if not directory.exists():
@@ -137,7 +137,7 @@ def check_network(client, s: Settings) -> Check:
 
 def check_ca_database(lab_dir: Path) -> Check:
     """The client CA's database: lab client add and revoke go through it (openssl ca refuses a damaged one)."""
-    from lab import students
+    from lab.pki import students
 
     index = students.ca_index(lab_dir)
     if not index.is_file():
@@ -156,7 +156,8 @@ def check_ca_database(lab_dir: Path) -> Check:
 
 def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: str) -> Check:
     """The client CA's revocation list: readable, valid through the workshop, and loaded by the running server."""
-    from lab import runtime, students
+    from lab.engine import runtime
+    from lab.pki import students
 
     if not layout.certs_dir(lab_dir).exists():
         return Check("revocation list", True, "none yet: lab up makes it")
@@ -170,7 +171,7 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: s
         return Check("revocation list", False, f"{where} is valid until {nxt:%Y-%m-%d %H:%M} UTC, within the next "
                      f"{hours:g} hours: after that nginx refuses every student", "lab up renews it (and reloads the "
                      "server)", error=CertificateError)
-    from lab import loaded
+    from lab.engine import loaded
 
     states = loaded.state(lab_dir, "mtls", runtime.server_state(client, lab_name, "mtls")) if client else None
     state = (states or {}).get(loaded.CRL)
@@ -183,7 +184,7 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: s
 
 def check_capture() -> Check:
     """lab handshake --pcap needs tcpdump and the right to capture; nothing else does (never blocks lab up)."""
-    from lab import capture
+    from lab.engine import capture
 
     ok, detail, fix = capture.available()
     return Check("packet capture", ok, detail, fix, blocking=False)
@@ -194,7 +195,7 @@ def check_clock(client, now: dt.datetime) -> Check:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
     if client is None:
         return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC (engine not reachable to compare)", blocking=False)
-    from lab import runtime
+    from lab.engine import runtime
 
     engine_time = runtime.engine_time(client)
     if engine_time is None:

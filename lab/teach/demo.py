@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.errors import LabError, UsageError
+from lab.core.errors import LabError, UsageError
 
 WIDTH = 80
 MAX_OUTPUT_LINES = 10
@@ -53,8 +53,8 @@ class Screen:
 def load(path: Path | None = None) -> list[Step]:
     import yaml
 
-    from lab.resources import demo_file
-    from lab.settings import parse_yaml
+    from lab.core.resources import demo_file
+    from lab.core.settings import parse_yaml
 
     path = path or demo_file()
     try:
@@ -81,7 +81,7 @@ def check_from(start: int, steps: list[Step]) -> int:
 
 def titles(steps: list[Step]) -> list[str]:
     """Step titles for --list, with the default ports."""
-    from lab import layout
+    from lab.core import layout
 
     subs = {"lab": layout.DEFAULT_NAME, "tls_port": layout.DEFAULT_TLS_PORT, "mtls_port": layout.DEFAULT_MTLS_PORT,
             "host": "localhost"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent   # the lab package (this file is lab/core/resources.py)
 
 
 def _find(name: str) -> Path:

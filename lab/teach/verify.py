@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import layout
-from lab.errors import CertificateError, UsageError
-from lab.settings import Settings
+from lab.core import layout
+from lab.core.errors import CertificateError, UsageError
+from lab.core.settings import Settings
 
 PATH = "/" + layout.HELLO_FILE
 HELLO = "Hello, world!"
@@ -109,7 +109,7 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     `revoked` scenario for each student whose certificate has been revoked."""
     from dataclasses import replace
 
-    from lab import students
+    from lab.pki import students
 
     chosen = list(SCENARIOS)
     if lab_dir is None:
@@ -383,6 +383,6 @@ def run_one(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = 
 
 
 def _explain(sc: Scenario, obs: Observation, lab_dir: Path) -> str:
-    from lab.diagnose import explain
+    from lab.teach.diagnose import explain
 
     return explain(sc, obs, lab_dir)

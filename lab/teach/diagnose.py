@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab import layout
+from lab.core import layout
 
 
 def directive(conf: str, name: str) -> str | None:
@@ -43,7 +43,7 @@ def _in_lab(path: str | None) -> str:
 
 def _certificate_names(lab_dir: Path, conf: str, server: str) -> tuple[str, list[str]]:
     """The server certificate nginx is told to use (as a lab path) and the names it covers."""
-    from lab.certs import server_sans
+    from lab.pki.certs import server_sans
 
     path = directive(conf, "ssl_certificate") or ""
     folder = layout.SERVERS[server][0]

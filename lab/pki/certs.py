@@ -18,10 +18,10 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lab import layout
-from lab.errors import CertificateError
-from lab.resources import scripts_dir
-from lab.settings import Settings
+from lab.core import layout
+from lab.core.errors import CertificateError
+from lab.core.resources import scripts_dir
+from lab.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def server_sans(cert) -> tuple[str, ...]:
 def expiries(lab_dir: Path) -> dict[str, dt.datetime]:
     """The expiry of each readable certificate of the lab (for status; never raises).
     Remembered by file digest in the lab directory's cache: a warm `lab up` reads no certificate."""
-    from lab import cache
+    from lab.core import cache
 
     directory = layout.certs_dir(lab_dir)
     known = cache.recall(lab_dir, "expiries", lambda e: dict(e["files"])) or {}
@@ -296,7 +296,7 @@ def _cert_files(lab_dir: Path) -> list[Path]:
 
 
 def _remember(lab_dir: Path, result: CertsResult) -> None:
-    from lab import cache
+    from lab.core import cache
 
     cache.put(lab_dir, "certs", {"digest": cache.digest(files=_cert_files(lab_dir)), "sans": list(result.sans),
                                  "not_after": result.not_after.isoformat()})
@@ -304,7 +304,7 @@ def _remember(lab_dir: Path, result: CertsResult) -> None:
 
 def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
     """The result of an earlier check of exactly these files, if still true now."""
-    from lab import cache
+    from lab.core import cache
 
     def still_true(entry) -> CertsResult | None:
         if entry["digest"] != cache.digest(files=_cert_files(lab_dir)):
@@ -328,13 +328,13 @@ def _made_digests(lab_dir: Path) -> dict:
 
 def _remember_made(lab_dir: Path) -> None:
     """What gen-certs.sh made, file by file: a file that differs later was put in by hand."""
-    from lab import cache
+    from lab.core import cache
 
     cache.put(lab_dir, "certs-made", {"files": _made_digests(lab_dir)})
 
 
 def _replaced(lab_dir: Path) -> tuple[str, ...]:
-    from lab import cache
+    from lab.core import cache
 
     made = cache.recall(lab_dir, "certs-made", lambda e: dict(e["files"]))
     if not made:

@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lab import layout
-from lab.verify import host_port
+from lab.core import layout
+from lab.teach.verify import host_port
 
 TLS_VERSIONS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 # Messages that only mutual TLS has: the server asks, the client answers and proves it holds the key.
@@ -147,7 +147,7 @@ def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
 
 def request_text(hostname: str, port: int) -> str:
     """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close)."""
-    from lab import verify
+    from lab.teach import verify
 
     return f"GET {verify.PATH} HTTP/1.1\r\nHost: {hostname}:{port}\r\nConnection: close\r\n\r\n"
 
@@ -165,7 +165,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
     try:
         proc = subprocess.run(cmd, cwd=lab_dir, input=request, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        from lab.errors import RuntimeFailure
+        from lab.core.errors import RuntimeFailure
 
         raise RuntimeFailure(f"openssl s_client got no answer from {host_port(address, port)} within {timeout:g} s",
                              hint="is the lab running? lab status") from None
@@ -189,7 +189,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
             cert = _first_certificate(msg.raw, tls13)
             msg.details = {"subject": cert.subject.rfc4514_string() if cert else None}
             if cert is not None and msg.sender == "server":
-                from lab.certs import server_sans
+                from lab.pki.certs import server_sans
 
                 msg.details |= {"issuer": cert.issuer.rfc4514_string(),
                                 "names": [n.split(":", 1)[1] for n in server_sans(cert)]}

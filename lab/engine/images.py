@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lab import layout
-from lab.errors import ImageUnavailable, LabError
+from lab.core import layout
+from lab.core.errors import ImageUnavailable, LabError
 
 Progress = Callable[[str], None]
 
 
 def _short(e: BaseException) -> str:
-    from lab.runtime import short_error
+    from lab.engine.runtime import short_error
 
     return short_error(e)
 

@@ -12,8 +12,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import layout
-from lab.errors import UsageError
+from lab.core import layout
+from lab.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def _html(text: str, title: str) -> str:
 def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
     from cryptography import x509
 
-    from lab.certs import server_sans
-    from lab.render import render_text
+    from lab.pki.certs import server_sans
+    from lab.config.render import render_text
 
     ca = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT).read_bytes())
     server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab.errors import LabError, UsageError
+from lab.core.errors import LabError, UsageError
 
 INSTALL_HINT = "install tcpdump (Debian/Ubuntu: apt-get install tcpdump; macOS has it)"
 PRIVILEGE_HINT = ("capturing packets needs root or CAP_NET_RAW: run lab as root, or once: "
