@@ -1,9 +1,10 @@
 """The command line: the typer app, its options, and the one error boundary.
 
-Each command selects its lab, calls one function of lab/session.py and hands
-the result to lab/output.py. LabError becomes a one-line message and a
-documented exit code here, and nowhere else. Modules are imported inside the
-commands so that `lab --help` does not pay for Docker, Jinja or cryptography.
+Each command selects its lab (lab/app/selection.py), calls one use case of
+lab/app/ and hands what it returns to a view of lab/views/. LabError becomes
+a one-line message and a documented exit code here, and nowhere else. The
+use cases and views import Docker, Jinja and cryptography only inside their
+functions, so that `lab --help` does not pay for them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,20 @@ from typing import Annotated, Optional
 
 import typer
 
+from lab import player
+from lab.app import demo, edits, exercises, failures, images, lesson, lifecycle, selection, students
 from lab.core import layout
-from lab.core.errors import EXIT_CODES, Interrupted, LabError
+from lab.core.errors import EXIT_CODES, Interrupted, LabError, UsageError
+from lab.views import checks as checks_view
+from lab.views import console
+from lab.views import demo as demo_view
+from lab.views import edits as edits_view
+from lab.views import exercises as exercises_view
+from lab.views import handshake as handshake_view
+from lab.views import images as images_view
+from lab.views import lifecycle as lifecycle_view
+from lab.views import room as room_view
+from lab.views import students as students_view
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
@@ -93,21 +106,6 @@ def _root(
     pass
 
 
-def _expected_failure(e: Exception) -> Optional[LabError]:
-    """The engine or the file system failing mid-command is an expected failure too."""
-    from lab.core.errors import RuntimeFailure
-
-    docker_errors = sys.modules.get("docker.errors")
-    if docker_errors is not None and isinstance(e, docker_errors.DockerException):
-        from lab.engine.runtime import DOCKER_HINT, short_error
-
-        return RuntimeFailure(f"the Docker engine failed: {short_error(e)}", hint=DOCKER_HINT)
-    if isinstance(e, OSError):
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        return LabError(f"{e.strerror or e}{where}", hint="check the path and its permissions")
-    return None
-
-
 def _silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's last flush stays quiet."""
     import os
@@ -138,25 +136,23 @@ def handles_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from lab import output
-
         try:
             return command(*args, **kwargs)
         except LabError as e:
-            output.error(e)
+            console.error(e)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            output.note("interrupted: what this run made was removed")
+            console.note("interrupted: what this run made was removed")
             raise typer.Exit(130) from None
         except BrokenPipeError:
             # `lab up | head -1`: the reader has what it wanted; that is no error.
             _silence_stdout()
             raise typer.Exit(0) from None
         except Exception as e:
-            expected = _expected_failure(e)
+            expected = failures.expected(e)
             if expected is None:
                 raise
-            output.error(expected)
+            console.error(expected)
             raise typer.Exit(expected.exit_code) from None
 
     return wrapper
@@ -165,108 +161,102 @@ def handles_errors(command):
 # --------------------------------------------------------------------------- up, render, down
 
 
-@app.command()
+@app.command("up")
 @handles_errors
-def up(
+def up_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
     days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
 ):
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
-    from lab import output, session
 
-    lab = session.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
+    lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
                          bind=bind, image=image, sans=san, days=days)
-    with output.progress() as say:
-        report = session.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
+    with console.progress() as say:
+        report = lifecycle.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
                             discard_students=discard_students)
     with _Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"):
-        output.up(report, session.try_next(lab))
+        lifecycle_view.up(report, lesson.try_next(lab))
 
 
-@app.command()
+@app.command("render")
 @handles_errors
-def render(
+def render_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
     days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
 ):
     """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
-    from lab import output, session
 
-    lab = session.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
+    lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
                          bind=bind, image=image, sans=san, days=days)
-    with output.progress() as say:
-        report = session.render(lab, regenerate=regenerate, progress=say, discard_students=discard_students)
+    with console.progress() as say:
+        report = lifecycle.render(lab, regenerate=regenerate, progress=say, discard_students=discard_students)
     with _Done(f"lab {lab.name} is rendered in {lab.dir}/"):
-        output.render(report)
+        lifecycle_view.render(report)
 
 
-@app.command()
+@app.command("down")
 @handles_errors
-def down(
+def down_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (certificates included).")] = False,
 ):
     """Remove the lab's containers and network (found by label, nothing else); idempotent."""
-    from lab import output, session
 
-    output.down(session.down(directory, name, purge=purge))
+    lifecycle_view.down(lifecycle.down(directory, name, purge=purge))
 
 
 # --------------------------------------------------------------------------- status, logs, doctor
 
 
-@app.command()
+@app.command("status")
 @handles_errors
-def status(
+def status_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     all_labs: Annotated[bool, typer.Option("--all", help="Every lab on this Docker engine, found by label.")] = False,
     as_json: JsonOpt = False,
 ):
     """Show the lab's servers: container, state, TLS health, address, image, uptime; certificate expiry."""
-    from lab import output, session
 
     if all_labs:
-        rows = session.all_labs()
-        output.emit_json(rows) if as_json else output.all_labs(rows)
+        rows = lifecycle.all_labs()
+        console.emit_json(rows) if as_json else lifecycle_view.all_labs(rows)
         return
-    report = session.status(directory, name)
-    output.status_json(report) if as_json else output.status(report)
+    report = lifecycle.status(directory, name)
+    lifecycle_view.status_json(report) if as_json else lifecycle_view.status(report)
     if not report.all_running:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command("logs")
 @handles_errors
-def logs(
+def logs_cmd(
     server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end to start with.")] = 50,
 ):
     """nginx's access and error logs: TLS version, cipher, client certificate subject and verdict per request."""
-    from lab import output, session
 
-    output.logs(session.logs(directory, name, server, tail=tail, follow=follow), both=server is None)
+    lifecycle_view.logs(lifecycle.logs(directory, name, server, tail=tail, follow=follow), both=server is None)
 
 
-@app.command()
+@app.command("doctor")
 @handles_errors
-def doctor(
+def doctor_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None,
     hours: Annotated[float, typer.Option("--hours", help="Certificates must stay valid this many hours (the workshop).")] = 8,
     as_json: JsonOpt = False,
 ):
     """Preflight: everything `lab up` needs, a ✓/✗ line each, and the fix for each ✗."""
-    from lab import output, session
 
-    lab = session.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
+    lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
                          bind=bind, image=image)
-    checks = session.doctor(lab, hours)
-    output.emit_json(checks) if as_json else output.doctor(checks)
+    checks = lifecycle.doctor(lab, hours)
+    console.emit_json(checks) if as_json else lifecycle_view.doctor(checks)
     if any(not c.ok and c.blocking for c in checks):
         raise typer.Exit(1)
 
@@ -277,37 +267,34 @@ FilesArg = Annotated[Optional[list[str]], typer.Argument(
     help="Rendered files, e.g. nginx-mtls/nginx.conf [default: all].", show_default=False)]
 
 
-@app.command()
+@app.command("diff")
 @handles_errors
-def diff(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+def diff_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
     """Your edits: each rendered file changed by hand, as a unified diff against the lesson. Exit 1 when there are edits."""
-    from lab import output, session
 
-    found = session.diff(session.select(directory, name, require=True), files)
-    output.diff(found)
+    found = edits.diff(selection.select(directory, name, require=True), files)
+    edits_view.diff(found)
     if found:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command("reset")
 @handles_errors
-def reset(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+def reset_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
     """Back to the lesson: edited files get the lesson's version (your copy is kept beside it); running servers reload."""
-    from lab import output, session
 
-    output.reset(session.reset(session.select(directory, name, require=True), files))
+    edits_view.reset(edits.reset(selection.select(directory, name, require=True), files))
 
 
-@app.command()
+@app.command("reload")
 @handles_errors
-def reload(
+def reload_cmd(
     server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
 ):
     """Load the servers' files as they are now: nginx -t first (a broken edit changes nothing), then no downtime."""
-    from lab import output, session
 
-    output.reloaded(session.reload(session.select(directory, name, require=True), server))
+    edits_view.reloaded(edits.reload(selection.select(directory, name, require=True), server))
 
 
 # --------------------------------------------------------------------------- the handshake
@@ -328,23 +315,22 @@ def handshake_cmd(
     as_student: AsOpt = None, host: HostOpt = None,
 ):
     """The real TLS handshake of a scenario, message by message, as a sequence diagram (openssl s_client -msg)."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
-    seen = session.handshake(lab, scenario, tls=tls, keylog=keylog, pcap=pcap, as_student=as_student, host=host)
+    lab = selection.select(directory, name, require=True)
+    seen = lesson.handshake(lab, scenario, tls=tls, keylog=keylog, pcap=pcap, as_student=as_student, host=host)
     if as_json:
-        output.emit_json(seen)
+        console.emit_json(seen)
         return
-    output.handshake(seen, lab.dir)
-    output.handshake_files(keylog, pcap, seen.address)
+    handshake_view.handshake(seen, lab.dir)
+    handshake_view.handshake_files(keylog, pcap, seen.address)
 
 
 # --------------------------------------------------------------------------- the demo
 
 
-@app.command()
+@app.command("demo")
 @handles_errors
-def demo(
+def demo_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     list_steps: Annotated[bool, typer.Option("--list", help="The steps, and stop.")] = False,
     start: Annotated[int, typer.Option("--from", help="Begin at this step.")] = 1,
@@ -353,24 +339,19 @@ def demo(
         show_default=False)] = None,
 ):
     """The lesson, live, one step a screen: each step's command run for real. Enter next, b back, r rerun, q quit."""
-    from lab.teach import demo as lesson
-    from lab import output, session
-
-    steps = session.demo_steps()
+    steps = demo.demo_steps()
     if list_steps:
-        output.demo_list(steps)
+        demo_view.demo_list(steps)
         return
-    lesson.check_from(start, steps)
+    demo.check_from(start, steps)
     if auto is not None and auto < 0:
-        from lab.core.errors import UsageError
-
         raise UsageError(f"--auto {auto:g}: give 0 or more seconds")
-    lab = session.select(directory, name)
-    with output.progress("the demo needs a running lab…") as say:
-        started = session.demo_ready(lab, progress=say)
+    lab = selection.select(directory, name)
+    with console.progress("the demo needs a running lab…") as say:
+        started = demo.demo_ready(lab, progress=say)
     if started is not None:
-        output.note(f"no lab was running: started lab {lab.name} ({lab.dir}/) for the demo")
-    output.demo(steps, start, auto, lambda number: session.demo_step(lab, steps, number), session.departures(lab))
+        console.note(f"no lab was running: started lab {lab.name} ({lab.dir}/) for the demo")
+    player.demo(steps, start, auto, lambda number: demo.demo_step(lab, steps, number), demo.departures(lab))
 
 
 # --------------------------------------------------------------------------- break-and-fix exercises
@@ -387,10 +368,9 @@ FromOpt = Annotated[Optional[Path], typer.Option(
 @handles_errors
 def exercise_list(from_dir: FromOpt = None, as_json: JsonOpt = False):
     """Every exercise: id, title, what its check tries."""
-    from lab import output, session
 
-    found = session.exercises(from_dir)
-    output.emit_json(found) if as_json else output.exercises(found)
+    found = exercises.exercises(from_dir)
+    console.emit_json(found) if as_json else exercises_view.exercises(found)
 
 
 @exercise_app.command("start")
@@ -400,29 +380,26 @@ def exercise_start(
     directory: DirOpt = None, name: NameOpt = None, from_dir: FromOpt = None,
 ):
     """Make the exercise's mistake in the running lab (every file it touches saved first) and show it failing."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
-    output.exercise_started(session.exercise_start(lab, exercise_id, from_dir), lab.selector)
+    lab = selection.select(directory, name, require=True)
+    exercises_view.exercise_started(exercises.exercise_start(lab, exercise_id, from_dir), lab.selector)
 
 
 @exercise_app.command("hint")
 @handles_errors
 def exercise_hint(directory: DirOpt = None, name: NameOpt = None):
     """A nudge for the running exercise (not the answer)."""
-    from lab import output, session
 
-    output.exercise_hint(session.exercise_hint(session.select(directory, name, require=True)))
+    exercises_view.exercise_hint(exercises.exercise_hint(selection.select(directory, name, require=True)))
 
 
 @exercise_app.command("check")
 @handles_errors
 def exercise_check(directory: DirOpt = None, name: NameOpt = None):
     """Is it fixed? Decided by real requests (any correct fix passes); says what still fails. Exit 0 only when fixed."""
-    from lab import output, session
 
-    report = session.exercise_check(session.select(directory, name, require=True))
-    output.exercise_checked(report)
+    report = exercises.exercise_check(selection.select(directory, name, require=True))
+    exercises_view.exercise_checked(report)
     if not report.fixed:
         raise typer.Exit(1)
 
@@ -434,10 +411,9 @@ def exercise_solution(
     apply: Annotated[bool, typer.Option("--apply", help="Carry out the reference fix, then check it.")] = False,
 ):
     """The reference fix of the running exercise; --apply carries it out and checks it."""
-    from lab import output, session
 
-    report = session.exercise_solution(session.select(directory, name, require=True), apply=apply)
-    output.exercise_solution(report, applied=apply)
+    report = exercises.exercise_solution(selection.select(directory, name, require=True), apply=apply)
+    exercises_view.exercise_solution(report, applied=apply)
     if apply and not report.fixed:
         raise typer.Exit(1)
 
@@ -446,19 +422,17 @@ def exercise_solution(
 @handles_errors
 def exercise_reset(directory: DirOpt = None, name: NameOpt = None):
     """End the running exercise: the lab back to the lesson's state, servers reloaded."""
-    from lab import output, session
 
-    output.exercise_reset(session.exercise_reset(session.select(directory, name, require=True)))
+    exercises_view.exercise_reset(exercises.exercise_reset(selection.select(directory, name, require=True)))
 
 
 @exercise_app.command("status")
 @handles_errors
 def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
     """Which exercise is running in this lab, and whether it is fixed now."""
-    from lab import output, session
 
-    report = session.exercise_status(session.select(directory, name, require=True))
-    output.exercise_status(report, as_json)
+    report = exercises.exercise_status(selection.select(directory, name, require=True))
+    exercises_view.exercise_status(report, as_json)
 
 
 # --------------------------------------------------------------------------- verify, curl
@@ -474,13 +448,10 @@ def verify_cmd(
     host: HostOpt = None, as_student: AsOpt = None,
 ):
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
-    from lab import output, session
-    from lab.teach import verify
-
-    verify.check_names(scenario or [])  # a misspelt name fails before the lab is read
-    lab = session.select(directory, name, require=True)
-    report = session.verify(lab, only=scenario, host=host, as_student=as_student)
-    output.emit_json(report.results) if as_json else output.verify(report.results, show_commands)
+    lesson.check_names(scenario or [])  # a misspelt name fails before the lab is read
+    lab = selection.select(directory, name, require=True)
+    report = lesson.verify(lab, only=scenario, host=host, as_student=as_student)
+    console.emit_json(report.results) if as_json else checks_view.verify(report.results, show_commands)
     if report.failure:
         raise report.failure
 
@@ -492,11 +463,8 @@ def curl_cmd(
     directory: DirOpt = None, name: NameOpt = None, host: HostOpt = None, as_student: AsOpt = None,
 ):
     """Print the curl command that shows one scenario, to copy and paste."""
-    from lab import session
-    from lab.teach import verify
-
-    verify.check_names([scenario])
-    typer.echo(session.curl(session.select(directory, name, require=True), scenario, host, as_student))
+    lesson.check_names([scenario])
+    typer.echo(lesson.curl(selection.select(directory, name, require=True), scenario, host, as_student))
 
 
 # --------------------------------------------------------------------------- students, certificates
@@ -517,13 +485,12 @@ def client_add(
     show_passwords: Annotated[bool, typer.Option("--show-passwords", help="Print the .p12 passwords (not in front of a class).")] = False,
 ):
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
-    with output.progress() as say:
-        report = session.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
+    lab = selection.select(directory, name, require=True)
+    with console.progress() as say:
+        report = students.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
     with _Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
-        output.issued(report, lab.selector, show_passwords)
+        students_view.issued(report, lab.selector, show_passwords)
 
 
 @client_app.command("sign")
@@ -535,15 +502,14 @@ def client_sign(
                                                    show_default=False)] = None,
 ):
     """Sign a student's own request: their key never leaves them (no key or .p12 here). Checked, then lab's extensions."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
-    output.signed(session.sign_request(lab, request, student), lab.selector)
+    lab = selection.select(directory, name, require=True)
+    students_view.signed(students.sign_request(lab, request, student), lab.selector)
 
 
-@app.command()
+@app.command("handout")
 @handles_errors
-def handout(
+def handout_cmd(
     names: Annotated[Optional[list[str]], typer.Argument(help="Students [or --all].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
     all_students: Annotated[bool, typer.Option("--all", help="Every student whose certificate works.")] = False,
@@ -551,10 +517,9 @@ def handout(
                                                 show_default=False)] = None,
 ):
     """A zip per student (certificate, key, .p12, server CA, README for curl, Python, browsers, Java) and roster.csv."""
-    from lab import output, session
 
-    made, sheet, skipped = session.handouts(session.select(directory, name, require=True), names, all_students, out)
-    output.handouts(made, sheet, skipped)
+    made, sheet, skipped = students.handouts(selection.select(directory, name, require=True), names, all_students, out)
+    students_view.handouts(made, sheet, skipped)
 
 
 @app.command("room")
@@ -565,24 +530,22 @@ def room_cmd(
     as_json: JsonOpt = False,
 ):
     """Who has connected: per student last seen, requests, last verdict, address; who has not yet."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
+    lab = selection.select(directory, name, require=True)
     if follow and not as_json:
-        output.room_follow(session.room(lab, follow=True))
+        room_view.room_follow(students.room(lab, follow=True))
         return
-    found = session.room(lab)
-    output.emit_json(found) if as_json else output.room(found)
+    found = students.room(lab)
+    console.emit_json(found) if as_json else room_view.room(found)
 
 
 @client_app.command("list")
 @handles_errors
 def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
     """Every student: name, serial, expiry, status (valid / revoked / expired)."""
-    from lab import output, session
 
-    found = session.list_students(session.select(directory, name, require=True))
-    output.emit_json(found) if as_json else output.students(found)
+    found = students.list_students(selection.select(directory, name, require=True))
+    console.emit_json(found) if as_json else students_view.students(found)
 
 
 @client_app.command("revoke")
@@ -591,21 +554,19 @@ def client_revoke(
     student: Annotated[str, typer.Argument(help="Student name.")], directory: DirOpt = None, name: NameOpt = None,
 ):
     """Revoke a student's certificate; the running mTLS server enforces it at once, without downtime."""
-    from lab import output, session
 
-    output.revoked(session.revoke(session.select(directory, name, require=True), student))
+    students_view.revoked(students.revoke(selection.select(directory, name, require=True), student))
 
 
 @app.command("certs")
 @handles_errors
 def certs_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
     """The lab's whole PKI: subject, issuer, serial, names, usages, validity, SHA-256 fingerprint of each certificate."""
-    from lab import output, session
 
-    lab = session.select(directory, name, require=True)
-    infos = session.pki(lab)
-    output.emit_json(infos) if as_json else output.pki(lab.dir, infos)
-    output.expiry_warnings(infos)
+    lab = selection.select(directory, name, require=True)
+    infos = students.pki(lab)
+    console.emit_json(infos) if as_json else students_view.pki(lab.dir, infos)
+    students_view.expiry_warnings(infos)
 
 
 # --------------------------------------------------------------------------- images
@@ -619,12 +580,11 @@ app.add_typer(image_app, name="image")
 @handles_errors
 def image_pull(directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None):
     """Pull the lab's image from its registry (with progress), if it is not here yet."""
-    from lab import output, session
 
-    lab = session.select(directory, name, image=image)
-    with output.progress(f"pulling {lab.settings.image}…") as say:
-        pulled = session.image_pull(lab, progress=say)
-    output.image_pulled(lab.settings.image, pulled)
+    lab = selection.select(directory, name, image=image)
+    with console.progress(f"pulling {lab.settings.image}…") as say:
+        pulled = images.image_pull(lab, progress=say)
+    images_view.image_pulled(lab.settings.image, pulled)
 
 
 @image_app.command("save")
@@ -634,23 +594,21 @@ def image_save(
     directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None,
 ):
     """Save the lab's image to a tar file (docker save NAME:TAG), streamed."""
-    from lab import output, session
 
-    lab = session.select(directory, name, image=image)
-    with output.progress(f"saving {lab.settings.image}…") as say:
-        size = session.image_save(lab, file, progress=say)
-    output.image_saved(lab.settings.image, file, size)
+    lab = selection.select(directory, name, image=image)
+    with console.progress(f"saving {lab.settings.image}…") as say:
+        size = images.image_save(lab, file, progress=say)
+    images_view.image_saved(lab.settings.image, file, size)
 
 
 @image_app.command("load")
 @handles_errors
 def image_load(file: Annotated[Path, typer.Argument(help="Tar file made by `lab image save`.")]):
     """Load an image from a tar file (docker load), streamed: no registry needed."""
-    from lab import output, session
 
-    with output.progress(f"loading {file}…") as say:
-        tags = session.image_load(file, progress=say)
-    output.image_loaded(file, tags)
+    with console.progress(f"loading {file}…") as say:
+        tags = images.image_load(file, progress=say)
+    images_view.image_loaded(file, tags)
 
 
 def main() -> None:

@@ -13,14 +13,14 @@ from helpers import REPO
 
 PROBE = """
 import sys, termios
-from lab import output
+from lab import player
 fd = sys.stdin.fileno()
 def flags():
     lflag = termios.tcgetattr(fd)[3]
     return "echo" if lflag & termios.ECHO else "noecho", "line" if lflag & termios.ICANON else "key"
 print("before", *flags())
 try:
-    with output._keys_unechoed(True):
+    with player._keys_unechoed(True):
         print("during", *flags())
         raise KeyboardInterrupt
 except KeyboardInterrupt:

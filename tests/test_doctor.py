@@ -8,13 +8,19 @@ def test_doctor_clock_checks():
     import datetime as dt
 
     from lab.app import doctor
+    from lab.engine.seam import DockerEngine
 
-    class Engine:
+    class Client:
+        """What the Docker SDK's client answers: the engine's time, in nanoseconds."""
+
         def __init__(self, when):
             self.when = when
 
         def info(self):
             return {"SystemTime": self.when.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")}
+
+    def Engine(when):
+        return DockerEngine(Client(when))
 
     now = dt.datetime.now(dt.timezone.utc)
     assert doctor.check_clock(Engine(now), now).ok

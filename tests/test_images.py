@@ -10,29 +10,7 @@ import pytest
 
 from helpers import ok, run
 from lab.engine import images
-
-
-class _PullRecorder:
-    """Just enough of a docker client to see what a pull asks the engine for."""
-
-    def __init__(self):
-        import docker
-
-        self.pulled = []
-        outer = self
-
-        class Images:
-            def get(self, name):
-                if not outer.pulled:
-                    raise docker.errors.ImageNotFound(name)
-                return object()
-
-        class Api:
-            def pull(self, repo, tag=None, stream=False, decode=False):
-                outer.pulled.append((repo, tag))
-                return iter([{"status": "done"}])
-
-        self.images, self.api = Images(), Api()
+from lab.engine.fake import FakeEngine
 
 
 @pytest.mark.parametrize("image,repo,tag", [
@@ -44,9 +22,9 @@ class _PullRecorder:
 ])
 def test_pull_asks_for_the_reference_given(image, repo, tag):
     """A digest-pinned image is pulled by its digest, not as repository 'nginx:1.27.3@sha256', tag '<hex>'."""
-    client = _PullRecorder()
-    assert images.ensure(client, image) is True
-    assert client.pulled == [(repo, tag)]
+    engine = FakeEngine()
+    assert images.ensure(engine, image) is True
+    assert engine.pulled == [(repo, tag)]
 
 
 def _repo_tags(tar_path) -> list[str]:

@@ -310,14 +310,14 @@ def test_ctrl_c_at_any_moment_of_an_issue_leaves_no_certificate_behind(rendered)
 
 @pytest.mark.docker
 def test_ctrl_c_while_up_prints_says_the_lab_is_up(new_lab, monkeypatch):
-    from lab import output
+    from lab.views import lifecycle as lifecycle_view
 
     lab = new_lab()
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(output, "up", interrupted)
+    monkeypatch.setattr(lifecycle_view, "up", interrupted)
     result = run(*lab.up_args())
     assert result.exit_code == 130
     assert f"interrupted while printing: lab {lab.name} is up" in result.output

@@ -44,26 +44,26 @@ def check_engine():
     from lab.engine import runtime
 
     try:
-        client = runtime.connect()
-        return client, Check("docker engine", True, f"reachable, version {runtime.engine_version(client)}")
+        engine = runtime.connect()
+        return engine, Check("docker engine", True, f"reachable, version {engine.version()}")
     except LabError as e:
         return None, Check("docker engine", False, str(e), e.hint, error=DockerUnavailable)
 
 
-def check_image(client, image: str) -> Check:
+def check_image(engine, image: str) -> Check:
     from lab.engine import images
 
-    if client is None:
+    if engine is None:
         return Check("image", False, f"{image}: cannot tell without the engine", "start the Docker engine first",
                      error=DockerUnavailable)
-    if images.present(client, image):
+    if images.present(engine, image):
         return Check("image", True, f"{image} is on this machine")
     try:
-        images.registry_has(client, image)
+        images.registry_has(engine, image)
         return Check("image", True, f"{image} is not on this machine; its registry has it (lab up pulls it)")
     except LabError as e:
         return Check("image", False, f"image {image} is not on this machine and could not be pulled: its registry "
-                     f"cannot be reached ({e})", images.missing_hint(client, image), error=ImageUnavailable)
+                     f"cannot be reached ({e})", images.missing_hint(engine, image), error=ImageUnavailable)
 
 
 def check_openssl() -> Check:
@@ -74,12 +74,12 @@ def check_openssl() -> Check:
     return Check("openssl", True, version)
 
 
-def check_ports(client, s: Settings) -> list[Check]:
+def check_ports(engine, s: Settings) -> list[Check]:
     from lab.engine import runtime
 
     own = set()
-    if client is not None:  # ports this lab's own containers hold are no obstacle (lab up replaces them)
-        own = {int(st.published.rsplit(":", 1)[1]) for st in runtime.status(client, s.name, None) if st.published}
+    if engine is not None:  # ports this lab's own containers hold are no obstacle (lab up replaces them)
+        own = {int(st.published.rsplit(":", 1)[1]) for st in runtime.status(engine, s.name, None) if st.published}
     checks = []
     for server, port in s.ports().items():
         if port in own:
@@ -87,10 +87,8 @@ def check_ports(client, s: Settings) -> list[Check]:
         elif runtime.port_free(s.bind, port):
             checks.append(Check(f"port {port}", True, f"free on {s.bind}"))
         else:
-            holder = runtime.port_holder(client, port) if client is not None else ""
-            checks.append(Check(f"port {port}", False, f"port {port} on {s.bind} is already in use{holder}",
-                                f"free it, or choose another with --{server}-port or --port-offset",
-                                error=RuntimeFailure))
+            taken = runtime.port_in_use(engine, s.bind, port, f"--{server}-port")
+            checks.append(Check(f"port {port}", False, str(taken), taken.hint, error=RuntimeFailure))
     return checks
 
 
@@ -122,13 +120,13 @@ def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> C
     return Check("certificates", True, f"valid; the first expiry is {result.not_after:%Y-%m-%d} ({left.days} days)")
 
 
-def check_network(client, s: Settings) -> Check:
+def check_network(engine, s: Settings) -> Check:
     """A network with the lab's network name that lab did not make blocks `lab up`."""
     name = layout.network_name(s.name)
-    if client is None:
+    if engine is None:
         return Check("network", True, f"{name}: cannot tell without the engine", blocking=False)
-    found = [n for n in client.networks.list(names=[name]) if n.name == name]
-    if found and (found[0].attrs.get("Labels") or {}).get(layout.LABEL_LAB) != s.name:
+    found = engine.network(name)
+    if found is not None and found.labels.get(layout.LABEL_LAB) != s.name:
         return Check("network", False, f"a network named {name} exists and was not made by this lab",
                      f"remove it (docker network rm {name}) if it is not needed, or choose another --name",
                      error=RuntimeFailure)
@@ -154,7 +152,7 @@ def check_ca_database(lab_dir: Path) -> Check:
                  f"{sum(r.status == 'R' for r in records)} revoked", blocking=False)
 
 
-def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: str) -> Check:
+def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine, lab_name: str) -> Check:
     """The client CA's revocation list: readable, valid through the workshop, and loaded by the running server."""
     from lab.engine import runtime
     from lab.pki import students
@@ -173,7 +171,7 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, client, lab_name: s
                      "server)", error=CertificateError)
     from lab.engine import loaded
 
-    states = loaded.state(lab_dir, "mtls", runtime.server_state(client, lab_name, "mtls")) if client else None
+    states = loaded.state(lab_dir, "mtls", runtime.server_state(engine, lab_name, "mtls")) if engine else None
     state = (states or {}).get(loaded.CRL)
     if state == "older":
         return Check("revocation list", False, f"the running mTLS server has an older revocation list than {where}: "
@@ -190,14 +188,12 @@ def check_capture() -> Check:
     return Check("packet capture", ok, detail, fix, blocking=False)
 
 
-def check_clock(client, now: dt.datetime) -> Check:
+def check_clock(engine, now: dt.datetime) -> Check:
     if now.year < 2024:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
-    if client is None:
+    if engine is None:
         return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC (engine not reachable to compare)", blocking=False)
-    from lab.engine import runtime
-
-    engine_time = runtime.engine_time(client)
+    engine_time = engine.clock()
     if engine_time is None:
         return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC", blocking=False)
     skew = abs((engine_time - now).total_seconds())
@@ -208,28 +204,28 @@ def check_clock(client, now: dt.datetime) -> Check:
 
 
 def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: bool = True):
-    """Every check, in order; returns (engine client or None, checks).
+    """Every check, in order; returns (the engine or None, checks).
 
     `lab up` leaves out the certificates and revocation list checks
     (certificates=False): it makes missing certificates itself and checks
     existing ones with the same code (certs.ensure), raising with the same
     fix, and makes the CRL anew when it is missing, unreadable or running out."""
     now = dt.datetime.now(dt.timezone.utc)
-    client, engine = check_engine()
-    checks = [engine, check_image(client, s.image), check_openssl(), *check_ports(client, s), check_network(client, s),
+    engine, reach = check_engine()
+    checks = [reach, check_image(engine, s.image), check_openssl(), *check_ports(engine, s), check_network(engine, s),
               check_dir(lab_dir)]
     if certificates:
-        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, client, s.name),
+        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, engine, s.name),
                    check_ca_database(lab_dir)]
-    checks.append(check_clock(client, now))
+    checks.append(check_clock(engine, now))
     if certificates:   # lab doctor only: lab up needs no capture
         checks.append(check_capture())
-    return client, checks
+    return engine, checks
 
 
 def preflight(lab_dir: Path, s: Settings):
-    """`lab up`'s checks, before anything is written; returns the engine client, or raises the first blocker."""
-    client, checks = run(lab_dir, s, certificates=False)
+    """`lab up`'s checks, before anything is written; returns the engine, or raises the first blocker."""
+    engine, checks = run(lab_dir, s, certificates=False)
     for check in checks:
         check.raise_if_blocking()
-    return client
+    return engine

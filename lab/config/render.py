@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.core import layout
+from lab.core.net import bracketed
 from lab.core.errors import LabError, UsageError
 from lab.core.resources import templates_dir
 from lab.core.settings import Settings
@@ -98,7 +99,7 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
                    "dir": layout.LABEL_DIR},
         "lab_dir": str(lab_dir.resolve()),
         "config_hash": config_hash,
-        "publish_host": f"[{bind}]" if bind.version == 6 else str(bind),
+        "publish_host": bracketed(str(bind)),
         "ports": settings.ports(),
         "container_ports": {s: port for s, (_, port) in layout.SERVERS.items()},
         "conf_dir": layout.CONTAINER_CONF_DIR,

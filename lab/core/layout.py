@@ -154,3 +154,12 @@ def crl_file(lab_dir: Path) -> Path:
 
 def clients_dir(lab_dir: Path) -> Path:
     return lab_dir / CLIENTS_DIR
+
+
+def lab_paths(text: str, server: str | None = None) -> str:
+    """Container paths in nginx's words written as the lab directory names them
+    (/etc/nginx/lab/ is the server's own folder: nginx-mtls/, or nginx-…/ when the server is not known)."""
+    folder = SERVERS[server][0] if server else "nginx-…"
+    for inside, outside in ((CONTAINER_CONF_DIR, folder), (CONTAINER_CERT_DIR, CERTS_DIR), (CONTAINER_CRL_DIR, CRL_DIR)):
+        text = text.replace(inside + "/", outside + "/")
+    return text

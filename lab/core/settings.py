@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from lab.core import layout
+from lab.core.net import bracketed, connect_host
 from lab.core.errors import UsageError
 
 # A lab name becomes a container name, a network name, a label value and part
@@ -62,7 +63,7 @@ class Settings:
         if not is_room(self.bind):
             return []
         hosts = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS]
-        return [f"https://{'[' + h + ']' if ':' in h else h}:{self.mtls_port}{path}" for h in hosts]
+        return [f"https://{bracketed(h)}:{self.mtls_port}{path}" for h in hosts]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -125,10 +126,6 @@ def room_names(bind: str) -> tuple[str, ...]:
             out.append(san)
     return tuple(dict.fromkeys(out))
 
-
-def connect_host(bind: str) -> str:
-    """The address a client on this machine uses for ports published on `bind`."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
 
 
 def validate_name(name: str) -> str:

@@ -1,6 +1,6 @@
 """The nginx image: present, pulled (with progress), saved to and loaded from
-a tar file for rooms without a registry. Docker is reached only through the
-client that lab/runtime.py connects."""
+a tar file for rooms without a registry, through the engine seam
+(lab/engine/seam.py)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,13 @@ from typing import Callable
 
 from lab.core import layout
 from lab.core.errors import ImageUnavailable, LabError
+from lab.engine.seam import Engine, EngineError
 
 Progress = Callable[[str], None]
 
 
-def _short(e: BaseException) -> str:
-    from lab.engine.runtime import short_error
-
-    return short_error(e)
-
-
-def present(client, image: str) -> bool:
-    import docker
-
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
+def present(engine: Engine, image: str) -> bool:
+    return engine.has_image(image)
 
 
 def pull_reference(image: str) -> tuple[str, str]:
@@ -35,25 +24,23 @@ def pull_reference(image: str) -> tuple[str, str]:
 
     docker-py's own parser: 'nginx:1.27.3@sha256:…' is ('nginx:1.27.3',
     'sha256:…'), which the engine pulls by digest; a registry port is not a tag."""
-    from docker.utils import parse_repository_tag
+    from lab.engine.seam import parse_reference
 
-    repo, tag = parse_repository_tag(image)
+    repo, tag = parse_reference(image)
     return repo, tag or "latest"
 
 
-def ensure(client, image: str, progress: Progress | None = None) -> bool:
+def ensure(engine: Engine, image: str, progress: Progress | None = None) -> bool:
     """Pull the image only when it is missing; True when it was pulled."""
-    import docker
-
-    if present(client, image):
+    if present(engine, image):
         return False
     repo, tag = pull_reference(image)
     layers: dict[str, tuple[int, int]] = {}
     last = 0.0
     try:
-        for event in client.api.pull(repo, tag=tag, stream=True, decode=True):
+        for event in engine.pull(repo, tag):
             if "error" in event:
-                raise docker.errors.APIError(event["error"])
+                raise EngineError(str(event["error"]))
             detail = event.get("progressDetail") or {}
             if event.get("id") and detail.get("total"):
                 layers[event["id"]] = (detail.get("current", 0), detail["total"])
@@ -62,31 +49,30 @@ def ensure(client, image: str, progress: Progress | None = None) -> bool:
                 done, total = sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
                 progress(f"pulling {image}: {done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"pulling {image}")
                 last = now
-        client.images.get(image)
+        if not present(engine, image):
+            raise EngineError(f"the pull ended without {image}")
         return True
-    except docker.errors.DockerException as e:
-        raise ImageUnavailable(f"image {image} is not on this machine and could not be pulled ({_short(e)})",
-                               hint=missing_hint(client, image)) from None
+    except EngineError as e:
+        raise ImageUnavailable(f"image {image} is not on this machine and could not be pulled ({e.reason})",
+                               hint=missing_hint(engine, image)) from None
 
 
-def missing_hint(client, image: str) -> str:
+def missing_hint(engine: Engine, image: str) -> str:
     """What to do when the image is absent and no registry has it: the offline image first, when it is here."""
     hint = (f"load a saved copy: lab image load FILE (made by `lab image save FILE` where the image is); "
             f"or build one from Debian packages: sudo scripts/build-nginx-image.sh, then lab up --image "
             f"{layout.OFFLINE_IMAGE}; or, with a registry, lab image pull")
-    if image != layout.OFFLINE_IMAGE and present(client, layout.OFFLINE_IMAGE):
+    if image != layout.OFFLINE_IMAGE and present(engine, layout.OFFLINE_IMAGE):
         hint = f"{layout.OFFLINE_IMAGE} is on this machine: lab up --image {layout.OFFLINE_IMAGE}; or " + hint
     return hint
 
 
-def registry_has(client, image: str) -> None:
+def registry_has(engine: Engine, image: str) -> None:
     """Ask the image's registry about it without pulling; raises ImageUnavailable when it cannot tell."""
-    import docker
-
     try:
-        client.api.inspect_distribution(image)
-    except (docker.errors.DockerException, OSError) as e:
-        raise ImageUnavailable(_short(e)) from None
+        engine.registry_has(image)
+    except (EngineError, OSError) as e:
+        raise ImageUnavailable(getattr(e, "reason", str(e))) from None
 
 
 def _tagged_name(image: str) -> str:
@@ -95,19 +81,14 @@ def _tagged_name(image: str) -> str:
     return image if tag.startswith("sha256:") else f"{repo}:{tag}"
 
 
-def save(client, image: str, path: Path, progress: Progress | None = None) -> int:
+def save(engine: Engine, image: str, path: Path, progress: Progress | None = None) -> int:
     """Stream the image into a tar file under the name asked for (docker save NAME:TAG); returns bytes written."""
-    import docker
-
-    try:
-        img = client.images.get(image)
-    except docker.errors.ImageNotFound:
+    if not present(engine, image):
         raise ImageUnavailable(f"image {image} is not on this machine: nothing to save",
-                               hint=f"lab image pull --image {image}, or scripts/build-nginx-image.sh") from None
-    # Image.save(named=True) writes the image's *first* tag, whichever that
-    # is; the laptop that loads the tar must find the very name lab uses.
-    name = _tagged_name(image)
-    chunks = img.save(named=name) if name in img.tags else client.api.get_image(image)
+                               hint=f"lab image pull --image {image}, or scripts/build-nginx-image.sh")
+    # `docker save` of an image object writes the image's *first* tag, whichever
+    # that is; the laptop that loads the tar must find the very name lab uses.
+    chunks = engine.save_image(image, _tagged_name(image))
     tmp = path.with_name(f".{path.name}.part")
     written = 0
     try:
@@ -125,10 +106,8 @@ def save(client, image: str, path: Path, progress: Progress | None = None) -> in
     return written
 
 
-def load(client, path: Path, progress: Progress | None = None) -> list[str]:
+def load(engine: Engine, path: Path, progress: Progress | None = None) -> list[str]:
     """Load images from a tar file (docker load), streamed; returns their tags."""
-    import docker
-
     if not path.is_file():
         raise LabError(f"{path} is not a file", hint="give the tar file made by `lab image save FILE`")
     size = path.stat().st_size
@@ -143,8 +122,7 @@ def load(client, path: Path, progress: Progress | None = None) -> list[str]:
                 yield block
 
     try:
-        images = client.images.load(chunks())
-    except docker.errors.DockerException as e:
-        raise ImageUnavailable(f"could not load {path} ({_short(e)})",
+        return engine.load_images(chunks())
+    except EngineError as e:
+        raise ImageUnavailable(f"could not load {path} ({e.reason})",
                                hint="was it made by `lab image save` or `docker save`?") from None
-    return sorted(t for img in images for t in img.tags)

@@ -30,15 +30,9 @@ def _conf(lab_dir: Path, server: str) -> tuple[str, str]:
         return rel, ""
 
 
-def _in_lab(path: str | None) -> str:
+def _in_lab(path: str | None, server: str | None = None) -> str:
     """A container path of nginx.conf as the lab directory names it."""
-    if not path:
-        return "?"
-    for inside, outside in ((layout.CONTAINER_CONF_DIR, "nginx-…"), (layout.CONTAINER_CERT_DIR, layout.CERTS_DIR),
-                            (layout.CONTAINER_CRL_DIR, layout.CRL_DIR)):
-        if path.startswith(inside + "/"):
-            return outside + path[len(inside):]
-    return path
+    return layout.lab_paths(path, server) if path else "?"
 
 
 def _certificate_names(lab_dir: Path, conf: str, server: str) -> tuple[str, list[str]]:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab.core import layout
-from lab.teach.verify import host_port
+from lab.core.net import host_port
 
 TLS_VERSIONS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 # Messages that only mutual TLS has: the server asks, the client answers and proves it holds the key.

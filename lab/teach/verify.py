@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab.core import layout
+from lab.core.net import bracketed, host_port
 from lab.core.errors import CertificateError, UsageError
 from lab.core.settings import Settings
 
@@ -261,11 +262,6 @@ def _reason_from_page(body: str, default: str) -> str:
     return first if first and not first.startswith("<") and len(first) < 120 else default
 
 
-def host_port(address: str, port: int) -> str:
-    """127.0.0.1:8889, [::1]:8889: an address as a URL or s_client -connect writes it."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             timeout: float = 3.0) -> Observation:
     """One HTTPS GET to address:port for `hostname`, as curl would make it; returns what was observed."""
@@ -279,7 +275,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
     try:
         with ctx.wrap_socket(raw, server_hostname=hostname) as tls:
             obs.tls_version, obs.cipher = tls.version(), tls.cipher()[0]
-            host = _url_host(hostname) + ("" if port == 443 else f":{port}")
+            host = bracketed(hostname) + ("" if port == 443 else f":{port}")
             tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
             resp.begin()
@@ -324,10 +320,6 @@ def judge(expect: Expect, obs: Observation) -> bool:
     return obs.kind == "tls-error" and expect.text.lower() in obs.reason.lower()
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def target(sc: Scenario, settings: Settings, host: str | None) -> tuple[str, str, int]:
     """(address to connect to, host name to ask for, port) for a scenario.
 
@@ -349,7 +341,7 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
     if sc.expect.kind == "http" and sc.expect.status and sc.expect.status >= 400:
         args.append("-i")   # show the status line: the lesson is in it
     if hostname != address and not (hostname == "localhost" and address in ("127.0.0.1", "::1")):
-        args += ["--resolve", f"{hostname}:{port}:{_url_host(address)}"]
+        args += ["--resolve", f"{hostname}:{port}:{bracketed(address)}"]
     if sc.trust == "lab":
         args += ["--cacert", str(layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)]
     elif sc.trust == "none":
@@ -359,7 +351,7 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
     if sc.client_cert:
         crt, key = sc.client_cert
         args += ["--cert", str(lab_dir / crt), "--key", str(lab_dir / key)]
-    args.append(f"https://{_url_host(hostname)}:{port}{PATH}")
+    args.append(f"https://{bracketed(hostname)}:{port}{PATH}")
     return shlex.join(args)
 
 

@@ -1,0 +1,124 @@
+"""The demo's use cases: its steps, a running lab for it, how the lab departs
+from the lesson, and each step run for real (the keyboard loop is the face's:
+lab/player.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from lab.app.lesson import handshake
+from lab.app.lifecycle import UpReport, up
+from lab.app.selection import Lab, Progress, quiet
+from lab.app.students import add_students, revoke
+from lab.core import layout
+from lab.core.errors import LabError
+
+
+def demo_steps() -> list:
+    from lab.teach import demo
+
+    return demo.load()
+
+
+def demo_ready(lab: Lab, progress: Progress = quiet) -> Optional[UpReport]:
+    """The demo runs on a running lab: start one when none is up (and say so: the report)."""
+    from lab.engine import runtime
+
+    if (lab.dir / layout.SETTINGS_FILE).is_file():
+        engine = runtime.connect()
+        if all((found := runtime.server_state(engine, lab.name, server)) and found[1] == "running"
+               for server in layout.SERVERS):
+            return None
+    return up(lab, progress=progress)
+
+
+@dataclass(frozen=True)
+class Departures:
+    """How the lab differs from the lesson a demo (or a reader) expects."""
+    exercise: Optional[str]        # the id of the exercise running in it
+    edited: list                   # files edited by hand (lab diff)
+
+
+def departures(lab: Lab) -> Departures:
+    from lab.teach import exercise
+    from lab.config import render as rendering
+
+    running = exercise.current(lab.dir)
+    try:
+        edited = [e.file for e in rendering.edits(lab.dir, lab.settings)]
+    except LabError:            # an edit that is not text: it is an edit all the same
+        edited = ["(a file that is not text)"]
+    return Departures(running.id if running else None, edited)
+
+
+def demo_step(lab: Lab, steps: list, number: int):
+    """Run step `number` (1-based) for real; returns the Screen to show."""
+    from lab.teach import demo
+
+    step = steps[number - 1]
+    subs = demo.values(lab.dir, lab.settings)
+    if step.kind == "handshake":
+        seen = handshake(lab, step.scenario)
+        # The messages a lesson needs, one line each (lab handshake shows them all).
+        shown = [m for m in _until_client_finished(seen.messages)
+                 if m.type not in ("EncryptedExtensions", "ChangeCipherSpec")
+                 and not (m.sender == "server" and m.type == "Finished")]
+        lines = [f"{'→' if m.sender == 'client' else '←'} {m.sender:<6} {m.type:<19}{_short(m)}" for m in shown]
+        lines.append(f"then HTTP {seen.http_status}; nginx's verdict: {seen.verdict}")
+        cmd = ["openssl", "s_client", "-connect", seen.address, "-servername", "localhost", "-msg", "-CAfile",
+               f"{subs['lab']}/certs/server-ca.crt", "-cert", f"{subs['lab']}/certs/client.crt",
+               "-key", f"{subs['lab']}/certs/client.key"]
+        return demo.screen(number, len(steps), step, subs, [cmd], demo.trim("\n".join(lines), ()))
+    if step.kind == "revoke":
+        return _demo_revocation(lab, steps, number, subs)
+    cmd = [str(a).format_map(subs) for a in step.run]
+    return demo.screen(number, len(steps), step, subs, [cmd], demo.run_command(cmd, step.keep))
+
+
+def _until_client_finished(messages) -> list:
+    out = []
+    for m in messages:
+        out.append(m)
+        if m.sender == "client" and m.type in ("Finished", "Alert"):
+            break
+    return out
+
+
+def _short(m) -> str:
+    d = m.details
+    if m.type == "CertificateRequest":
+        return "[mTLS] CAs: " + "; ".join(d.get("certificate_authorities") or [])
+    if m.type == "Certificate":
+        return ("[mTLS] " if m.sender == "client" else "") + (d.get("subject") or "(empty)")
+    if m.type == "CertificateVerify" and m.sender == "client":
+        return "[mTLS] proves it holds the key"
+    if m.type == "ServerHello":
+        return f"{d.get('version')}, {d.get('cipher_suite')}"
+    if m.type == "Alert":
+        return f"{d.get('level')} {d.get('description')}"
+    return ""
+
+
+def _demo_revocation(lab: Lab, steps: list, number: int, subs: dict):
+    """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
+    from lab.teach import demo
+
+    name = demo.THROWAWAY
+    exists = (layout.clients_dir(lab.dir) / name).is_dir()
+    add_students(lab, [name], None, force=exists, legacy_p12=False)
+    revoke(lab, name)
+    folder = f"{subs['lab']}/clients/{name}"
+    curl = ["curl", "-sS", "-i", "--cacert", f"{subs['lab']}/certs/server-ca.crt", "--cert", f"{folder}/{name}.crt",
+            "--key", f"{folder}/{name}.key", f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
+    after = demo.run_command(curl, ("^HTTP/", "X-Client-Verify", "SSL certificate error"))
+    said = [f"revoked {name}; the mTLS server reloaded without downtime"]
+    return demo.screen(number, len(steps), steps[number - 1], subs,
+                       [["lab", "client", "revoke", name], curl], said + after)
+
+
+def check_from(start: int, steps: list) -> int:
+    """--from N names a step of the demo."""
+    from lab.teach import demo
+
+    return demo.check_from(start, steps)

@@ -1,0 +1,171 @@
+"""Break-and-fix exercises: start (the mistake made for real), hint, check
+(decided by real requests), solution, reset, status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from lab.app.selection import Lab
+from lab.app.servers import require_running, sync
+from lab.core import layout
+from lab.core.errors import LabError, UsageError
+
+
+@dataclass(frozen=True)
+class ExerciseReport:
+    exercise: object                 # lab.exercise.Exercise
+    results: list = field(default_factory=list)   # verify Results of the exercise's checks
+    config_error: str = ""           # nginx refused the files on disk (then results are not run)
+    restored: list = field(default_factory=list)
+    kept: list = field(default_factory=list)       # (file, where the student's edit of it was kept)
+
+    @property
+    def fixed(self) -> bool:
+        return not self.config_error and bool(self.results) and all(r.passed for r in self.results)
+
+
+def exercises(from_dir: Optional[Path] = None) -> list:
+    """Every exercise, its texts with the default ports (the list selects no lab)."""
+    from lab.teach import exercise
+
+    ports = {"tls_port": str(layout.DEFAULT_TLS_PORT), "mtls_port": str(layout.DEFAULT_MTLS_PORT)}
+    return [exercise.for_lab(ex, ports) for ex in exercise.load_all(from_dir)]
+
+
+def _running_lab(lab: Lab):
+    """An engine client, once both servers of the lab run (an exercise is decided by real requests)."""
+    from lab.engine import runtime
+
+    engine = runtime.connect()
+    for server in layout.SERVERS:
+        require_running(engine, lab, server, "an exercise is checked with real requests")
+    return engine
+
+
+def _running_exercise(lab: Lab):
+    from lab.teach import exercise
+
+    state = exercise.current(lab.dir)
+    if state is None:
+        raise UsageError("no exercise is running in this lab", hint=f"lab exercise list; lab exercise start ID{lab.selector}")
+    source = Path(state.source)
+    ex = exercise.load_file(source) if source.is_file() else exercise.find(state.id)
+    return state, exercise.for_lab(ex, exercise.values(lab.dir, lab.settings))
+
+
+def _judge_exercise(lab: Lab, ex, engine) -> ExerciseReport:
+    """Load what is on disk (nginx -t first), then the exercise's checks as real requests."""
+    from dataclasses import replace
+
+    from lab.teach import verify as checks
+    from lab.core.errors import ConfigError
+
+    try:
+        sync(lab, engine)
+    except ConfigError as e:
+        return ExerciseReport(ex, config_error="\n".join(filter(None, [str(e), e.details])))
+    available = checks.scenarios(lab.dir)
+    results = []
+    for check in ex.checks:
+        found = [sc for sc in available if sc.name == check.scenario]
+        if not found:
+            continue      # e.g. `revoked` before anyone is revoked
+        sc = found[0]
+        if check.cert:
+            sc = replace(sc, client_cert=(check.cert, check.key or check.cert))
+        if check.tls:
+            sc = replace(sc, max_tls=check.tls, shows=sc.shows + f" (a client that offers TLS {check.tls} at most)")
+        try:
+            results.append(checks.run_one(sc, lab.dir, lab.settings))
+        except (OSError, ValueError) as e:   # a client certificate the exercise made is gone or broken
+            raise LabError(f"check {check.label} cannot load its client certificate ({e})",
+                           hint="lab exercise reset, then start the exercise again") from None
+    return ExerciseReport(ex, results)
+
+
+def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) -> ExerciseReport:
+    """Make the exercise's mistake for real in the lab directory (every file it may
+    write saved first), load it, and show the checks failing."""
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
+
+    ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
+    engine = _running_lab(lab)
+    with lab_lock(lab.name):
+        running = exercise.current(lab.dir)
+        if running is not None:
+            raise UsageError(f"exercise {running.id!r} is running in this lab",
+                             hint=f"lab exercise check{lab.selector}, or lab exercise reset{lab.selector} to end it")
+        state = exercise.snapshot(lab.dir, ex)
+        try:
+            exercise.apply(lab.dir, ex.breaks, exercise.values(lab.dir, lab.settings))
+        except BaseException:
+            exercise.restore(lab.dir, state, keep_edits=False)   # all of it lab's own writing
+            raise
+        exercise.note_written(lab.dir, state)
+        report = _judge_exercise(lab, ex, engine)
+    return report
+
+
+def exercise_check(lab: Lab) -> ExerciseReport:
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
+
+    state, ex = _running_exercise(lab)
+    engine = _running_lab(lab)
+    with lab_lock(lab.name):
+        report = _judge_exercise(lab, ex, engine)
+        state.fixed = report.fixed
+        exercise.save_state(lab.dir, state)
+    return report
+
+
+def exercise_hint(lab: Lab):
+    return _running_exercise(lab)[1]
+
+
+def exercise_solution(lab: Lab, apply: bool = False):
+    """The reference fix; with apply, carried out and checked."""
+    from lab.teach import exercise
+    from lab.core.locking import lab_lock
+
+    state, ex = _running_exercise(lab)
+    if not apply:
+        return ExerciseReport(ex)
+    engine = _running_lab(lab)
+    with lab_lock(lab.name):
+        exercise.apply(lab.dir, ex.solution, exercise.values(lab.dir, lab.settings))
+        exercise.note_written(lab.dir, state)
+        report = _judge_exercise(lab, ex, engine)
+        state.fixed = report.fixed
+        exercise.save_state(lab.dir, state)
+    return report
+
+
+def exercise_reset(lab: Lab) -> ExerciseReport:
+    """Back to the lesson's state: every file the exercise wrote restored (a student's
+    edit of it kept beside it), what it made removed, running servers reloaded."""
+    from lab.teach import exercise
+    from lab.engine import runtime
+    from lab.core.errors import DockerUnavailable
+    from lab.core.locking import lab_lock
+
+    state, ex = _running_exercise(lab)
+    with lab_lock(lab.name):
+        restored, kept = exercise.restore(lab.dir, state)
+        try:
+            sync(lab, runtime.connect())
+        except DockerUnavailable:
+            pass
+    return ExerciseReport(ex, restored=restored, kept=kept)
+
+
+def exercise_status(lab: Lab) -> Optional[ExerciseReport]:
+    """The running exercise and whether it is fixed now (checked live); None when none runs."""
+    from lab.teach import exercise
+
+    if exercise.current(lab.dir) is None:
+        return None
+    return exercise_check(lab)

@@ -1,0 +1,112 @@
+"""The lesson's checks: every scenario as a real request (verify), the curl
+command that shows one, the commands to try next, and one scenario's
+handshake message by message."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from lab.app.selection import Lab
+from lab.app.servers import not_running, require_running
+from lab.core.errors import LabError, UsageError, VerificationFailed
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    results: list
+    failure: Optional[LabError] = None
+
+
+def _host(host: Optional[str]) -> Optional[str]:
+    from lab.core.settings import validate_san
+
+    return None if host is None else validate_san(host).split(":", 1)[1]
+
+
+def verify(lab: Lab, only: Optional[list] = None, host: Optional[str] = None,
+           as_student: Optional[str] = None) -> VerifyReport:
+    from lab.teach import verify as checks
+
+    results = checks.run(lab.dir, lab.settings, only=only, host=_host(host), as_student=as_student)
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return VerifyReport(results)
+    hint = ""
+    if any(r.observation.kind == "connect-error" for r in failed):
+        hint = not_running(lab.name) or "is the lab running? `lab up` starts it"
+    return VerifyReport(results, VerificationFailed(
+        f"{len(failed)} of {len(results)} scenarios did not behave as expected: "
+        + ", ".join(r.scenario for r in failed), hint=hint))
+
+
+def curl(lab: Lab, scenario: str, host: Optional[str] = None, as_student: Optional[str] = None) -> str:
+    from lab.teach import verify as checks
+
+    sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
+    return checks.curl_command(sc, lab.dir, lab.settings, _host(host))
+
+
+def try_next(lab: Lab) -> list[tuple[str, str]]:
+    """The commands to try after `lab up`, with what each shows."""
+    from lab.teach import verify as checks
+
+    where = lab.selector
+    hints = [(f"lab verify{where}", "every scenario, what it shows, ✓/✗")]
+    hints += [(checks.curl_command(sc, lab.dir, lab.settings), "") for sc in checks.SCENARIOS
+              if sc.name in ("trusted", "client-cert", "no-cert")]
+    hints += [(f"lab logs mtls{where}", "what the server saw on each request"), (f"lab down{where}", "")]
+    hints += [(url, "for students on the room's network (their README says so)") for url in lab.settings.student_urls()]
+    return hints
+
+
+def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None, keylog: Optional[Path] = None,
+              pcap: Optional[Path] = None, as_student: Optional[str] = None, host: Optional[str] = None):
+    """One scenario's connection, every TLS message as it crossed (openssl s_client -msg);
+    optionally its session keys (NSS key log) and a capture of it, for Wireshark."""
+    from lab.engine import capture, runtime
+    from lab.teach import handshake as hs, verify as checks
+    from lab.pki import students
+
+    checks.check_names([scenario])
+    if tls is not None and tls not in hs.TLS_VERSIONS:
+        raise UsageError(f"--tls {tls}: lab's servers speak TLS 1.2 and 1.3 only (1.0 and 1.1 are deprecated, "
+                         "RFC 8996): use --tls 1.2 or --tls 1.3")
+    for target, what in ((keylog, "--keylog"), (pcap, "--pcap")):
+        if target is not None:
+            capture.writable_target(target, what)
+    student = students.find(lab.dir, as_student) if as_student else None
+    if student is not None and student.status == "revoked":
+        checks.require_key(student)
+        sc = checks.revoked_scenario(student)   # a revoked student's handshake is a story of its own
+    else:
+        sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
+    engine = runtime.connect()
+    require_running(engine, lab, sc.server, "there is no handshake to show")
+    address, hostname, port = checks.target(sc, lab.settings, _host(host))
+    keylog_tmp = keylog.with_name(f".{keylog.name}.part") if keylog else None
+    try:
+        if keylog_tmp is not None:
+            # Session secrets: made private before s_client appends a byte to it (like SSLKEYLOGFILE).
+            os.close(os.open(keylog_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.chmod(keylog_tmp, 0o600)
+        if pcap is not None:
+            with capture.Capture(pcap, port):
+                seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
+        else:
+            seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
+        if keylog_tmp is not None:
+            keylog_tmp.replace(keylog)    # empty when no keys were made (the handshake ended early)
+    finally:
+        if keylog_tmp is not None:
+            keylog_tmp.unlink(missing_ok=True)
+    return seen
+
+
+def check_names(names: list[str]) -> None:
+    """A misspelt scenario name fails before any lab is read."""
+    from lab.teach import verify as checks
+
+    checks.check_names(names)

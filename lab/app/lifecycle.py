@@ -1,0 +1,261 @@
+"""The lab's life: up and render (certificates, configuration, containers,
+under the lab's lock, rolled back when they fail), down, status, logs, the
+preflight. Returned as reports; nothing is printed here."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from lab.app.selection import Expiry, Lab, Progress, name_for, quiet, first_expiry, lab_dir_for, select
+from lab.app.servers import Reloaded, note_loaded, sync, loaded_states
+from lab.core import layout
+from lab.core.errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from lab.config.render import RenderResult
+    from lab.pki.certs import CertsResult
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    lab: Lab
+    certs: CertsResult
+    rendered: RenderResult
+
+
+@dataclass(frozen=True)
+class UpReport(BuildReport):
+    changed: bool = False          # False: it was already up with this configuration
+    pulled: bool = False
+    servers: list = field(default_factory=list)
+    expiry: Optional[Expiry] = None
+    seconds: float = 0.0
+    reloaded: list = field(default_factory=list)   # Reloaded: running servers brought up to their files
+
+
+def _stage_certificates(lab: Lab, regenerate: bool):
+    """Start gen-certs.sh now when new certificates are needed, so OpenSSL works
+    while Python loads the Docker SDK; None when not needed (or when it cannot
+    start here: the ordinary path then reports why)."""
+    from lab.pki import certs
+
+    parent = lab.dir.absolute().parent
+    if not certs.needs_generation(lab.dir, regenerate) or not parent.is_dir():
+        return None
+    try:
+        return certs.StagedCertificates(parent, lab.settings)
+    except (OSError, LabError):
+        return None
+
+
+def _make_lab_dir(lab_dir: Path) -> None:
+    try:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        probe = lab_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LabError(f"lab directory {lab_dir} is not writable ({e.strerror})",
+                       hint="choose another with --dir, or fix its permissions") from None
+
+
+def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None:
+    """New CAs mean every student's certificate goes (signed by a CA that no
+    longer exists): never without the instructor saying so."""
+    from lab.pki import certs, students
+    from lab.teach import exercise
+
+    running = exercise.current(lab.dir) if regenerate else None
+    if running is not None:
+        # Its reset would put back certificates of the old CAs into a lab that has new ones.
+        raise UsageError(f"exercise {running.id!r} is running in this lab: end it before making new CAs",
+                         hint=f"lab exercise reset{lab.selector}, then lab up --regenerate")
+    if discard_students or not certs.needs_generation(lab.dir, regenerate):
+        return
+    found = [s.name for s in students.list_students(lab.dir)]
+    if found:
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        why = "--regenerate makes" if regenerate else f"{layout.CERTS_DIR}/ is empty, so lab would make"
+        raise UsageError(f"{why} new CAs, which would delete the certificates of {len(found)} student(s): {shown}",
+                         hint="add --discard-students to confirm (they then need new ones: lab client add); "
+                              "or keep the CAs: leave out --regenerate")
+
+
+def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None):
+    """Certificates, then configuration, then (for up) `start(rendered, certs)`,
+    then the settings, under the lab's lock. A lab directory this run created
+    is removed again if any step fails or is interrupted."""
+    from lab.pki import certs, students
+    from lab.config import render
+    from lab.core import settings
+    from lab.core.locking import lab_lock
+
+    try:
+        with lab_lock(lab.name):
+            made_dir = not lab.dir.exists()
+            try:
+                _make_lab_dir(lab.dir)
+                progress("certificates…")
+                cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
+                # Missing, unreadable, behind the CA database or running out: made anew from the database.
+                students.ensure_fresh_crl(lab.dir)
+                rendered = render.render_lab(lab.dir, lab.settings)
+                started = start(rendered, cert_result) if start else None
+                settings.save(lab.dir, lab.settings)
+            except BaseException:
+                if made_dir:
+                    shutil.rmtree(lab.dir, ignore_errors=True)
+                raise
+    finally:
+        if pending is not None and pending.tmp.exists():
+            pending.discard()
+    return cert_result, rendered, started
+
+
+def render(lab: Lab, regenerate: bool = False, progress: Progress = quiet,
+           discard_students: bool = False) -> BuildReport:
+    """The lab directory (certificates, nginx configs, compose file), nothing started."""
+    _confirm_new_cas(lab, regenerate, discard_students)
+    cert_result, rendered, _ = _build(lab, regenerate, progress)
+    return BuildReport(lab, cert_result, rendered)
+
+
+def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Progress = quiet,
+       discard_students: bool = False) -> UpReport:
+    """Certificates, configuration, both containers; returns when both servers answer TLS,
+    the mTLS server with the revocation list on disk."""
+    from lab.app import doctor
+    from lab.engine import runtime
+
+    started = time.monotonic()
+    _confirm_new_cas(lab, regenerate, discard_students)
+    pending = _stage_certificates(lab, regenerate)
+    try:
+        engine = doctor.preflight(lab.dir, lab.settings)   # a blocked lab up writes nothing
+    except BaseException:
+        if pending is not None:
+            pending.discard()
+        raise
+    ca_file = layout.certs_dir(lab.dir) / layout.SERVER_CA_CRT
+
+    def start(rendered, cert_result):
+        progress("containers…")
+        result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, engine=engine)
+        if result.changed:   # new containers read the files on disk as they started
+            note_loaded(lab.dir, engine, lab.name)
+            return result, []
+        # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
+        return result, sync(lab, engine)
+
+    cert_result, rendered, (result, reloaded) = _build(lab, regenerate, progress, start, pending)
+    return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
+                    servers=runtime.status(engine, lab.name, ca_file), expiry=first_expiry(lab.dir),
+                    seconds=time.monotonic() - started, reloaded=reloaded)
+
+
+@dataclass(frozen=True)
+class DownReport:
+    name: str
+    containers: tuple
+    networks: tuple
+    deleted: Optional[Path] = None
+
+
+def _check_purge(lab_dir: Path, lab_name: str, engine) -> None:
+    """--purge deletes a directory only when lab made it for this very lab:
+    its lab.yml names this lab, and no other lab's containers were made from it."""
+    from lab.engine import runtime
+    from lab.core import settings
+
+    saved = (lab_dir / layout.SETTINGS_FILE)
+    if not saved.is_file():
+        raise UsageError(f"{lab_dir} is not a lab directory (no {layout.SETTINGS_FILE}): not deleting it",
+                         hint="lab down --purge deletes only a directory that lab up or lab render made")
+    try:
+        owner = settings.load_saved(lab_dir).get("name", layout.DEFAULT_NAME)
+    except UsageError as e:
+        raise UsageError(f"{saved} cannot be read ({e}): not deleting {lab_dir}") from None
+    if owner != lab_name:
+        raise UsageError(f"{lab_dir} belongs to lab {owner!r}, not {lab_name!r}: not deleting it",
+                         hint=f"lab down --dir {lab_dir} (without --name) takes down the lab it belongs to")
+    other = runtime.lab_for_dir(engine, lab_dir)
+    if other is not None and other != lab_name:
+        raise UsageError(f"lab {other!r} runs from {lab_dir}: not deleting it",
+                         hint=f"lab down --name {other} first")
+
+
+def down(directory: Optional[Path], name: Optional[str], purge: bool = False) -> DownReport:
+    """Remove the lab's containers and network, found by label; with purge, its
+    directory too, and only if it is that lab's (checked before anything is removed)."""
+    from lab.engine import runtime
+    from lab.core.locking import lab_lock
+
+    lab_dir = lab_dir_for(directory, name)
+    engine = runtime.connect()
+    lab_name = name_for(lab_dir, name, engine)
+    purge = purge and lab_dir.is_dir()
+    if purge:
+        _check_purge(lab_dir, lab_name, engine)
+    with lab_lock(lab_name):
+        result = runtime.down(lab_name, engine=engine)
+        if purge:
+            shutil.rmtree(lab_dir)
+    return DownReport(lab_name, result.containers, result.networks, lab_dir if purge else None)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    name: str
+    dir: Optional[Path]        # None when the directory is gone
+    servers: list
+    expiry: Optional[Expiry]
+    loaded: dict = field(default_factory=dict)   # per server: what it runs vs the files (lab/loaded.py)
+    urls: list = field(default_factory=list)     # room mode: what students open
+
+    @property
+    def all_running(self) -> bool:
+        return all(s.state == "running" for s in self.servers)
+
+
+def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
+    from lab.engine import runtime
+
+    lab_dir = lab_dir_for(directory, name)   # bad input fails before the engine is asked
+    saved = (lab_dir / layout.SETTINGS_FILE).is_file()
+    lab = select(directory, name) if saved else None
+    engine = runtime.connect()
+    lab_name = lab.name if lab else name_for(lab_dir, name, engine)
+    servers = runtime.status(engine, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
+    here = lab_dir if lab_dir.is_dir() else None
+    states = loaded_states(lab_dir, engine, lab_name) if here else {}
+    return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,
+                        lab.settings.student_urls() if lab else [])
+
+
+def all_labs() -> list:
+    from lab.engine import runtime
+
+    return runtime.all_labs(runtime.connect())
+
+
+def logs(directory: Optional[Path], name: Optional[str], server: Optional[str], tail: int,
+         follow: bool) -> Iterator[tuple[str, str]]:
+    """(server, line) pairs of nginx's logs; both servers merged when none is named."""
+    from lab.engine import runtime
+
+    if server is not None and server not in layout.SERVERS:
+        raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
+    lab_dir = lab_dir_for(directory, name)
+    engine = runtime.connect()
+    lab_name = name_for(lab_dir, name, engine)
+    return runtime.logs(engine, lab_name, [server] if server else list(layout.SERVERS), tail=tail, follow=follow)
+
+
+def doctor(lab: Lab, hours: float) -> list:
+    from lab.app import doctor as checks
+
+    return checks.run(lab.dir, lab.settings, hours=hours)[1]

@@ -1,0 +1,191 @@
+"""Students: issue (one by one or a class list), sign their own requests,
+hand out, list, revoke with the running server made to enforce it, who of
+them connected (the room), and the lab's whole PKI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from lab.app.selection import Lab, Progress, quiet, student_host
+from lab.app.servers import sync
+from lab.core import layout
+from lab.core.errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from lab.pki.students import Student
+
+
+@dataclass(frozen=True)
+class AddReport:
+    issued: list
+    skipped: list          # already had a certificate (a roster run again)
+    passwords: Path        # where the .p12 passwords are (the instructor's, not the students' folders)
+
+
+def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, legacy_p12: bool,
+                 progress: Progress = quiet) -> AddReport:
+    """Issue a certificate per student. A roster run again completes it: who
+    already has a certificate is kept. --force re-issues, and the running
+    server is made to refuse the old certificates."""
+    from lab.pki import students
+    from lab.core.locking import lab_lock
+
+    roster = students.read_roster(from_file) if from_file else []
+    wanted = list(names or []) + roster
+    if not wanted:
+        raise UsageError("no student names: give NAME… or --from-file FILE")
+    with lab_lock(lab.name, wait=LOCK_WAIT, waiting=progress):
+        progress("issuing…")
+        issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
+                                       host=student_host(lab.settings), skip_existing=bool(roster))
+        if force:
+            _enforce_revocation(lab, "the re-issued students' old certificates")
+    return AddReport(issued, skipped, lab.dir / layout.PASSWORDS_DIR)
+
+
+# How long `lab client …` waits for another lab command on the same lab (e.g.
+# a second instructor terminal adding students) before giving up.
+LOCK_WAIT = 120.0
+
+
+def sign_request(lab: Lab, request: Path, name: Optional[str] = None):
+    """A student's own certificate request, signed by the client CA (the key never leaves the student)."""
+    from lab.pki import students
+    from lab.core.locking import lab_lock
+
+    with lab_lock(lab.name, wait=LOCK_WAIT):
+        return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
+
+
+def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> tuple:
+    """One zip per student and the instructor's roster.csv of passwords."""
+    from lab.pki import handout, students
+
+    if bool(names) == all_students:
+        raise UsageError("name the students (lab handout NAME…), or give --all")
+    found = {s.name: s for s in students.list_students(lab.dir)}
+    chosen = list(found.values()) if all_students else []
+    for name in names or []:
+        if name not in found:
+            raise UsageError(f"no student named {name!r} in this lab: known are {', '.join(found) or 'none yet'}")
+        chosen.append(found[name])
+    # Checked before any zip is written: a certificate that does not work, or a .p12 no one can open.
+    passwords = {s.name: handout.p12_password(lab.dir, s) for s in chosen if s.status == "valid"}
+    bad = [(s.name, s.status if s.status != "valid" else
+            f".p12 password lost: {layout.password_file(lab.dir, s.name).relative_to(lab.dir)}")
+           for s in chosen if s.status != "valid" or passwords[s.name] is None]
+    if bad and not all_students:
+        raise UsageError(f"{', '.join(f'{name} ({why})' for name, why in bad)}: no handout for a certificate that "
+                         "does not work",
+                         hint=f"lab client add --force {' '.join(name for name, _ in bad)}{lab.selector} issues "
+                              "new ones")
+    skipped = {name for name, _ in bad}
+    chosen = [s for s in chosen if s.name not in skipped]
+    urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
+    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls, passwords)
+    return made, sheet, bad
+
+
+def room(lab: Lab, follow: bool = False):
+    """Who has connected, from the mTLS server's access log: a Room, or (follow) an iterator of Rooms,
+    a new one whenever a line arrives."""
+    from lab.teach import room as rooms
+    from lab.engine import runtime
+    from lab.pki import students
+
+    roster = [s.name for s in students.list_students(lab.dir)]
+    if not roster:
+        raise UsageError("no students in this lab yet: lab room reads who of them connected",
+                         hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
+    engine = runtime.connect()
+    lines = (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all", follow=follow))
+    if not follow:
+        return rooms.read(lines, roster, lab.name)
+
+    def updates():
+        current = rooms.start(roster)
+        yield current
+        for line in lines:
+            rooms.add(current, line, lab.name)
+            yield current
+    return updates()
+
+
+def list_students(lab: Lab) -> list:
+    from lab.pki import students
+
+    return students.list_students(lab.dir)
+
+
+@dataclass(frozen=True)
+class RevokeReport:
+    student: Student
+    enforced: bool           # False: the lab is not running (it loads the CRL when it starts)
+    observed: str = ""       # what the server answered the revoked certificate
+    curl: str = ""
+
+
+def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
+    """After the CRL changed: the running mTLS server must enforce it, or the
+    command fails loudly. Returns _enforce_crl's answer."""
+    from lab.engine import runtime
+    from lab.core.errors import ConfigError, DockerUnavailable, RuntimeFailure
+
+    try:
+        engine = runtime.connect()
+        if runtime.server_state(engine, lab.name, "mtls") is None:
+            return None
+        return "reloaded" if sync(lab, engine, ["mtls"]) else "current"
+    except (DockerUnavailable, RuntimeFailure, ConfigError) as e:
+        if not _mtls_port_answers(lab):
+            return None   # nothing serves this lab here: a server that starts reads the new CRL
+        raise type(e)(f"the CRL now revokes {who}, but the mTLS server could not be made to load it ({e}): "
+                      f"if the lab is running, it still admits them", details=e.details,
+                      hint=f"{e.hint + '; ' if e.hint else ''}`lab up{lab.selector}` reloads the server with the "
+                           "new CRL") from None
+
+
+def _mtls_port_answers(lab: Lab) -> bool:
+    """Does anything accept connections on the lab's published mTLS port (a
+    paused container's port does)? Evidence, when the engine cannot say."""
+    import socket
+
+    try:
+        with socket.create_connection((lab.settings.connect_address(), lab.settings.mtls_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def revoke(lab: Lab, name: str) -> RevokeReport:
+    """Revoke a student's certificate and have the running mTLS server enforce
+    it: the reload returns once no old nginx worker is left, then one request
+    with that very certificate proves it is refused. If the server cannot be
+    reached or reloaded, this fails (non-zero) saying the student still gets in."""
+    from lab.pki import students
+    from lab.teach import verify as checks
+    from lab.core.locking import lab_lock
+
+    with lab_lock(lab.name, wait=LOCK_WAIT):
+        revoked = students.revoke(lab.dir, name)
+        state = _enforce_revocation(lab, name)
+    if state is None:
+        return RevokeReport(revoked, False)
+    if not (revoked.directory / f"{revoked.name}.key").is_file():
+        # The key went with the folder: no request can show the refusal; the server has loaded the CRL
+        # that lists the serial (_enforce_revocation raised otherwise).
+        return RevokeReport(revoked, True)
+    sc = checks.revoked_scenario(revoked)
+    result = checks.run_one(sc, lab.dir, lab.settings)
+    if not result.passed:
+        raise LabError(f"the mTLS server still does not refuse {name}: {result.observed}",
+                       hint=f"lab logs mtls{lab.selector} shows what the server saw; `lab up{lab.selector}` reloads it")
+    return RevokeReport(revoked, True, result.observed, result.curl)
+
+
+def pki(lab: Lab) -> list:
+    from lab.pki import students
+
+    return students.pki(lab.dir)

@@ -1,0 +1,85 @@
+"""What the exercise commands show."""
+
+from __future__ import annotations
+
+from lab.views.console import escape, ok, new_table, emit_json, out_console
+
+
+def exercises(found) -> None:
+    table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)", ("id", "title", "checked with"))
+    for ex in found:
+        table.add_row(ex.id, escape(ex.title), ", ".join(c.label for c in ex.checks))
+    out_console().print(table)
+
+
+def _checks(report) -> None:
+    out = out_console()
+    if report.config_error:
+        out.print("[bold red]✗[/] nginx refuses the configuration on disk (the server still serves its previous one):")
+        for line in report.config_error.splitlines():
+            out.print(f"    {line}", markup=False)
+        return
+    for r in report.results:
+        mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
+        out.print(f"{mark} {r.scenario}: {escape(r.observed)}")
+        if r.cause:
+            out.print(f"    → {r.cause}", markup=False)
+
+
+def exercise_started(report, selector: str) -> None:
+    out = out_console()
+    ex = report.exercise
+    out.print(f"[bold]Exercise {ex.id}: {escape(ex.title)}[/]")
+    out.print(ex.story, markup=False)
+    out.print("\nAs it is now:", markup=False)
+    _checks(report)
+    out.print(f"\nDiagnose it with lab verify, lab logs, curl and openssl; then: lab exercise check{selector}"
+              f"   (stuck? lab exercise hint{selector})", markup=False)
+
+
+def exercise_hint(ex) -> None:
+    out_console().print(f"Hint for {ex.id}: {ex.hint}", markup=False)
+
+
+def exercise_checked(report) -> None:
+    out = out_console()
+    _checks(report)
+    if report.fixed:
+        ok(f"fixed: {report.exercise.id}")
+        out.print(report.exercise.explain, markup=False)
+    else:
+        failing = [r.scenario for r in report.results if not r.passed] or ["the configuration"]
+        out.print(f"[bold red]not fixed yet:[/] {', '.join(failing)} still fail{'s' if len(failing) == 1 else ''}")
+
+
+def exercise_solution(report, applied: bool) -> None:
+    import yaml
+
+    out = out_console()
+    ex = report.exercise
+    if not applied:
+        out.print(f"The reference fix of {ex.id}:", markup=False)
+        out.print(yaml.safe_dump(list(ex.solution), sort_keys=False, allow_unicode=True).rstrip(), markup=False)
+        out.print(ex.explain, markup=False)
+        return
+    out.print(f"Applied the reference fix of {ex.id}.", markup=False)
+    exercise_checked(report)
+
+
+def exercise_reset(report) -> None:
+    ok(f"exercise {report.exercise.id} ended: the lab is back to the lesson"
+        + (f" ({', '.join(report.restored)} put back)" if report.restored else ""))
+    for rel, copy in report.kept:
+        out_console().print(f"  your changes to {rel} are kept in {copy.name} beside it", markup=False)
+
+
+def exercise_status(report, as_json: bool) -> None:
+    if as_json:
+        emit_json(None if report is None else {"id": report.exercise.id, "title": report.exercise.title,
+                                               "fixed": report.fixed})
+        return
+    if report is None:
+        out_console().print("no exercise is running in this lab (lab exercise list)", markup=False)
+        return
+    state = "[green]fixed[/]" if report.fixed else "[bold red]not fixed yet[/]"
+    out_console().print(f"exercise {report.exercise.id} is running: {state}")

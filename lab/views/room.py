@@ -1,0 +1,46 @@
+"""The room: who of the students has connected, once or refreshed in place."""
+
+from __future__ import annotations
+
+from lab.views.console import escape, new_table, out_console
+
+
+def _room_table(found):
+    table = new_table(f"{found.connected} of {found.total} students connected", ("student", "connected", "requests",
+                   "last verdict", "last seen", "address"))
+    for st in sorted(found.students.values(), key=lambda s: (not s.connected, s.name)):
+        mark = "[green]yes[/]" if st.connected else ("[yellow]tried[/]" if st.requests else "[dim]not yet[/]")
+        verdict = st.last_verdict or "-"
+        verdict = f"[green]{verdict}[/]" if verdict == "SUCCESS" else (f"[red]{escape(verdict)}[/]"
+                                                                       if verdict != "-" else verdict)
+        table.add_row(st.name, mark, str(st.requests), verdict, (st.last_seen or "-")[:19].replace("T", " "),
+                      st.address or "-")
+    return table
+
+
+def room(found) -> None:
+    out = out_console()
+    out.print(_room_table(found))
+    missing = [s.name for s in found.students.values() if not s.requests]
+    if missing:
+        out.print(f"  not seen yet: {', '.join(missing)}", markup=False)
+
+
+def room_follow(updates) -> None:
+    """Refresh in place (four times a second, from the latest counts); Ctrl-C stops (exit 0)."""
+    from rich.live import Live
+
+    class View:
+        found = None
+
+        def __rich__(self):
+            return _room_table(self.found)
+
+    view = View()
+    try:
+        view.found = next(updates)
+        with Live(view, console=out_console(), refresh_per_second=4):
+            for found in updates:
+                view.found = found
+    except (KeyboardInterrupt, StopIteration):
+        pass

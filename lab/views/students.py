@@ -1,0 +1,98 @@
+"""What the student commands show: issued, listed, revoked, signed, handed out;
+the lab's PKI. Never a password on screen unless asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.core import layout
+from lab.views.console import escape, ok, new_table, out_console, warn
+
+
+def issued(report, selector: str, show_passwords: bool = False) -> None:
+    """Never a password on screen (a projector shows it to the class) unless asked for."""
+    out = out_console()
+    for i in report.issued:
+        ok(f"{i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
+        if show_passwords:
+            out.print(f"    p12 password: {i.password}", markup=False)
+    if report.issued:
+        out.print(f"  .p12 passwords: in {report.passwords}/ (for you, not the students' folders); "
+                  + ("shown above" if show_passwords else "not shown (--show-passwords shows them)"), markup=False)
+    if report.skipped:
+        out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
+    first = (report.issued or [None])[0]
+    if first is not None:
+        out.print(f"Try: lab verify --as {first.name}{selector}", markup=False)
+
+
+def students(found) -> None:
+    table = new_table(f"{len(found)} student(s)", ("name", "serial", "valid until", "status"))
+    for c in found:
+        state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
+        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
+    out_console().print(table)
+    for c in found:
+        if c.status == "folder missing":
+            warn(c.problem)
+        elif c.problem:
+            warn(f"{c.name}: {c.problem}: lab client add --force {c.name} issues a new one")
+
+
+def revoked(report) -> None:
+    out = out_console()
+    student = report.student
+    ok(f"revoked {student.name} (serial {student.serial}); the CRL is renewed")
+    if not report.enforced:
+        out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
+        return
+    if not report.observed:
+        out.print(f"  the mTLS server reloaded without downtime the CRL that lists it; no request shows it here: "
+                  f"{student.name}'s key is not in this lab", markup=False)
+        return
+    out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
+              markup=False)
+    out.print(f"  see it: {report.curl}", markup=False)
+
+
+def signed(student, selector: str) -> None:
+    ok(f"signed {student.name}'s own request: {student.directory}/{student.name}.crt (serial {student.serial}, "
+        f"valid until {student.not_after:%Y-%m-%d}); the key stayed with the student")
+    out_console().print(f"  hand it out: lab handout {student.name}{selector}", markup=False)
+
+
+def handouts(made, sheet, skipped) -> None:
+    for h in made:
+        ok(f"{h.zip}" + ("" if h.has_key else "  (no key or .p12: the student has their own key)"))
+    out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
+    if skipped:
+        warn(f"no handout for {', '.join(f'{name} ({why})' for name, why in skipped)}: lab client add --force "
+             f"{' '.join(name for name, _ in skipped)} issues new ones")
+
+
+def pki(lab_dir: Path, infos) -> None:
+    out = out_console()
+    out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
+    for i in infos:
+        if i.problem:
+            out.print(f"\n[bold]{escape(i.file)}[/]\n  [bold red]{escape(i.problem)}[/]")
+            continue
+        soon = i.days_left < layout.EXPIRY_WARN_DAYS
+        left = f"[bold red]{i.days_left} days left[/]" if soon else f"{i.days_left} days left"
+        out.print(f"\n[bold]{escape(i.file)}[/]")
+        for label, value in (("subject", i.subject), ("issuer", i.issuer), ("serial", i.serial),
+                             ("names", ", ".join(i.sans)), ("key usage", ", ".join(i.key_usage)),
+                             ("ext. key usage", ", ".join(i.extended_key_usage)),
+                             ("may vouch for", ", ".join(i.name_constraints)),
+                             ("valid", f"{i.not_before[:16]} → {i.not_after[:16]} UTC"), ("sha-256", i.sha256)):
+            if value:
+                out.print(f"  {label:<15} {value}", markup=False)
+        out.print(f"  {'':<15} {left}")
+
+
+def expiry_warnings(infos) -> None:
+    for i in infos:
+        if i.problem:
+            warn(f"{i.file}: {i.problem}")
+        elif 0 <= i.days_left < layout.EXPIRY_WARN_DAYS and not i.file.startswith(layout.DEMO_DIR):
+            warn(f"{i.file} expires in {i.days_left} days: lab up --regenerate")
