@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
-from lab.views.console import escape, err_console
-from lab.views.demo import demo_console, departure_lines, demo_screen
+from lab.views.console import err_console, escape
+from lab.views.demo import demo_console, demo_screen, departure_lines
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from lab.app.demo import Departures
+    from lab.teach.demo import Screen, Step
 
 
 @contextlib.contextmanager
-def _keys_unechoed(interactive: bool):
+def _keys_unechoed(interactive: bool) -> Iterator[None]:
     """For the whole demo, keys are read one at a time and not echoed (a key pressed while a step
     runs must not print on the projector); the terminal is restored however the demo ends."""
     import sys
@@ -46,7 +53,7 @@ def _typed_meanwhile() -> str:
     return typed.decode(errors="replace").lower()
 
 
-def _key(auto) -> str:
+def _key(auto: float | None) -> str:
     """The next key: Enter (next), b, r or q; one keypress on a terminal, a line otherwise; after N s with --auto."""
     import sys
     import time
@@ -61,7 +68,8 @@ def _key(auto) -> str:
     return "" if ch in ("\n", "\r", " ") else ch.lower()
 
 
-def demo(steps, start: int, auto, run_step, departures=None) -> None:
+def demo(steps: list[Step], start: int, auto: float | None, run_step: Callable[[int], Screen],
+         departures: Departures | None = None) -> None:
     """Show step after step; Enter next, b back, r rerun, q quit (or Ctrl-C): exit 0 either way."""
     import sys
 
@@ -70,7 +78,8 @@ def demo(steps, start: int, auto, run_step, departures=None) -> None:
         _demo(steps, start, auto, run_step, departures, interactive)
 
 
-def _demo(steps, start: int, auto, run_step, departures, interactive: bool) -> None:
+def _demo(steps: list[Step], start: int, auto: float | None, run_step: Callable[[int], Screen],
+          departures: Departures | None, interactive: bool) -> None:
     console = demo_console()
     number, run = start, 1
     warnings = departure_lines(departures) if departures else []

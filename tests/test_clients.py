@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from helpers import ok, run
 from lab.core import layout
-from lab.pki import students
+from lab.pki import ca, students
 
 
 
@@ -140,7 +140,7 @@ def test_readd_needs_force_and_force_revokes_the_old(rendered):
     ok(run("client", "add", "hana", "--force", *rendered.args()))
     new = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)[0]
     assert new["serial"] != old_serial and new["status"] == "valid"
-    assert int(old_serial, 16) in students.revoked_serials(rendered.dir)
+    assert int(old_serial, 16) in ca.revoked_serials(rendered.dir)
 
 
 def test_unknown_student(rendered):
@@ -158,11 +158,11 @@ def test_revoking_twice(rendered):
 
 
 def test_crl_renewed_before_it_runs_out(rendered):
-    before = students.crl_next_update(rendered.dir)
+    before = ca.crl_next_update(rendered.dir)
     assert before - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=layout.CRL_RENEW_DAYS)
-    assert not students.ensure_fresh_crl(rendered.dir)
-    assert students.ensure_fresh_crl(rendered.dir, now=before - dt.timedelta(days=5))
-    assert students.crl_next_update(rendered.dir) >= before
+    assert not ca.ensure_fresh_crl(rendered.dir)
+    assert ca.ensure_fresh_crl(rendered.dir, now=before - dt.timedelta(days=5))
+    assert ca.crl_next_update(rendered.dir) >= before
 
 
 def test_certs_shows_the_whole_pki(rendered):

@@ -63,7 +63,7 @@ def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise
     check = run("exercise", "check", *lab.args())
     assert check.exit_code == 1 and "not fixed yet" in check.output
     status = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
-    assert status == {"id": exercise_id, "title": status["title"], "fixed": False}
+    assert status == {"id": exercise_id, "title": status["title"], "fixed": False, "not_loaded": []}
     assert ok(run("exercise", "hint", *lab.args())).output.startswith(f"Hint for {exercise_id}:")
     shown = ok(run("exercise", "solution", *lab.args()))
     assert "The reference fix" in shown.output

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from helpers import ok, run
-from lab.pki import students
+from lab.pki import ca, students
 
 
 def make_request(folder, cn: str, *extra: str) -> tuple:
@@ -108,7 +108,7 @@ def test_the_lab_decides_the_extensions_whatever_the_request_asks(rendered, tmp_
 ])
 def test_bad_requests_are_refused_and_nothing_is_written(rendered, tmp_path, extra, cn, student, message):
     ok(run("client", "add", "taken", *rendered.args()))
-    before = students.ca_records(rendered.dir)
+    before = ca.ca_records(rendered.dir)
     _, csr = make_request(tmp_path, cn.replace(" ", "_"), *extra) if " " not in cn else (None, None)
     if csr is None:
         _, csr = make_request(tmp_path, "tmp")
@@ -117,7 +117,7 @@ def test_bad_requests_are_refused_and_nothing_is_written(rendered, tmp_path, ext
                         "-out", str(csr)], check=True, capture_output=True)
     result = run("client", "sign", csr, *(["--student", student] if student else []), *rendered.args())
     assert result.exit_code == 2 and message in result.output, result.output
-    assert students.ca_records(rendered.dir) == before
+    assert ca.ca_records(rendered.dir) == before
     assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == ["taken"]
 
 

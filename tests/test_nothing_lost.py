@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, ok, run
-from lab.pki import students
+from lab.pki import ca, students
 
 pytestmark = [pytest.mark.faults]
 
@@ -213,7 +213,7 @@ def test_purge_refuses_another_labs_directory(new_lab):
 
 def _ca_orphans(lab_dir: Path, names) -> list[str]:
     """Valid certificates the client CA issued to these names that have no student folder."""
-    return [r.common_name for r in students.ca_records(lab_dir)
+    return [r.common_name for r in ca.ca_records(lab_dir)
             if r.status == "V" and r.common_name in names and not (lab_dir / "clients" / r.common_name).is_dir()]
 
 
@@ -348,7 +348,7 @@ def test_a_corrupt_student_certificate_is_flagged_and_the_rest_shown(rendered):
     assert verify.exit_code == 1
     # ... and the damaged student can still be revoked: the CA keeps its own copy.
     ok(run("client", "revoke", "bad", *rendered.args()))
-    assert {r.common_name: r.status for r in students.ca_records(rendered.dir)}["bad"] == "R"
+    assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["bad"] == "R"
 
 
 def test_a_truncated_ca_certificate_is_flagged_by_certs(rendered):
@@ -446,10 +446,10 @@ def test_a_bad_lab_yml_names_the_file_and_key(tmp_path, text, message):
     (["Ann", "ann"], "differ only in case"),
 ])
 def test_names_that_collide_are_refused_before_the_ca_issues_anything(rendered, names, message):
-    before = students.ca_records(rendered.dir)
+    before = ca.ca_records(rendered.dir)
     result = run("client", "add", *names, *rendered.args())
     assert result.exit_code == 2 and message in result.output
-    assert students.ca_records(rendered.dir) == before and not (rendered.dir / "clients").exists()
+    assert ca.ca_records(rendered.dir) == before and not (rendered.dir / "clients").exists()
 
 
 def test_a_name_differing_in_case_from_an_existing_student_is_refused(rendered):

@@ -5,7 +5,7 @@ lab/player.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from lab.app.lesson import handshake
 from lab.app.lifecycle import UpReport, up
@@ -14,8 +14,12 @@ from lab.app.students import add_students, revoke
 from lab.core import layout
 from lab.core.errors import LabError
 
+if TYPE_CHECKING:
+    from lab.teach.demo import Screen, Step
+    from lab.teach.handshake import Message
 
-def demo_steps() -> list:
+
+def demo_steps() -> list[Step]:
     from lab.teach import demo
 
     return demo.load()
@@ -37,12 +41,12 @@ def demo_ready(lab: Lab, progress: Progress = quiet) -> Optional[UpReport]:
 class Departures:
     """How the lab differs from the lesson a demo (or a reader) expects."""
     exercise: Optional[str]        # the id of the exercise running in it
-    edited: list                   # files edited by hand (lab diff)
+    edited: list[str]              # files edited by hand (lab diff)
 
 
 def departures(lab: Lab) -> Departures:
-    from lab.teach import exercise
     from lab.config import render as rendering
+    from lab.teach import exercise
 
     running = exercise.current(lab.dir)
     try:
@@ -52,7 +56,7 @@ def departures(lab: Lab) -> Departures:
     return Departures(running.id if running else None, edited)
 
 
-def demo_step(lab: Lab, steps: list, number: int):
+def demo_step(lab: Lab, steps: list[Step], number: int) -> Screen:
     """Run step `number` (1-based) for real; returns the Screen to show."""
     from lab.teach import demo
 
@@ -76,7 +80,7 @@ def demo_step(lab: Lab, steps: list, number: int):
     return demo.screen(number, len(steps), step, subs, [cmd], demo.run_command(cmd, step.keep))
 
 
-def _until_client_finished(messages) -> list:
+def _until_client_finished(messages: list[Message]) -> list[Message]:
     out = []
     for m in messages:
         out.append(m)
@@ -85,7 +89,7 @@ def _until_client_finished(messages) -> list:
     return out
 
 
-def _short(m) -> str:
+def _short(m: Message) -> str:
     d = m.details
     if m.type == "CertificateRequest":
         return "[mTLS] CAs: " + "; ".join(d.get("certificate_authorities") or [])
@@ -100,7 +104,7 @@ def _short(m) -> str:
     return ""
 
 
-def _demo_revocation(lab: Lab, steps: list, number: int, subs: dict):
+def _demo_revocation(lab: Lab, steps: list[Step], number: int, subs: dict[str, str]) -> Screen:
     """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
     from lab.teach import demo
 
@@ -117,7 +121,7 @@ def _demo_revocation(lab: Lab, steps: list, number: int, subs: dict):
                        [["lab", "client", "revoke", name], curl], said + after)
 
 
-def check_from(start: int, steps: list) -> int:
+def check_from(start: int, steps: list[Step]) -> int:
     """--from N names a step of the demo."""
     from lab.teach import demo
 

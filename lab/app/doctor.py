@@ -15,10 +15,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.core import layout
-from lab.core.errors import (CertificateError, DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure)
+from lab.core.errors import CertificateError, DockerUnavailable, ImageUnavailable, LabError, RuntimeFailure
 from lab.core.settings import Settings
+
+if TYPE_CHECKING:
+    from lab.engine.seam import Engine
 
 DEFAULT_HOURS = 8   # a workshop day
 
@@ -40,7 +44,7 @@ class Check:
             raise self.error(self.detail, hint=self.fix)
 
 
-def check_engine():
+def check_engine() -> tuple[Engine | None, Check]:
     from lab.engine import runtime
 
     try:
@@ -50,7 +54,7 @@ def check_engine():
         return None, Check("docker engine", False, str(e), e.hint, error=DockerUnavailable)
 
 
-def check_image(engine, image: str) -> Check:
+def check_image(engine: Engine | None, image: str) -> Check:
     from lab.engine import images
 
     if engine is None:
@@ -74,7 +78,7 @@ def check_openssl() -> Check:
     return Check("openssl", True, version)
 
 
-def check_ports(engine, s: Settings) -> list[Check]:
+def check_ports(engine: Engine | None, s: Settings) -> list[Check]:
     from lab.engine import runtime
 
     own = set()
@@ -120,7 +124,7 @@ def check_certs(lab_dir: Path, s: Settings, hours: float, now: dt.datetime) -> C
     return Check("certificates", True, f"valid; the first expiry is {result.not_after:%Y-%m-%d} ({left.days} days)")
 
 
-def check_network(engine, s: Settings) -> Check:
+def check_network(engine: Engine | None, s: Settings) -> Check:
     """A network with the lab's network name that lab did not make blocks `lab up`."""
     name = layout.network_name(s.name)
     if engine is None:
@@ -135,32 +139,32 @@ def check_network(engine, s: Settings) -> Check:
 
 def check_ca_database(lab_dir: Path) -> Check:
     """The client CA's database: lab client add and revoke go through it (openssl ca refuses a damaged one)."""
-    from lab.pki import students
+    from lab.pki import ca
 
-    index = students.ca_index(lab_dir)
+    index = ca.ca_index(lab_dir)
     if not index.is_file():
         return Check("client CA database", True, "none yet: lab up makes it", blocking=False)
     where = index.relative_to(lab_dir)
-    damaged = students.ca_index_damage(lab_dir)
+    damaged = ca.ca_index_damage(lab_dir)
     if damaged:
         lines = ", ".join(map(str, damaged[:5])) + (" …" if len(damaged) > 5 else "")
         return Check("client CA database", False, f"{where}: line {lines} is not a certificate record: "
                      "lab client add and lab client revoke will fail", "put the line back as it was, or remove it "
                      "if it was added by hand (each line is one issued certificate)", blocking=False)
-    records = students.ca_records(lab_dir)
+    records = ca.ca_records(lab_dir)
     return Check("client CA database", True, f"{len(records)} certificates issued, "
                  f"{sum(r.status == 'R' for r in records)} revoked", blocking=False)
 
 
-def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine, lab_name: str) -> Check:
+def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine: Engine | None, lab_name: str) -> Check:
     """The client CA's revocation list: readable, valid through the workshop, and loaded by the running server."""
     from lab.engine import runtime
-    from lab.pki import students
+    from lab.pki import ca
 
     if not layout.certs_dir(lab_dir).exists():
         return Check("revocation list", True, "none yet: lab up makes it")
     where = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
-    nxt = students.crl_next_update(lab_dir)
+    nxt = ca.crl_next_update(lab_dir)
     if nxt is None:
         return Check("revocation list", False, f"{where} is missing or unreadable: nginx would refuse every student",
                      "lab up makes it anew from the client CA's database (every revocation is kept, no student "
@@ -176,8 +180,8 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine, lab_name: s
     if state == "older":
         return Check("revocation list", False, f"the running mTLS server has an older revocation list than {where}: "
                      "a student revoked since may still get in", "lab up reloads it", error=CertificateError)
-    loaded = "; the running mTLS server has loaded it" if state == "current" else ""
-    return Check("revocation list", True, f"valid until {nxt:%Y-%m-%d}{loaded}")
+    said = "; the running mTLS server has loaded it" if state == "current" else ""
+    return Check("revocation list", True, f"valid until {nxt:%Y-%m-%d}{said}")
 
 
 def check_capture() -> Check:
@@ -188,7 +192,7 @@ def check_capture() -> Check:
     return Check("packet capture", ok, detail, fix, blocking=False)
 
 
-def check_clock(engine, now: dt.datetime) -> Check:
+def check_clock(engine: Engine | None, now: dt.datetime) -> Check:
     if now.year < 2024:
         return Check("clock", False, f"this machine says it is {now:%Y-%m-%d}", "set the clock (timedatectl / ntp)")
     if engine is None:
@@ -203,14 +207,14 @@ def check_clock(engine, now: dt.datetime) -> Check:
     return Check("clock", True, f"{now:%Y-%m-%d %H:%M} UTC, engine within {skew:.0f} s")
 
 
-def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: bool = True):
+def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: bool = True) -> tuple[Engine | None, list[Check]]:
     """Every check, in order; returns (the engine or None, checks).
 
     `lab up` leaves out the certificates and revocation list checks
     (certificates=False): it makes missing certificates itself and checks
     existing ones with the same code (certs.ensure), raising with the same
     fix, and makes the CRL anew when it is missing, unreadable or running out."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     engine, reach = check_engine()
     checks = [reach, check_image(engine, s.image), check_openssl(), *check_ports(engine, s), check_network(engine, s),
               check_dir(lab_dir)]
@@ -223,9 +227,10 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     return engine, checks
 
 
-def preflight(lab_dir: Path, s: Settings):
+def preflight(lab_dir: Path, s: Settings) -> Engine:
     """`lab up`'s checks, before anything is written; returns the engine, or raises the first blocker."""
     engine, checks = run(lab_dir, s, certificates=False)
     for check in checks:
         check.raise_if_blocking()
+    assert engine is not None     # else the engine check blocked
     return engine

@@ -5,36 +5,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from lab.app.selection import Lab
-from lab.app.servers import require_running, sync
+from lab.app.servers import loaded_states, require_running, sync
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from lab.engine.seam import Engine
+    from lab.teach.exercise import Exercise, State
+    from lab.teach.verify import Result
 
 
 @dataclass(frozen=True)
 class ExerciseReport:
-    exercise: object                 # lab.exercise.Exercise
-    results: list = field(default_factory=list)   # verify Results of the exercise's checks
+    exercise: Exercise
+    results: list[Result] = field(default_factory=list)   # the exercise's checks, as real requests
     config_error: str = ""           # nginx refused the files on disk (then results are not run)
-    restored: list = field(default_factory=list)
-    kept: list = field(default_factory=list)       # (file, where the student's edit of it was kept)
+    restored: list[str] = field(default_factory=list)
+    kept: list[tuple[str, Path]] = field(default_factory=list)   # (file, where the student's edit of it was kept)
+    not_loaded: list[str] = field(default_factory=list)   # status: files changed since the servers loaded them
 
     @property
     def fixed(self) -> bool:
         return not self.config_error and bool(self.results) and all(r.passed for r in self.results)
 
 
-def exercises(from_dir: Optional[Path] = None) -> list:
-    """Every exercise, its texts with the default ports (the list selects no lab)."""
+def exercises(lab: Optional[Lab] = None, from_dir: Optional[Path] = None) -> list[Exercise]:
+    """Every exercise, its texts with the lab's ports (the default ports when there is no lab yet)."""
     from lab.teach import exercise
 
-    ports = {"tls_port": str(layout.DEFAULT_TLS_PORT), "mtls_port": str(layout.DEFAULT_MTLS_PORT)}
+    if lab is not None and (lab.dir / layout.SETTINGS_FILE).is_file():
+        ports = exercise.values(lab.dir, lab.settings)
+    else:
+        ports = {"tls_port": str(layout.DEFAULT_TLS_PORT), "mtls_port": str(layout.DEFAULT_MTLS_PORT)}
     return [exercise.for_lab(ex, ports) for ex in exercise.load_all(from_dir)]
 
 
-def _running_lab(lab: Lab):
+def _running_lab(lab: Lab) -> Engine:
     """An engine client, once both servers of the lab run (an exercise is decided by real requests)."""
     from lab.engine import runtime
 
@@ -44,7 +53,7 @@ def _running_lab(lab: Lab):
     return engine
 
 
-def _running_exercise(lab: Lab):
+def _running_exercise(lab: Lab) -> tuple[State, Exercise]:
     from lab.teach import exercise
 
     state = exercise.current(lab.dir)
@@ -55,17 +64,24 @@ def _running_exercise(lab: Lab):
     return state, exercise.for_lab(ex, exercise.values(lab.dir, lab.settings))
 
 
-def _judge_exercise(lab: Lab, ex, engine) -> ExerciseReport:
-    """Load what is on disk (nginx -t first), then the exercise's checks as real requests."""
+def _judge_exercise(lab: Lab, ex: Exercise, engine: Engine, load: bool = True) -> ExerciseReport:
+    """Load what is on disk (nginx -t first), then the exercise's checks as real requests.
+    Without `load`, the servers are asked as they run (the files they have not loaded are named)."""
     from dataclasses import replace
 
-    from lab.teach import verify as checks
     from lab.core.errors import ConfigError
+    from lab.engine import loaded
+    from lab.teach import verify as checks
 
-    try:
-        sync(lab, engine)
-    except ConfigError as e:
-        return ExerciseReport(ex, config_error="\n".join(filter(None, [str(e), e.details])))
+    not_loaded: list[str] = []
+    if load:
+        try:
+            sync(lab, engine)
+        except ConfigError as e:
+            return ExerciseReport(ex, config_error="\n".join(filter(None, [str(e), e.details])))
+    else:
+        for server, states in loaded_states(lab.dir, engine, lab.name).items():
+            not_loaded += [loaded.files(server)[kind] for kind in loaded.older(states)]
     available = checks.scenarios(lab.dir)
     results = []
     for check in ex.checks:
@@ -82,14 +98,14 @@ def _judge_exercise(lab: Lab, ex, engine) -> ExerciseReport:
         except (OSError, ValueError) as e:   # a client certificate the exercise made is gone or broken
             raise LabError(f"check {check.label} cannot load its client certificate ({e})",
                            hint="lab exercise reset, then start the exercise again") from None
-    return ExerciseReport(ex, results)
+    return ExerciseReport(ex, results, not_loaded=not_loaded)
 
 
 def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) -> ExerciseReport:
     """Make the exercise's mistake for real in the lab directory (every file it may
     write saved first), load it, and show the checks failing."""
-    from lab.teach import exercise
     from lab.core.locking import lab_lock
+    from lab.teach import exercise
 
     ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
     engine = _running_lab(lab)
@@ -110,8 +126,8 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
 
 
 def exercise_check(lab: Lab) -> ExerciseReport:
-    from lab.teach import exercise
     from lab.core.locking import lab_lock
+    from lab.teach import exercise
 
     state, ex = _running_exercise(lab)
     engine = _running_lab(lab)
@@ -122,14 +138,14 @@ def exercise_check(lab: Lab) -> ExerciseReport:
     return report
 
 
-def exercise_hint(lab: Lab):
+def exercise_hint(lab: Lab) -> Exercise:
     return _running_exercise(lab)[1]
 
 
-def exercise_solution(lab: Lab, apply: bool = False):
+def exercise_solution(lab: Lab, apply: bool = False) -> ExerciseReport:
     """The reference fix; with apply, carried out and checked."""
-    from lab.teach import exercise
     from lab.core.locking import lab_lock
+    from lab.teach import exercise
 
     state, ex = _running_exercise(lab)
     if not apply:
@@ -147,10 +163,10 @@ def exercise_solution(lab: Lab, apply: bool = False):
 def exercise_reset(lab: Lab) -> ExerciseReport:
     """Back to the lesson's state: every file the exercise wrote restored (a student's
     edit of it kept beside it), what it made removed, running servers reloaded."""
-    from lab.teach import exercise
-    from lab.engine import runtime
     from lab.core.errors import DockerUnavailable
     from lab.core.locking import lab_lock
+    from lab.engine import runtime
+    from lab.teach import exercise
 
     state, ex = _running_exercise(lab)
     with lab_lock(lab.name):
@@ -163,9 +179,11 @@ def exercise_reset(lab: Lab) -> ExerciseReport:
 
 
 def exercise_status(lab: Lab) -> Optional[ExerciseReport]:
-    """The running exercise and whether it is fixed now (checked live); None when none runs."""
+    """The running exercise and whether the servers, as they run now, pass its checks; None when none
+    runs. Read-only: no lock, no reload, nothing written (lab exercise check loads and records)."""
     from lab.teach import exercise
 
     if exercise.current(lab.dir) is None:
         return None
-    return exercise_check(lab)
+    _, ex = _running_exercise(lab)
+    return _judge_exercise(lab, ex, _running_lab(lab), load=False)

@@ -19,7 +19,7 @@ def image_save(lab: Lab, file: Path, progress: Progress = quiet) -> int:
     return images.save(runtime.connect(), lab.settings.image, file, progress)
 
 
-def image_load(file: Path, progress: Progress = quiet) -> list:
+def image_load(file: Path, progress: Progress = quiet) -> list[str]:
     from lab.engine import images, runtime
 
     return images.load(runtime.connect(), file, progress)

@@ -4,19 +4,24 @@ handshake message by message."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from lab.app.selection import Lab
 from lab.app.servers import not_running, require_running
 from lab.core.errors import LabError, UsageError, VerificationFailed
+from lab.core.files import staged_path
+
+if TYPE_CHECKING:
+    from lab.teach.handshake import Handshake
+    from lab.teach.verify import Result
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    results: list
+    results: list[Result]
     failure: Optional[LabError] = None
 
 
@@ -26,7 +31,7 @@ def _host(host: Optional[str]) -> Optional[str]:
     return None if host is None else validate_san(host).split(":", 1)[1]
 
 
-def verify(lab: Lab, only: Optional[list] = None, host: Optional[str] = None,
+def verify(lab: Lab, only: Optional[list[str]] = None, host: Optional[str] = None,
            as_student: Optional[str] = None) -> VerifyReport:
     from lab.teach import verify as checks
 
@@ -63,12 +68,13 @@ def try_next(lab: Lab) -> list[tuple[str, str]]:
 
 
 def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None, keylog: Optional[Path] = None,
-              pcap: Optional[Path] = None, as_student: Optional[str] = None, host: Optional[str] = None):
+              pcap: Optional[Path] = None, as_student: Optional[str] = None, host: Optional[str] = None) -> Handshake:
     """One scenario's connection, every TLS message as it crossed (openssl s_client -msg);
     optionally its session keys (NSS key log) and a capture of it, for Wireshark."""
     from lab.engine import capture, runtime
-    from lab.teach import handshake as hs, verify as checks
     from lab.pki import students
+    from lab.teach import handshake as hs
+    from lab.teach import verify as checks
 
     checks.check_names([scenario])
     if tls is not None and tls not in hs.TLS_VERSIONS:
@@ -86,23 +92,13 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
     engine = runtime.connect()
     require_running(engine, lab, sc.server, "there is no handshake to show")
     address, hostname, port = checks.target(sc, lab.settings, _host(host))
-    keylog_tmp = keylog.with_name(f".{keylog.name}.part") if keylog else None
-    try:
-        if keylog_tmp is not None:
-            # Session secrets: made private before s_client appends a byte to it (like SSLKEYLOGFILE).
-            os.close(os.open(keylog_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-            os.chmod(keylog_tmp, 0o600)
+    with contextlib.ExitStack() as stack:
+        # Session secrets: in a file private from the start (like SSLKEYLOGFILE); empty when no keys were
+        # made (the handshake ended early).
+        keys = stack.enter_context(staged_path(keylog)).absolute() if keylog is not None else None
         if pcap is not None:
-            with capture.Capture(pcap, port):
-                seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
-        else:
-            seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keylog_tmp.absolute() if keylog else None)
-        if keylog_tmp is not None:
-            keylog_tmp.replace(keylog)    # empty when no keys were made (the handshake ended early)
-    finally:
-        if keylog_tmp is not None:
-            keylog_tmp.unlink(missing_ok=True)
-    return seen
+            stack.enter_context(capture.Capture(pcap, port))
+        return hs.observe(lab.dir, sc, address, hostname, port, tls, keys)
 
 
 def check_names(names: list[str]) -> None:

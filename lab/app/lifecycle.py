@@ -6,18 +6,28 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Optional, TypeAlias
 
-from lab.app.selection import Expiry, Lab, Progress, name_for, quiet, first_expiry, lab_dir_for, select
-from lab.app.servers import Reloaded, note_loaded, sync, loaded_states
+from lab.app.selection import Expiry, Lab, Progress, first_expiry, lab_dir_for, name_for, quiet, select
+from lab.app.servers import Reloaded, loaded_states, note_loaded, sync
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
 
 if TYPE_CHECKING:
+    from lab.app.doctor import Check
     from lab.config.render import RenderResult
-    from lab.pki.certs import CertsResult
+    from lab.core.layout import Server
+    from lab.engine.loaded import Kind, LoadedState
+    from lab.engine.runtime import LabSummary, ServerStatus, UpResult
+    from lab.engine.seam import Engine
+    from lab.pki.certs import CertsResult, StagedCertificates
+
+    # What `up` does once the lab directory is written: start the containers, bring running servers up to date.
+    Started: TypeAlias = tuple[UpResult, list[Reloaded]]
+    Starter: TypeAlias = Callable[[RenderResult, CertsResult], Started]
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,13 @@ class BuildReport:
 class UpReport(BuildReport):
     changed: bool = False          # False: it was already up with this configuration
     pulled: bool = False
-    servers: list = field(default_factory=list)
+    servers: list[ServerStatus] = field(default_factory=list)
     expiry: Optional[Expiry] = None
     seconds: float = 0.0
-    reloaded: list = field(default_factory=list)   # Reloaded: running servers brought up to their files
+    reloaded: list[Reloaded] = field(default_factory=list)   # running servers brought up to their files
 
 
-def _stage_certificates(lab: Lab, regenerate: bool):
+def _stage_certificates(lab: Lab, regenerate: bool) -> StagedCertificates | None:
     """Start gen-certs.sh now when new certificates are needed, so OpenSSL works
     while Python loads the Docker SDK; None when not needed (or when it cannot
     start here: the ordinary path then reports why)."""
@@ -85,14 +95,15 @@ def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None
                               "or keep the CAs: leave out --regenerate")
 
 
-def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=None):
+def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None = None,
+           pending: StagedCertificates | None = None) -> tuple[CertsResult, RenderResult, Started | None]:
     """Certificates, then configuration, then (for up) `start(rendered, certs)`,
     then the settings, under the lab's lock. A lab directory this run created
     is removed again if any step fails or is interrupted."""
-    from lab.pki import certs, students
     from lab.config import render
     from lab.core import settings
     from lab.core.locking import lab_lock
+    from lab.pki import ca, certs
 
     try:
         with lab_lock(lab.name):
@@ -102,7 +113,7 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start=None, pending=N
                 progress("certificates…")
                 cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
                 # Missing, unreadable, behind the CA database or running out: made anew from the database.
-                students.ensure_fresh_crl(lab.dir)
+                ca.ensure_fresh_crl(lab.dir)
                 rendered = render.render_lab(lab.dir, lab.settings)
                 started = start(rendered, cert_result) if start else None
                 settings.save(lab.dir, lab.settings)
@@ -142,7 +153,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
         raise
     ca_file = layout.certs_dir(lab.dir) / layout.SERVER_CA_CRT
 
-    def start(rendered, cert_result):
+    def start(rendered: RenderResult, cert_result: CertsResult) -> Started:
         progress("containers…")
         result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, engine=engine)
         if result.changed:   # new containers read the files on disk as they started
@@ -151,7 +162,9 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
         # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
         return result, sync(lab, engine)
 
-    cert_result, rendered, (result, reloaded) = _build(lab, regenerate, progress, start, pending)
+    cert_result, rendered, done = _build(lab, regenerate, progress, start, pending)
+    assert done is not None    # _build ran `start`
+    result, reloaded = done
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
                     servers=runtime.status(engine, lab.name, ca_file), expiry=first_expiry(lab.dir),
                     seconds=time.monotonic() - started, reloaded=reloaded)
@@ -160,16 +173,16 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
 @dataclass(frozen=True)
 class DownReport:
     name: str
-    containers: tuple
-    networks: tuple
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
     deleted: Optional[Path] = None
 
 
-def _check_purge(lab_dir: Path, lab_name: str, engine) -> None:
+def _check_purge(lab_dir: Path, lab_name: str, engine: Engine) -> None:
     """--purge deletes a directory only when lab made it for this very lab:
     its lab.yml names this lab, and no other lab's containers were made from it."""
-    from lab.engine import runtime
     from lab.core import settings
+    from lab.engine import runtime
 
     saved = (lab_dir / layout.SETTINGS_FILE)
     if not saved.is_file():
@@ -191,8 +204,8 @@ def _check_purge(lab_dir: Path, lab_name: str, engine) -> None:
 def down(directory: Optional[Path], name: Optional[str], purge: bool = False) -> DownReport:
     """Remove the lab's containers and network, found by label; with purge, its
     directory too, and only if it is that lab's (checked before anything is removed)."""
-    from lab.engine import runtime
     from lab.core.locking import lab_lock
+    from lab.engine import runtime
 
     lab_dir = lab_dir_for(directory, name)
     engine = runtime.connect()
@@ -211,10 +224,11 @@ def down(directory: Optional[Path], name: Optional[str], purge: bool = False) ->
 class StatusReport:
     name: str
     dir: Optional[Path]        # None when the directory is gone
-    servers: list
+    servers: list[ServerStatus]
     expiry: Optional[Expiry]
-    loaded: dict = field(default_factory=dict)   # per server: what it runs vs the files (lab/loaded.py)
-    urls: list = field(default_factory=list)     # room mode: what students open
+    loaded: dict[Server, dict[Kind, LoadedState] | None] = field(default_factory=dict)   # per server, per kind of file
+    urls: list[str] = field(default_factory=list)     # room mode: what students open
+    files: dict[Server, dict[Kind, str]] = field(default_factory=dict)  # per server, per kind: the file (lab/engine/loaded.py)
 
     @property
     def all_running(self) -> bool:
@@ -222,7 +236,7 @@ class StatusReport:
 
 
 def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
-    from lab.engine import runtime
+    from lab.engine import loaded, runtime
 
     lab_dir = lab_dir_for(directory, name)   # bad input fails before the engine is asked
     saved = (lab_dir / layout.SETTINGS_FILE).is_file()
@@ -233,10 +247,11 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     here = lab_dir if lab_dir.is_dir() else None
     states = loaded_states(lab_dir, engine, lab_name) if here else {}
     return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,
-                        lab.settings.student_urls() if lab else [])
+                        lab.settings.student_urls() if lab else [],
+                        {server: loaded.files(server) for server in layout.SERVERS})
 
 
-def all_labs() -> list:
+def all_labs() -> list[LabSummary]:
     from lab.engine import runtime
 
     return runtime.all_labs(runtime.connect())
@@ -247,15 +262,14 @@ def logs(directory: Optional[Path], name: Optional[str], server: Optional[str], 
     """(server, line) pairs of nginx's logs; both servers merged when none is named."""
     from lab.engine import runtime
 
-    if server is not None and server not in layout.SERVERS:
-        raise UsageError(f"unknown server {server!r}: use tls or mtls (or nothing for both)")
+    servers = layout.servers_named(server)
     lab_dir = lab_dir_for(directory, name)
     engine = runtime.connect()
     lab_name = name_for(lab_dir, name, engine)
-    return runtime.logs(engine, lab_name, [server] if server else list(layout.SERVERS), tail=tail, follow=follow)
+    return runtime.logs(engine, lab_name, servers, tail=tail, follow=follow)
 
 
-def doctor(lab: Lab, hours: float) -> list:
+def doctor(lab: Lab, hours: float) -> list[Check]:
     from lab.app import doctor as checks
 
     return checks.run(lab.dir, lab.settings, hours=hours)[1]

@@ -5,9 +5,10 @@ again in a hint. Every use case starts from a Lab."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
@@ -25,7 +26,7 @@ def quiet(_msg: str) -> None:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,12 @@ def _selector(directory: Optional[Path], lab_dir: Path, name: Optional[str]) -> 
 
 
 def select(directory: Optional[Path] = None, name: Optional[str] = None, *, require: bool = False,
-           port_offset: Optional[int] = None, **given) -> Lab:
+           publishing: bool = False, port_offset: Optional[int] = None, **given: Any) -> Lab:
     """The lab a command is about: its directory and its settings, resolved
     once: flag > LAB_* variable (typer reads both) > the directory's lab.yml >
-    defaults. `require`: the lab must have been made (`lab up` / `lab render`)."""
+    defaults. `require`: the lab must have been made (`lab up` / `lab render`).
+    `publishing`: the command writes the server certificate's names (up,
+    render, a demo that may start a lab), so room mode looks this machine up."""
     from lab.core import settings
 
     lab_dir = lab_dir_for(directory, name)
@@ -73,15 +76,15 @@ def select(directory: Optional[Path] = None, name: Optional[str] = None, *, requ
     given = {k: v for k, v in given.items()}
     if given.get("sans") is not None:
         given["sans"] = tuple(given["sans"])
-    s = settings.resolve(lab_dir, {"name": name, **given}, port_offset=port_offset)
+    s = settings.resolve(lab_dir, {"name": name, **given}, port_offset=port_offset, publishing=publishing)
     return Lab(lab_dir, s, _selector(directory, lab_dir, name))
 
 
-def name_for(lab_dir: Path, name: Optional[str], engine) -> str:
+def name_for(lab_dir: Path, name: Optional[str], engine: Engine) -> str:
     """--name, else the directory's saved name, else the lab whose containers
     carry this directory's label (the directory may be gone), else the default."""
-    from lab.engine import runtime
     from lab.core import settings
+    from lab.engine import runtime
 
     if name:
         return name
@@ -92,7 +95,7 @@ def name_for(lab_dir: Path, name: Optional[str], engine) -> str:
     return runtime.lab_for_dir(engine, lab_dir) or layout.DEFAULT_NAME
 
 
-def student_host(s) -> str:
+def student_host(s: Settings) -> str:
     """The name students use for the instructor's machine: the first extra DNS name, else localhost."""
     return next((x.split(":", 1)[1] for x in s.sans if x.startswith("DNS:")), "localhost")
 

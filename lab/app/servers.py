@@ -10,13 +10,17 @@ from typing import TYPE_CHECKING
 
 from lab.core import layout
 from lab.core.errors import LabError
+from lab.core.layout import Server
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from lab.app.selection import Lab
+    from lab.engine.loaded import Kind, LoadedState
     from lab.engine.seam import Engine
 
 
-def note_loaded(lab_dir: Path, engine, lab_name: str, servers=tuple(layout.SERVERS)) -> None:
+def note_loaded(lab_dir: Path, engine: Engine, lab_name: str, servers: Iterable[Server] = tuple(layout.SERVERS)) -> None:
     from lab.engine import loaded, runtime
 
     for server in servers:
@@ -24,7 +28,7 @@ def note_loaded(lab_dir: Path, engine, lab_name: str, servers=tuple(layout.SERVE
         loaded.note(lab_dir, server, found[0] if found else None)
 
 
-def loaded_states(lab_dir: Path, engine, lab_name: str) -> dict:
+def loaded_states(lab_dir: Path, engine: Engine, lab_name: str) -> dict[Server, dict[Kind, LoadedState] | None]:
     """{server: {"config": "current"|"older", "crl": …} or None when it does not run}."""
     from lab.engine import loaded, runtime
 
@@ -38,7 +42,7 @@ class Reloaded:
     files: tuple[str, ...]     # what it had an older version of (relative to the lab directory)
 
 
-def sync(lab: Lab, engine, servers=tuple(layout.SERVERS), always: bool = False) -> list[Reloaded]:
+def sync(lab: Lab, engine: Engine, servers: Iterable[Server] = tuple(layout.SERVERS), always: bool = False) -> list[Reloaded]:
     """Have each running server load what is on disk where it has not (or,
     with `always`, in any case): nginx -t inside the container first, so a
     broken edit raises ConfigError with nginx's own words and the old
@@ -58,7 +62,7 @@ def sync(lab: Lab, engine, servers=tuple(layout.SERVERS), always: bool = False) 
     return done
 
 
-def require_running(engine, lab: Lab, server: str, why: str) -> None:
+def require_running(engine: Engine, lab: Lab, server: Server, why: str) -> None:
     """LabError unless the server's container runs (a paused or stopped one is named as such)."""
     from lab.engine import runtime
 

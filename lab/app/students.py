@@ -14,23 +14,28 @@ from lab.core import layout
 from lab.core.errors import LabError, UsageError
 
 if TYPE_CHECKING:
-    from lab.pki.students import Student
+    from collections.abc import Iterator
+
+    from lab.pki.handout import Handout
+    from lab.pki.inventory import CertInfo
+    from lab.pki.students import IssuedStudent, Student
+    from lab.teach.room import Room
 
 
 @dataclass(frozen=True)
 class AddReport:
-    issued: list
-    skipped: list          # already had a certificate (a roster run again)
+    issued: list[IssuedStudent]
+    skipped: list[str]     # already had a certificate (a roster run again)
     passwords: Path        # where the .p12 passwords are (the instructor's, not the students' folders)
 
 
-def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, legacy_p12: bool,
+def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path], force: bool, legacy_p12: bool,
                  progress: Progress = quiet) -> AddReport:
     """Issue a certificate per student. A roster run again completes it: who
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
-    from lab.pki import students
     from lab.core.locking import lab_lock
+    from lab.pki import students
 
     roster = students.read_roster(from_file) if from_file else []
     wanted = list(names or []) + roster
@@ -50,16 +55,17 @@ def add_students(lab: Lab, names: list, from_file: Optional[Path], force: bool, 
 LOCK_WAIT = 120.0
 
 
-def sign_request(lab: Lab, request: Path, name: Optional[str] = None):
+def sign_request(lab: Lab, request: Path, name: Optional[str] = None) -> IssuedStudent:
     """A student's own certificate request, signed by the client CA (the key never leaves the student)."""
-    from lab.pki import students
     from lab.core.locking import lab_lock
+    from lab.pki import students
 
     with lab_lock(lab.name, wait=LOCK_WAIT):
         return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
 
 
-def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> tuple:
+def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
+             out: Optional[Path]) -> tuple[list[Handout], Path, list[tuple[str, str]]]:
     """One zip per student and the instructor's roster.csv of passwords."""
     from lab.pki import handout, students
 
@@ -84,14 +90,13 @@ def handouts(lab: Lab, names: list, all_students: bool, out: Optional[Path]) -> 
     skipped = {name for name, _ in bad}
     chosen = [s for s in chosen if s.name not in skipped]
     urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
-    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls, passwords)
+    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls,
+                               {name: p for name, p in passwords.items() if p is not None})
     return made, sheet, bad
 
 
-def room(lab: Lab, follow: bool = False):
-    """Who has connected, from the mTLS server's access log: a Room, or (follow) an iterator of Rooms,
-    a new one whenever a line arrives."""
-    from lab.teach import room as rooms
+def _room_log(lab: Lab, follow: bool) -> tuple[list[str], Iterator[str]]:
+    """The roster, and the mTLS server's access log lines."""
     from lab.engine import runtime
     from lab.pki import students
 
@@ -100,11 +105,24 @@ def room(lab: Lab, follow: bool = False):
         raise UsageError("no students in this lab yet: lab room reads who of them connected",
                          hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
     engine = runtime.connect()
-    lines = (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all", follow=follow))
-    if not follow:
-        return rooms.read(lines, roster, lab.name)
+    return roster, (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all", follow=follow))
 
-    def updates():
+
+def room(lab: Lab) -> Room:
+    """Who has connected, from the mTLS server's access log."""
+    from lab.teach import room as rooms
+
+    roster, lines = _room_log(lab, follow=False)
+    return rooms.read(lines, roster, lab.name)
+
+
+def room_updates(lab: Lab) -> Iterator[Room]:
+    """The room, anew whenever a line arrives in the access log (until the log ends)."""
+    from lab.teach import room as rooms
+
+    roster, lines = _room_log(lab, follow=True)
+
+    def updates() -> Iterator[Room]:
         current = rooms.start(roster)
         yield current
         for line in lines:
@@ -113,7 +131,7 @@ def room(lab: Lab, follow: bool = False):
     return updates()
 
 
-def list_students(lab: Lab) -> list:
+def list_students(lab: Lab) -> list[Student]:
     from lab.pki import students
 
     return students.list_students(lab.dir)
@@ -130,8 +148,8 @@ class RevokeReport:
 def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
     """After the CRL changed: the running mTLS server must enforce it, or the
     command fails loudly. Returns _enforce_crl's answer."""
-    from lab.engine import runtime
     from lab.core.errors import ConfigError, DockerUnavailable, RuntimeFailure
+    from lab.engine import runtime
 
     try:
         engine = runtime.connect()
@@ -164,9 +182,9 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
     it: the reload returns once no old nginx worker is left, then one request
     with that very certificate proves it is refused. If the server cannot be
     reached or reloaded, this fails (non-zero) saying the student still gets in."""
+    from lab.core.locking import lab_lock
     from lab.pki import students
     from lab.teach import verify as checks
-    from lab.core.locking import lab_lock
 
     with lab_lock(lab.name, wait=LOCK_WAIT):
         revoked = students.revoke(lab.dir, name)
@@ -185,7 +203,7 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
     return RevokeReport(revoked, True, result.observed, result.curl)
 
 
-def pki(lab: Lab) -> list:
-    from lab.pki import students
+def pki(lab: Lab) -> list[CertInfo]:
+    from lab.pki import inventory
 
-    return students.pki(lab.dir)
+    return inventory.pki(lab.dir)

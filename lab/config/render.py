@@ -1,7 +1,7 @@
 """Stage 2: the lab's configuration, rendered from templates/ with Jinja.
 
 The templates are the single source of configuration: nginx configs,
-hello-world files and the compose file that lab/runtime.py reads. Rendering
+hello-world files and the compose file that lab/engine/compose.py reads back. Rendering
 uses StrictUndefined (a missing value is an error, never an empty string) and
 writes each file atomically.
 """
@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.core import layout
-from lab.core.net import bracketed
 from lab.core.errors import LabError, UsageError
+from lab.core.files import keep_copy, write_atomically
+from lab.core.layout import Server
+from lab.core.net import bracketed
 from lab.core.resources import templates_dir
 from lab.core.settings import Settings
+from lab.core.templates import render_text
 
 _FILES = {
     "server_ca_crt": layout.SERVER_CA_CRT,
@@ -43,37 +46,7 @@ class RenderResult:
     kept: tuple[str, ...] = ()     # files edited by hand and kept (relative to the lab directory)
 
 
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
-def render_text(template: str, **context) -> str:
-    """Render one template; a missing value raises LabError naming it."""
-    import jinja2
-
-    try:
-        return _environment().get_template(template).render(template=template, **context)
-    except jinja2.UndefinedError as e:
-        raise LabError(f"template {template} needs a value that was not given: {e.message}") from None
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return path
-
-
-def nginx_context(server: str, settings: Settings) -> dict:
+def nginx_context(server: Server, settings: Settings) -> dict:
     folder, port = layout.SERVERS[server]
     return {
         "port": port,
@@ -258,30 +231,19 @@ def _rendered_names(lab_dir: Path, texts: dict, only: list[str] | None) -> list[
                 rel = typed.resolve().relative_to(lab_dir.resolve()).as_posix()
             except ValueError:
                 raise UsageError(f"{name} is not in this lab's folder {lab_dir}/",
-                                 hint=f"name the lab it belongs to with --dir (lab diff and lab reset work on "
-                                      f"one lab at a time)") from None
+                                 hint="name the lab it belongs to with --dir (lab diff and lab reset work on "
+                                      "one lab at a time)") from None
         else:
-            rel = typed.as_posix().lstrip("./")
+            rel = os.path.normpath(typed.as_posix())
+            if rel.startswith(".."):
+                raise UsageError(f"{name} is outside this lab's folder {lab_dir}/ (and not found there)",
+                                 hint="name a rendered file as lab diff lists it, e.g. nginx-mtls/nginx.conf")
         match = next((r for r in texts if rel == r or rel.endswith("/" + r)), None)
         if match is None:
             raise UsageError(f"lab did not render {name}: lab diff and lab reset work on {', '.join(texts)}",
                              hint="a file you made yourself is yours to keep or delete")
         chosen.append(match)
     return chosen
-
-
-def keep_copy(path: Path) -> Path:
-    """Copy a hand-edited file to FILE.edited-TIMESTAMP beside it (never over another copy); returns the copy."""
-    import datetime as dt
-    import shutil
-
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    backup, n = path.with_name(f"{path.name}.edited-{stamp}"), 1
-    while backup.exists():
-        n += 1
-        backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
-    shutil.copy2(path, backup)
-    return backup
 
 
 def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> list[tuple[str, Path]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 FILE = ".lab-cache.json"
@@ -57,9 +56,10 @@ def put(lab_dir: Path, key: str, entry: dict) -> None:
     except (OSError, ValueError):
         data = {}
     data[key] = entry
-    tmp = path.with_name(path.name + ".tmp")
+    from lab.core.errors import LabError
+    from lab.core.files import write_atomically
+
     try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except OSError:
+        write_atomically(path, json.dumps(data, indent=1))
+    except (OSError, LabError):
         pass  # a cache that cannot be written is only slower

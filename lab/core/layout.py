@@ -19,6 +19,7 @@ article, so an instructor can zip it and hand it out::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_NAME = "mtls-lab"
 # A pinned official tag: the lesson must not change under the instructor's feet
@@ -117,7 +118,9 @@ CONTAINER_CONF_DIR = "/etc/nginx/lab"
 NGINX_CONF = "nginx.conf"
 
 # The two servers: key -> (folder in the lab directory, port inside the container).
-SERVERS = {
+#: The lab's two servers.
+Server = Literal["tls", "mtls"]
+SERVERS: dict[Server, tuple[str, int]] = {   # folder in the lab directory, default port
     "tls": ("nginx-tls", DEFAULT_TLS_PORT),
     "mtls": ("nginx-mtls", DEFAULT_MTLS_PORT),
 }
@@ -132,7 +135,7 @@ LABEL_CONFIG_HASH = "io.mtls-lab.config-hash"
 LABEL_DIR = "io.mtls-lab.dir"
 
 
-def container_name(lab: str, server: str) -> str:
+def container_name(lab: str, server: Server) -> str:
     return f"{lab}-{server}"
 
 
@@ -156,7 +159,22 @@ def clients_dir(lab_dir: Path) -> Path:
     return lab_dir / CLIENTS_DIR
 
 
-def lab_paths(text: str, server: str | None = None) -> str:
+def server_named(text: str) -> Server:
+    """A server named on the command line: tls or mtls, else a UsageError."""
+    from lab.core.errors import UsageError
+
+    for server in SERVERS:
+        if text == server:
+            return server
+    raise UsageError(f"unknown server {text!r}: use tls or mtls (or nothing for both)")
+
+
+def servers_named(text: str | None) -> list[Server]:
+    """One server, or both when none is named."""
+    return list(SERVERS) if text is None else [server_named(text)]
+
+
+def lab_paths(text: str, server: Server | None = None) -> str:
     """Container paths in nginx's words written as the lab directory names them
     (/etc/nginx/lab/ is the server's own folder: nginx-mtls/, or nginx-…/ when the server is not known)."""
     folder = SERVERS[server][0] if server else "nginx-…"

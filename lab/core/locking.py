@@ -19,8 +19,9 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from lab.core.errors import LabBusy, LabError
 

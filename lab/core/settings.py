@@ -12,14 +12,16 @@ import ipaddress
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from lab.core import layout
-from lab.core.net import bracketed, connect_host
 from lab.core.errors import UsageError
+from lab.core.net import bracketed, connect_host
 
 # A lab name becomes a container name, a network name, a label value and part
 # of a certificate subject: lower case, digits and dashes only.
@@ -97,7 +99,7 @@ def _host_addresses(version: int | None) -> list[str]:
             found = []
     if not found:
         try:
-            found = [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)]
+            found = [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)]
         except OSError:
             found = []
     out = []
@@ -245,16 +247,19 @@ def load_saved(lab_dir: Path) -> dict:
 
 
 _TYPES = {"name": str, "tls_port": int, "mtls_port": int, "bind": str, "image": str, "days": int}
-_CHECKS = {
+_CHECKS: dict[str, Callable[[Any], object]] = {
     "name": validate_name, "bind": validate_bind, "image": validate_image, "days": validate_days,
     "tls_port": lambda v: validate_port(v, "tls_port"), "mtls_port": lambda v: validate_port(v, "mtls_port"),
 }
 
 
-def resolve(lab_dir: Path, given: dict, port_offset: int | None = None) -> Settings:
+def resolve(lab_dir: Path, given: dict[str, Any], port_offset: int | None = None, publishing: bool = False) -> Settings:
     """The one place settings are decided: flags and LAB_* variables (`given`,
     None where not given; typer reads both), then the lab directory's lab.yml,
-    then the defaults. --port-offset moves both default ports."""
+    then the defaults. --port-offset moves both default ports. `publishing`
+    (lab up, lab render): in room mode, this machine's names and addresses are
+    looked up (`ip -j address`) and added to the certificate's; a command that
+    only reads a lab uses the names lab.yml saved."""
     merged = dict(load_saved(lab_dir)) if lab_dir.is_dir() else {}
     if port_offset is not None:
         if not 0 <= port_offset <= 65535 - layout.DEFAULT_MTLS_PORT:
@@ -263,6 +268,8 @@ def resolve(lab_dir: Path, given: dict, port_offset: int | None = None) -> Setti
         merged["mtls_port"] = layout.DEFAULT_MTLS_PORT + port_offset
     merged.update({k: v for k, v in given.items() if v is not None})
     s = validate(Settings(**merged))
+    if not publishing:
+        return s
     # Room mode: the server certificate also names this machine as students reach it.
     extra = tuple(n for n in room_names(s.bind) if n not in s.sans)
     return Settings(**{**s.__dict__, "sans": s.sans + extra}) if extra else s
@@ -273,7 +280,6 @@ def save(lab_dir: Path, s: Settings) -> Path:
     text = "# Saved by `lab up`; flags and LAB_* variables override these.\n" + yaml.safe_dump(
         s.to_dict(), sort_keys=False
     )
-    tmp = path.with_suffix(".yml.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    from lab.core.files import write_atomically
+
+    return write_atomically(path, text)

@@ -71,13 +71,15 @@ class Capture:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on …" once it captures: no packet is missed after that.
         said = ""
+        stderr = self.proc.stderr
+        assert stderr is not None     # stderr=PIPE
         for _ in range(10):
-            line = self.proc.stderr.readline()
+            line = stderr.readline()
             said += line
             if not line or "listening on" in line:
                 break
         if "listening on" not in said:
-            said = (said + (self.proc.stderr.read() if self.proc.poll() is not None else "")).strip()
+            said = (said + (stderr.read() if self.proc.poll() is not None else "")).strip()
             self._stop()
             self.tmp.unlink(missing_ok=True)
             denied = "permission" in said.lower() or "not permitted" in said.lower()

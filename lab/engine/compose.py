@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from lab.core import layout
-from lab.core.settings import parse_yaml
 from lab.core.errors import LabError
+from lab.core.settings import parse_yaml
 
 
 @dataclass(frozen=True)

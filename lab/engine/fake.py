@@ -105,7 +105,7 @@ class FakeEngine:
     def start(self, name: str) -> None:
         self._call("start", name)
         box = self._box(name)
-        box.info = replace(box.info, status="running", started_at=dt.datetime.now(dt.timezone.utc).isoformat())
+        box.info = replace(box.info, status="running", started_at=dt.datetime.now(dt.UTC).isoformat())
         box.workers = [str(next(self._pids)) for _ in range(2)]
 
     def stop(self, name: str, timeout: float) -> None:

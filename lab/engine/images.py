@@ -5,11 +5,12 @@ a tar file for rooms without a registry, through the engine seam
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lab.core import layout
 from lab.core.errors import ImageUnavailable, LabError
+from lab.core.files import replacing
 from lab.engine.seam import Engine, EngineError
 
 Progress = Callable[[str], None]
@@ -89,20 +90,16 @@ def save(engine: Engine, image: str, path: Path, progress: Progress | None = Non
     # `docker save` of an image object writes the image's *first* tag, whichever
     # that is; the laptop that loads the tar must find the very name lab uses.
     chunks = engine.save_image(image, _tagged_name(image))
-    tmp = path.with_name(f".{path.name}.part")
     written = 0
     try:
-        with open(tmp, "wb") as f:
+        with replacing(path) as f:
             for chunk in chunks:
                 f.write(chunk)
                 written += len(chunk)
                 if progress:
                     progress(f"saving {image}: {written / 1e6:.1f} MB")
-        tmp.replace(path)
     except OSError as e:
         raise LabError(f"cannot write {path} ({e.strerror})", hint="choose a writable path") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return written
 
 

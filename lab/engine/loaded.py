@@ -13,44 +13,50 @@ note only costs a reload. No Docker here: callers pass what the engine said.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from lab.core import cache, layout
+from lab.core.layout import Server
 
 # What a server loads, by kind, relative to the lab directory.
-CONFIG = "config"
-CRL = "crl"
+Kind = Literal["config", "crl"]
+CONFIG: Kind = "config"
+CRL: Kind = "crl"
+#: Does the server run the file as it is on disk, or an older version of it?
+LoadedState = Literal["current", "older"]
 
 
-def files(server: str) -> dict[str, str]:
+def files(server: Server) -> dict[Kind, str]:
     folder = layout.SERVERS[server][0]
-    found = {CONFIG: f"{folder}/{layout.NGINX_CONF}"}
+    found: dict[Kind, str] = {CONFIG: f"{folder}/{layout.NGINX_CONF}"}
     if server == "mtls":
         found[CRL] = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
     return found
 
 
-def _digests(lab_dir: Path, server: str) -> dict[str, str]:
+def _digests(lab_dir: Path, server: Server) -> dict[Kind, str]:
     return {kind: cache.digest(files=[lab_dir / rel]) for kind, rel in files(server).items()}
 
 
-def note(lab_dir: Path, server: str, container_id: str | None) -> None:
+def note(lab_dir: Path, server: Server, container_id: str | None) -> None:
     """Container `container_id` has just started or reloaded: it runs the files on disk."""
     if container_id:
         cache.put(lab_dir, f"loaded-{server}", {"container": container_id, "files": _digests(lab_dir, server)})
 
 
-def state(lab_dir: Path, server: str, found: tuple[str, str] | None) -> dict[str, str] | None:
+def state(lab_dir: Path, server: Server, found: tuple[str, str] | None) -> dict[Kind, LoadedState] | None:
     """Given the server's (container id, state): {"config": "current"|"older", "crl": …};
     None when it does not run (a server that starts reads the files as they are)."""
     if found is None or found[1] not in ("running", "paused", "restarting"):
         return None
     entry = cache.recall(lab_dir, f"loaded-{server}", lambda e: (e.get("container"), dict(e["files"])))
     container, had = entry or (None, {})
+    had = {str(k): v for k, v in had.items()}
     same_container = container == found[0]   # paused, it still holds what it loaded
     return {kind: "current" if same_container and had.get(kind) == digest else "older"
             for kind, digest in _digests(lab_dir, server).items()}
 
 
-def older(states: dict[str, str] | None) -> list[str]:
+def older(states: dict[Kind, LoadedState] | None) -> list[Kind]:
     """The kinds of file the server has an older version of."""
     return [kind for kind, s in (states or {}).items() if s == "older"]

@@ -18,13 +18,15 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 from lab.core import interrupts, layout
 from lab.core.errors import ConfigError, LabError, RuntimeFailure
+from lab.core.layout import Server
 from lab.core.net import connect_host
 from lab.engine import images
 from lab.engine.compose import LabSpec, Service
@@ -92,7 +94,7 @@ def port_holder(engine: Engine, port: int) -> str:
         if c.status == "running" and c.published.endswith(f":{port}"):
             other = c.labels.get(layout.LABEL_LAB)
             return f" by lab {other!r} (container {c.name}; `lab down --name {other}`)"
-    return " by another program (find it: ss -ltnp 'sport = :%d')" % port
+    return f" by another program (find it: ss -ltnp 'sport = :{port}')"
 
 
 def port_in_use(engine: Engine | None, host: str, port: int, option: str, detail: str = "") -> RuntimeFailure:
@@ -144,11 +146,12 @@ def _wait_ready(engine: Engine, svc: Service, ca_file: Path, deadline: float, pr
 
 
 def wait_ready(engine: Engine, services: list[Service], ca_file: Path, timeout: float,
-               probe: Probe = handshake) -> None:
+               probe: Probe | None = None) -> None:
     """Wait, concurrently, until every service completes a verified TLS handshake."""
     deadline = time.monotonic() + timeout
+    check = probe or handshake
     with ThreadPoolExecutor(max(1, len(services))) as pool:
-        list(pool.map(lambda svc: _wait_ready(engine, svc, ca_file, deadline, probe), services))
+        list(pool.map(lambda svc: _wait_ready(engine, svc, ca_file, deadline, check), services))
 
 
 def _create(engine: Engine, svc: Service, network: str) -> ContainerInfo:
@@ -194,7 +197,7 @@ def _refuse_foreign(engine: Engine, spec: LabSpec, existing: list[ContainerInfo]
 
 
 def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None,
-       engine: Engine | None = None, probe: Probe = handshake) -> UpResult:
+       engine: Engine | None = None, probe: Probe | None = None) -> UpResult:
     """Make the running lab match the compose file; return what was done.
 
     Idempotent: when the lab's containers already run this exact
@@ -330,7 +333,7 @@ def _uptime(c: ContainerInfo) -> tuple[str, float | None]:
     started = parse_time(c.started_at)
     if started is None:
         return c.started_at, None
-    return c.started_at, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    return c.started_at, (dt.datetime.now(dt.UTC) - started).total_seconds()
 
 
 def _health(c: ContainerInfo, ca_file: Path | None, probe: Probe) -> str:
@@ -345,7 +348,7 @@ def _health(c: ContainerInfo, ca_file: Path | None, probe: Probe) -> str:
         return f"no TLS answer: {e.__class__.__name__}"
 
 
-def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe = handshake) -> list[ServerStatus]:
+def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe | None = None) -> list[ServerStatus]:
     """Each server of the lab as the engine and a TLS handshake see it; missing servers included."""
     by_server = {c.labels.get(layout.LABEL_SERVER): c for c in lab_containers(engine, lab)}
     out = []
@@ -355,7 +358,7 @@ def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe = handsh
             out.append(ServerStatus(server, layout.container_name(lab, server), "missing", "-", "", "", "", None, ""))
             continue
         started, uptime = _uptime(c)
-        out.append(ServerStatus(server, c.name, c.status, _health(c, ca_file, probe), c.published, c.image or "?",
+        out.append(ServerStatus(server, c.name, c.status, _health(c, ca_file, probe or handshake), c.published, c.image or "?",
                                 started, uptime, c.labels.get(layout.LABEL_DIR, "")))
     return out
 
@@ -384,13 +387,13 @@ def lab_for_dir(engine: Engine, lab_dir: Path) -> str | None:
     return found[0].labels[layout.LABEL_LAB] if found else None
 
 
-def server_state(engine: Engine, lab: str, server: str) -> tuple[str, ContainerState] | None:
+def server_state(engine: Engine, lab: str, server: Server) -> tuple[str, ContainerState] | None:
     """(container id, state: running, paused, exited, …) of a server, None when it has no container."""
     found = engine.container(layout.container_name(lab, server))
     return (found.id, found.status) if found is not None else None
 
 
-def server_container(engine: Engine, lab: str, server: str) -> ContainerInfo:
+def server_container(engine: Engine, lab: str, server: Server) -> ContainerInfo:
     found = engine.container(layout.container_name(lab, server))
     if found is None:
         raise RuntimeFailure(f"lab {lab!r} has no {server} server container ({layout.container_name(lab, server)})",
@@ -398,7 +401,7 @@ def server_container(engine: Engine, lab: str, server: str) -> ContainerInfo:
     return found
 
 
-def logs(engine: Engine, lab: str, servers: list[str], tail: int | Literal["all"] = "all",
+def logs(engine: Engine, lab: str, servers: list[Server], tail: int | Literal["all"] = "all",
          follow: bool = False) -> Iterator[tuple[str, str]]:
     """nginx's access and error log lines of the named servers, as (server, line) pairs.
 
@@ -436,7 +439,7 @@ def logs(engine: Engine, lab: str, servers: list[str], tail: int | Literal["all"
 # --------------------------------------------------------------------------- nginx -t, reload
 
 
-def check_config(engine: Engine, lab: str, server: str) -> None:
+def check_config(engine: Engine, lab: str, server: Server) -> None:
     """`nginx -t` inside the running container, on the files as they are now;
     ConfigError with nginx's own message (paths as in the lab directory) when it refuses them."""
     container = server_container(engine, lab, server)
@@ -459,7 +462,7 @@ def _worker_pids(engine: Engine, name: str) -> set[str]:
     return {pid for pid, command in engine.processes(name) if command.startswith("nginx: worker process")}
 
 
-def reload(engine: Engine, lab: str, server: str, timeout: float = 10.0) -> bool:
+def reload(engine: Engine, lab: str, server: Server, timeout: float = 10.0) -> bool:
     """Have nginx re-read its configuration (and CRL) without downtime; False when the server is not running.
 
     SIGHUP makes the master start new workers and ask the old ones to finish

@@ -347,7 +347,7 @@ def parse_time(text: str) -> dt.datetime | None:
         for sign in ("+", "-"):
             if sign in core[19:]:
                 core = core[: 19 + core[19:].index(sign)]
-        return dt.datetime.fromisoformat(core[:26]).replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.fromisoformat(core[:26]).replace(tzinfo=dt.UTC)
     except (ValueError, TypeError):
         return None
 

@@ -116,14 +116,14 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
                    demo: Path | None = None, crl_dir: Path | None = None) -> CertsResult:
     """Raise CertificateError unless the set in `directory` (and the demo
     certificates beside it, in `demo`) can be reused as is."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     missing = [name for name in layout.CERT_FILES if not (directory / name).is_file()]
     if missing:
         raise CertificateError(
             f"{directory} is missing {', '.join(missing)}",
             hint="run `lab up --regenerate` to make a new set",
         )
-    earliest = None
+    earliest: dt.datetime | None = None
     for crt_name, key_name in layout.CERT_KEY_PAIRS:
         cert = _load_cert(directory / crt_name)
         key = _load_key(directory / key_name)
@@ -149,7 +149,7 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
     if not (directory / layout.CLIENT_CA_DB / "index.txt").is_file():
         missing_demo.append(str(directory / layout.CLIENT_CA_DB / "index.txt"))
     # The CRL is not needed here: it is made anew from the client CA's database
-    # whenever it is missing or unreadable (students.ensure_fresh_crl); only a
+    # whenever it is missing or unreadable (ca.ensure_fresh_crl); only a
     # set just made must come with one.
     if crl_dir is not None and not (crl_dir / layout.CRL_FILE).is_file():
         missing_demo.append(str(crl_dir / layout.CRL_FILE))
@@ -165,6 +165,7 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
             f"{directory / layout.SERVER_CRT} does not cover {', '.join(lacking)}",
             hint="lab up renews the server certificate (and its CA) for the new names",
         )
+    assert earliest is not None    # CERT_KEY_PAIRS is not empty
     return CertsResult(directory, False, sans, earliest)
 
 
@@ -311,7 +312,7 @@ def _recall(lab_dir: Path, settings: Settings) -> CertsResult | None:
             return None
         not_after = dt.datetime.fromisoformat(entry["not_after"])
         sans = tuple(str(s) for s in entry["sans"])
-        if not_after <= dt.datetime.now(dt.timezone.utc) or any(s not in sans for s in settings.all_sans()):
+        if not_after <= dt.datetime.now(dt.UTC) or any(s not in sans for s in settings.all_sans()):
             return None
         return CertsResult(layout.certs_dir(lab_dir), False, sans, not_after)
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.core import layout
 from lab.core.errors import UsageError
+from lab.core.files import replacing, write_atomically
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def _html(text: str, title: str) -> str:
 def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
     from cryptography import x509
 
+    from lab.core.templates import render_text
     from lab.pki.certs import server_sans
-    from lab.config.render import render_text
 
     ca = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT).read_bytes())
     server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())
@@ -70,33 +70,23 @@ def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
     out.mkdir(parents=True, exist_ok=True)
     made: list[Handout] = []
     rows = []
-    try:
-        for st in students:
-            folder = st.directory
-            target = out / f"{st.name}.zip"
-            tmp = out / f".{st.name}.zip.part"
-            text = readme(lab_dir, settings, st, urls)
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                for name in (f"{st.name}.crt", f"{st.name}.key", f"{st.name}.p12", layout.SERVER_CA_CRT):
-                    if (folder / name).is_file():
-                        z.write(folder / name, f"{st.name}/{name}")
-                z.writestr(f"{st.name}/README.txt", text)
-                z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
-            rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
-            made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
-                                (folder / f"{st.name}.key").exists()))
-        sheet = out / "roster.csv"
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["name", "zip", "p12 password", "serial", "expiry"])
-        writer.writerows(rows)
-        tmp = out / ".roster.csv.part"
-        tmp.write_text(buf.getvalue())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, sheet)
-    finally:
-        for part in out.glob(".*.part"):
-            part.unlink(missing_ok=True)
+    for st in students:
+        folder = st.directory
+        target = out / f"{st.name}.zip"
+        text = readme(lab_dir, settings, st, urls)
+        with replacing(target, 0o600) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in (f"{st.name}.crt", f"{st.name}.key", f"{st.name}.p12", layout.SERVER_CA_CRT):
+                if (folder / name).is_file():
+                    z.write(folder / name, f"{st.name}/{name}")
+            z.writestr(f"{st.name}/README.txt", text)
+            z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
+        rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
+        made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
+                            (folder / f"{st.name}.key").exists()))
+    sheet = out / "roster.csv"
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["name", "zip", "p12 password", "serial", "expiry"])
+    writer.writerows(rows)
+    write_atomically(sheet, buf.getvalue(), 0o600)
     return made, sheet

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from lab.core import layout
+from lab.core.layout import Server
 
 
 def directive(conf: str, name: str) -> str | None:
@@ -22,7 +23,7 @@ def directive(conf: str, name: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def _conf(lab_dir: Path, server: str) -> tuple[str, str]:
+def _conf(lab_dir: Path, server: Server) -> tuple[str, str]:
     rel = f"{layout.SERVERS[server][0]}/{layout.NGINX_CONF}"
     try:
         return rel, (lab_dir / rel).read_text(errors="replace")
@@ -30,18 +31,18 @@ def _conf(lab_dir: Path, server: str) -> tuple[str, str]:
         return rel, ""
 
 
-def _in_lab(path: str | None, server: str | None = None) -> str:
+def _in_lab(path: str | None, server: Server | None = None) -> str:
     """A container path of nginx.conf as the lab directory names it."""
     return layout.lab_paths(path, server) if path else "?"
 
 
-def _certificate_names(lab_dir: Path, conf: str, server: str) -> tuple[str, list[str]]:
+def _certificate_names(lab_dir: Path, conf: str, server: Server) -> tuple[str, list[str]]:
     """The server certificate nginx is told to use (as a lab path) and the names it covers."""
     from lab.pki.certs import server_sans
 
     path = directive(conf, "ssl_certificate") or ""
     folder = layout.SERVERS[server][0]
-    local = None
+    local: Path | None = None
     if path.startswith(layout.CONTAINER_CONF_DIR + "/"):
         local = lab_dir / folder / path[len(layout.CONTAINER_CONF_DIR) + 1:]
     elif path.startswith(layout.CONTAINER_CERT_DIR + "/"):
@@ -50,6 +51,8 @@ def _certificate_names(lab_dir: Path, conf: str, server: str) -> tuple[str, list
     try:
         from cryptography import x509
 
+        if local is None:
+            return shown, []
         cert = x509.load_pem_x509_certificate(local.read_bytes())
         return shown, [n.split(":", 1)[1] for n in server_sans(cert)]
     except (OSError, ValueError, AttributeError):

@@ -141,7 +141,7 @@ def _inside(lab_dir: Path, rel: str) -> Path:
 
 def apply(lab_dir: Path, steps, values: dict) -> None:
     """Carry out steps in the lab directory; ExerciseError says which one failed and why."""
-    from lab.config.render import write_atomically
+    from lab.core.files import write_atomically
 
     for step in steps:
         if "edit" in step:
@@ -170,9 +170,9 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
                                     details=(proc.stderr or proc.stdout).strip(),
                                     hint="the lines above are the command's own")
         elif step.get("renew-crl"):
-            from lab.pki import students
+            from lab.pki import ca
 
-            students.write_crl(lab_dir)
+            ca.write_crl(lab_dir)
 
 
 def values(lab_dir: Path, settings) -> dict:
@@ -220,10 +220,9 @@ def current(lab_dir: Path) -> State | None:
 
 
 def save_state(lab_dir: Path, state: State) -> None:
-    path = _state_dir(lab_dir) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.__dict__, indent=1))
-    tmp.replace(path)
+    from lab.core.files import write_atomically
+
+    write_atomically(_state_dir(lab_dir) / STATE_FILE, json.dumps(state.__dict__, indent=1))
 
 
 def snapshot(lab_dir: Path, ex: Exercise) -> State:
@@ -260,7 +259,7 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
     """Put back every saved file, remove what the exercise made. A file the student
     changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
     never lost. Returns (the files restored or removed, (file, where its edit was kept))."""
-    from lab.config.render import keep_copy
+    from lab.core.files import keep_copy
 
     folder = _state_dir(lab_dir) / "saved"
     changed, kept = [], []

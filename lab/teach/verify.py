@@ -18,10 +18,12 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from lab.core import layout
-from lab.core.net import bracketed, host_port
 from lab.core.errors import CertificateError, UsageError
+from lab.core.layout import Server
+from lab.core.net import bracketed, host_port
 from lab.core.settings import Settings
 
 PATH = "/" + layout.HELLO_FILE
@@ -30,12 +32,16 @@ HELLO = "Hello, world!"
 WRONG_NAME = "wrong-name.invalid"
 
 
+#: Whom the client trusts for the server: the lab's server CA, the system's CAs only, or nobody (--insecure).
+Trust = Literal["lab", "system", "none"]
+
+
 @dataclass(frozen=True)
 class Expect:
     """What a scenario should observe: an HTTP status (and text in the reason
     or body), or a TLS failure on the client side (and text in its reason)."""
 
-    kind: str                   # "http" or "tls-error"
+    kind: Literal["http", "tls-error"]
     status: int | None = None
     text: str = ""
     client_verify: str = ""     # mTLS: text in nginx's $ssl_client_verify, echoed in X-Client-Verify
@@ -51,10 +57,10 @@ class Expect:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    server: str                 # "tls" or "mtls"
+    server: Server
     shows: str                  # one sentence: what this teaches
     expect: Expect
-    trust: str = "lab"          # "lab": the server CA; "system": the OS store only; "none": --insecure
+    trust: Trust = "lab"
     client_cert: tuple[str, str] | None = None   # (certificate, key), relative to the lab directory
     hostname: str = "localhost"
     max_tls: str | None = None                   # "1.2": a client that offers TLS 1.2 at most
@@ -181,7 +187,7 @@ class Observation:
 
     address: str                      # "127.0.0.1:8888"
     host: str                         # the name asked for (SNI, Host)
-    kind: str = "connect-error"       # "http", "tls-error" or "connect-error"
+    kind: Literal["http", "tls-error", "connect-error"] = "connect-error"
     reason: str = ""
     status: int | None = None
     body: str = ""
@@ -204,7 +210,7 @@ class Observation:
 @dataclass
 class Result:
     scenario: str
-    server: str
+    server: Server
     shows: str
     expected: str
     observed: str
@@ -274,7 +280,8 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
         return obs
     try:
         with ctx.wrap_socket(raw, server_hostname=hostname) as tls:
-            obs.tls_version, obs.cipher = tls.version(), tls.cipher()[0]
+            suite = tls.cipher()
+            obs.tls_version, obs.cipher = tls.version(), suite[0] if suite else None
             host = bracketed(hostname) + ("" if port == 443 else f":{port}")
             tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
@@ -303,7 +310,7 @@ def _first_sentence(body: str) -> str:
 
 def describe(obs: Observation) -> str:
     if obs.kind == "http":
-        text = _first_sentence(obs.body) if obs.status < 400 and obs.body else obs.reason
+        text = _first_sentence(obs.body) if obs.status is not None and obs.status < 400 and obs.body else obs.reason
         seen = f"; server saw {obs.client_subject} ({obs.client_verify})" if obs.client_subject else ""
         return f"HTTP {obs.status} {text}{seen}"
     if obs.kind == "tls-error":

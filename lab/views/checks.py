@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab.views.console import escape, new_table, out_console
 
+if TYPE_CHECKING:
+    from lab.teach.verify import Result
 
-def verify(results, show_commands: bool) -> None:
+
+def verify(results: list[Result], show_commands: bool) -> None:
     out = out_console()
     for server, title in (("tls", "TLS server"), ("mtls", "mTLS server")):
         rows = [r for r in results if r.server == server]

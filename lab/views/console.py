@@ -9,15 +9,25 @@ import json
 import os
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lab.core.errors import LabError
 
 
-def err_console():
+def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
 
 
-def stdout_console(**options):
+def stdout_console(**options: Any) -> Console:
     """A rich console on stdout for which a closed pipe is no error (`lab up | head -1`:
     the reader has what it wanted; rich's default exits 1)."""
     from rich.console import Console
@@ -31,7 +41,7 @@ def stdout_console(**options):
     return _Stdout(highlight=False, **options)
 
 
-def out_console():
+def out_console() -> Console:
     console = stdout_console(soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or saved for a handout: don't squeeze the tables into 80 columns.
@@ -39,7 +49,7 @@ def out_console():
     return console
 
 
-def new_table(title: str, columns, **options):
+def new_table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]], **options: Any) -> Table:
     from rich import box
     from rich.table import Table
 
@@ -52,8 +62,8 @@ def new_table(title: str, columns, **options):
     return table
 
 
-def plain(value):
-    if is_dataclass(value):
+def plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
         return plain(value.to_dict() if hasattr(value, "to_dict") else asdict(value))
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
@@ -64,14 +74,14 @@ def plain(value):
     return value
 
 
-def emit_json(data) -> None:
+def emit_json(data: Any) -> None:
     """Data only, on stdout."""
     import typer
 
     typer.echo(json.dumps(plain(data), indent=2))
 
 
-def error(e) -> None:
+def error(e: LabError) -> None:
     """A LabError as one line (and its details and fix under it), on stderr."""
     err = err_console()
     err.print(f"[bold red]ERROR:[/] {escape(str(e))}", markup=True, soft_wrap=True)   # paths may hold [ ]
@@ -91,7 +101,7 @@ def warn(text: str) -> None:
 
 
 @contextlib.contextmanager
-def progress(first: str = "working…"):
+def progress(first: str = "working…") -> Iterator[Callable[[str], None]]:
     """A spinner on stderr; yields the callback the use cases report progress with.
     No terminal (a pipe, CI, a log): no spinner to draw, so none is made."""
     console = err_console()
@@ -102,7 +112,7 @@ def progress(first: str = "working…"):
         yield lambda msg: status.update(msg)
 
 
-def human(seconds) -> str:
+def human(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(seconds), 60)
@@ -115,13 +125,13 @@ def human(seconds) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def escape(text: str) -> str:
+def escape(text: object) -> str:
     from rich.markup import escape
 
     return escape(str(text))
 
 
-def ok(*parts) -> None:
+def ok(*parts: str | tuple[str, str]) -> None:
     """✓ and a line of plain text (paths and names are never read as markup); (text, style) parts are styled."""
     from rich.text import Text
 

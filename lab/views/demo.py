@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab.views.console import escape, stdout_console
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def demo_list(steps) -> None:
+    from lab.app.demo import Departures
+    from lab.teach.demo import Screen, Step
+
+
+def demo_list(steps: list[Step]) -> None:
     import typer
 
     from lab.teach.demo import titles
@@ -14,12 +22,12 @@ def demo_list(steps) -> None:
         typer.echo(f"{i:>2}. {title}")
 
 
-def demo_console():
+def demo_console() -> Console:
     """80 columns, high contrast; NO_COLOR is honoured by rich itself."""
     return stdout_console(width=80, soft_wrap=False)
 
 
-def demo_screen(console, sc, run: int = 1) -> None:
+def demo_screen(console: Console, sc: Screen, run: int = 1) -> None:
     again = f"  (run {run})" if run > 1 else ""     # r shows it did something: the screen may look the same
     console.print(f"[bold black on bright_white] {sc.number}/{sc.total}  {escape(sc.title)}{again} [/]")
     console.print()
@@ -35,7 +43,7 @@ def demo_screen(console, sc, run: int = 1) -> None:
         console.print(f"[bold bright_red]  (expected to see: {escape(sc.expected)})[/]")
 
 
-def departure_lines(d) -> list[str]:
+def departure_lines(d: Departures) -> list[str]:
     lines = []
     if d.exercise:
         lines.append(f"exercise {d.exercise} is running in this lab: some steps will not show what they should "

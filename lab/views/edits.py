@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from lab.views.console import ok, err_console, out_console
+from typing import TYPE_CHECKING
+
+from lab.views.console import err_console, ok, out_console
+
+if TYPE_CHECKING:
+    from lab.app.edits import ResetReport
+    from lab.app.servers import Reloaded
+    from lab.config.render import Edit
 
 
-def diff(found) -> None:
+def diff(found: list[Edit]) -> None:
     import typer
 
     for e in found:
@@ -14,13 +21,13 @@ def diff(found) -> None:
         err_console().print("no edits: every rendered file is as the lesson has it", markup=False)
 
 
-def reloaded(done) -> None:
+def reloaded(done: list[Reloaded]) -> None:
     for r in done:
         what = f"it now runs your {', '.join(r.files)}" if r.files else "nothing had changed since its last load"
         ok(f"{r.server} server reloaded without downtime (nginx -t passed; no old worker left): {what}")
 
 
-def reset(report) -> None:
+def reset(report: ResetReport) -> None:
     out = out_console()
     if not report.restored:
         ok("nothing to reset: every rendered file is as the lesson has it")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from lab.views.console import escape, ok, new_table, emit_json, out_console
+from typing import TYPE_CHECKING
+
+from lab.views.console import emit_json, escape, new_table, ok, out_console
+
+if TYPE_CHECKING:
+    from lab.app.exercises import ExerciseReport
+    from lab.teach.exercise import Exercise
 
 
-def exercises(found) -> None:
+def exercises(found: list[Exercise]) -> None:
     table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)", ("id", "title", "checked with"))
     for ex in found:
         table.add_row(ex.id, escape(ex.title), ", ".join(c.label for c in ex.checks))
     out_console().print(table)
 
 
-def _checks(report) -> None:
+def _checks(report: ExerciseReport) -> None:
     out = out_console()
     if report.config_error:
         out.print("[bold red]✗[/] nginx refuses the configuration on disk (the server still serves its previous one):")
@@ -26,7 +32,7 @@ def _checks(report) -> None:
             out.print(f"    → {r.cause}", markup=False)
 
 
-def exercise_started(report, selector: str) -> None:
+def exercise_started(report: ExerciseReport, selector: str) -> None:
     out = out_console()
     ex = report.exercise
     out.print(f"[bold]Exercise {ex.id}: {escape(ex.title)}[/]")
@@ -37,11 +43,11 @@ def exercise_started(report, selector: str) -> None:
               f"   (stuck? lab exercise hint{selector})", markup=False)
 
 
-def exercise_hint(ex) -> None:
+def exercise_hint(ex: Exercise) -> None:
     out_console().print(f"Hint for {ex.id}: {ex.hint}", markup=False)
 
 
-def exercise_checked(report) -> None:
+def exercise_checked(report: ExerciseReport) -> None:
     out = out_console()
     _checks(report)
     if report.fixed:
@@ -52,7 +58,7 @@ def exercise_checked(report) -> None:
         out.print(f"[bold red]not fixed yet:[/] {', '.join(failing)} still fail{'s' if len(failing) == 1 else ''}")
 
 
-def exercise_solution(report, applied: bool) -> None:
+def exercise_solution(report: ExerciseReport, applied: bool) -> None:
     import yaml
 
     out = out_console()
@@ -66,20 +72,23 @@ def exercise_solution(report, applied: bool) -> None:
     exercise_checked(report)
 
 
-def exercise_reset(report) -> None:
+def exercise_reset(report: ExerciseReport) -> None:
     ok(f"exercise {report.exercise.id} ended: the lab is back to the lesson"
         + (f" ({', '.join(report.restored)} put back)" if report.restored else ""))
     for rel, copy in report.kept:
         out_console().print(f"  your changes to {rel} are kept in {copy.name} beside it", markup=False)
 
 
-def exercise_status(report, as_json: bool) -> None:
+def exercise_status(report: ExerciseReport | None, as_json: bool) -> None:
     if as_json:
         emit_json(None if report is None else {"id": report.exercise.id, "title": report.exercise.title,
-                                               "fixed": report.fixed})
+                                               "fixed": report.fixed, "not_loaded": report.not_loaded})
         return
     if report is None:
         out_console().print("no exercise is running in this lab (lab exercise list)", markup=False)
         return
     state = "[green]fixed[/]" if report.fixed else "[bold red]not fixed yet[/]"
     out_console().print(f"exercise {report.exercise.id} is running: {state}")
+    if report.not_loaded:
+        out_console().print(f"  changed since the servers loaded them: {', '.join(report.not_loaded)} "
+                            "(lab exercise check loads them, then checks)", markup=False)

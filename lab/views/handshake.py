@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab.views.console import escape, new_table, out_console
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def _message_details(m) -> str:
+    from lab.teach.handshake import Handshake, Message
+
+
+def _message_details(m: Message) -> str:
     d = m.details
     if m.type == "ClientHello":
         return f"offers {', '.join(d.get('versions') or [])}; asks for {d.get('sni')} (SNI)"
@@ -33,7 +40,7 @@ def _message_details(m) -> str:
     return ""
 
 
-def handshake(h, lab_dir) -> None:
+def handshake(h: Handshake, lab_dir: Path) -> None:
     """A two-column sequence diagram: the client on the left, the server on the right."""
     out = out_console()
     kind = "mTLS" if h.server == "mtls" else "TLS"
@@ -68,7 +75,7 @@ def handshake(h, lab_dir) -> None:
     out.print(f"  see it yourself (in {lab_dir}/): {h.command}", markup=False)
 
 
-def handshake_files(keylog, pcap, address: str) -> None:
+def handshake_files(keylog: Path | None, pcap: Path | None, address: str) -> None:
     import shlex
 
     out = out_console()

@@ -15,5 +15,5 @@ def image_saved(image: str, file: Path, size: int) -> None:
     ok(f"saved {image} to {file} ({size / 1e6:.1f} MB); on each laptop: lab image load {file}")
 
 
-def image_loaded(file: Path, tags) -> None:
+def image_loaded(file: Path, tags: list[str]) -> None:
     ok(f"loaded {', '.join(tags) or 'an untagged image'} from {file}")

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab.core import layout
-from lab.views.console import escape, ok, new_table, emit_json, human, out_console, warn
+from lab.views.console import emit_json, escape, human, new_table, ok, out_console, warn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from lab.app.doctor import Check
+    from lab.app.lifecycle import BuildReport, DownReport, StatusReport, UpReport
+    from lab.app.selection import Expiry
+    from lab.core.layout import Server
+    from lab.core.settings import Settings
+    from lab.engine.loaded import Kind, LoadedState
+    from lab.engine.runtime import LabSummary, ServerStatus
 
 
-def status_table(name: str, lab_dir, servers, expiry, loaded=None) -> None:
+def status_table(name: str, lab_dir: Path | None, servers: list[ServerStatus], expiry: Expiry | None,
+                 loaded: dict[Server, dict[Kind, LoadedState] | None] | None = None,
+                 files: dict[Server, dict[Kind, str]] | None = None) -> None:
     out = out_console()
     table = new_table(f"lab {name}" + (f"  ({escape(lab_dir)}/)" if lab_dir else ""),
                    ("server", "container", "state", "health", "published", "image", "uptime"))
@@ -26,7 +42,7 @@ def status_table(name: str, lab_dir, servers, expiry, loaded=None) -> None:
         out.print(f"  certificates: {expiry.days} days until the first expiry ({expiry.file}){warn_}")
     for server, states in (loaded or {}).items():
         for kind, state in (states or {}).items():
-            what = _LOADED[kind].format(file=_loaded_file(server, kind))
+            what = _LOADED[kind].format(file=(files or {}).get(server, {}).get(kind, kind))
             if state == "older":
                 out.print(f"  [bold red]{server}: runs an older {what} than the lab directory[/]: "
                           f"{_LOADED_FIX[kind]}")
@@ -43,29 +59,23 @@ _LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
                "crl": "a revoked student may still get in; lab up (or lab reload) loads it"}
 
 
-def _loaded_file(server: str, kind: str) -> str:
-    from lab.engine import loaded
-
-    return loaded.files(server)[kind]
-
-
-def status(report) -> None:
-    status_table(report.name, report.dir, report.servers, report.expiry, report.loaded)
+def status(report: StatusReport) -> None:
+    status_table(report.name, report.dir, report.servers, report.expiry, report.loaded, report.files)
     student_urls(report.urls)
 
 
-def student_urls(urls) -> None:
+def student_urls(urls: list[str]) -> None:
     if urls:
         out_console().print("  students connect to: " + ", ".join(urls), markup=False)
 
 
-def status_json(report) -> None:
+def status_json(report: StatusReport) -> None:
     emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
                "certificates_days_left": report.expiry.days if report.expiry else None,
                "loaded": report.loaded, "student_urls": report.urls})
 
 
-def all_labs(rows) -> None:
+def all_labs(rows: list[LabSummary]) -> None:
     table = new_table(f"{len(rows)} lab(s) on this Docker engine", ("lab", "containers", "published", "directory"))
     for r in rows:
         table.add_row(r.name, ", ".join(f"{k} {v}" for k, v in r.containers.items()), ", ".join(r.published),
@@ -73,7 +83,7 @@ def all_labs(rows) -> None:
     out_console().print(table)
 
 
-def _certs_line(report) -> None:
+def _certs_line(report: BuildReport) -> None:
     out = out_console()
     said = "made now" if report.certs.generated else "reused"
     names = ", ".join(x.split(":", 1)[1] for x in report.certs.sans)
@@ -90,7 +100,7 @@ def _certs_line(report) -> None:
                   f"CA and were removed; issue new ones: lab client add {names}")
 
 
-def up(report, hints) -> None:
+def up(report: UpReport, hints: list[tuple[str, str]]) -> None:
     out = out_console()
     state = "is up" if report.changed else "was already up (nothing to do)"
     ok("lab ", (report.lab.name, "bold"), f" {state} ({report.seconds:.1f} s)")
@@ -112,14 +122,14 @@ def up(report, hints) -> None:
         out.print(f"  {cmd.ljust(width)}# {why}" if why else f"  {cmd}", markup=False)
 
 
-def _kept(kept) -> None:
+def _kept(kept: tuple[str, ...]) -> None:
     out = out_console()
     for rel in kept:
         out.print(f"  [yellow]kept[/]          your edit of {rel} (lab diff shows it; lab reset {rel} goes back "
                   "to the lesson)")
 
 
-def render(report) -> None:
+def render(report: BuildReport) -> None:
     out = out_console()
     ok("lab ", (report.lab.name, "bold"), f" rendered into {report.lab.dir}/ (certificates "
         f"{'made now' if report.certs.generated else 'reused'}); nothing started")
@@ -131,7 +141,7 @@ def render(report) -> None:
     out.print(f"  cd {report.lab.dir} && docker compose up -d     # or: lab up{report.lab.selector}", markup=False)
 
 
-def down(report) -> None:
+def down(report: DownReport) -> None:
     removed = [f"container {c}" for c in report.containers] + [f"network {n}" for n in report.networks]
     if removed:
         ok("lab ", (report.name, "bold"), " is down: removed " + ", ".join(removed))
@@ -141,14 +151,14 @@ def down(report) -> None:
         out_console().print(f"  deleted {report.deleted}/", markup=False)
 
 
-def logs(pairs, both: bool) -> None:
+def logs(pairs: Iterable[tuple[str, str]], both: bool) -> None:
     import typer
 
     for server, line in pairs:
         typer.echo(f"[{server}] {line}" if both else line)
 
 
-def doctor(checks) -> None:
+def doctor(checks: list[Check]) -> None:
     out = out_console()
     blocked = [c for c in checks if not c.ok and c.blocking]
     for c in checks:
@@ -161,7 +171,7 @@ def doctor(checks) -> None:
               + f"{len(blocked)} blocking lab up", markup=False)
 
 
-def exposed(settings) -> None:
+def exposed(settings: Settings) -> None:
     """Published beyond loopback: say what anyone on the network can now reach."""
     import ipaddress
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab.views.console import escape, new_table, out_console
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-def _room_table(found):
+    from rich.table import Table
+
+    from lab.teach.room import Room
+
+
+def _room_table(found: Room) -> Table:
     table = new_table(f"{found.connected} of {found.total} students connected", ("student", "connected", "requests",
                    "last verdict", "last seen", "address"))
     for st in sorted(found.students.values(), key=lambda s: (not s.connected, s.name)):
@@ -18,7 +27,7 @@ def _room_table(found):
     return table
 
 
-def room(found) -> None:
+def room(found: Room) -> None:
     out = out_console()
     out.print(_room_table(found))
     missing = [s.name for s in found.students.values() if not s.requests]
@@ -26,19 +35,19 @@ def room(found) -> None:
         out.print(f"  not seen yet: {', '.join(missing)}", markup=False)
 
 
-def room_follow(updates) -> None:
+def room_follow(updates: Iterator[Room]) -> None:
     """Refresh in place (four times a second, from the latest counts); Ctrl-C stops (exit 0)."""
     from rich.live import Live
 
     class View:
-        found = None
+        def __init__(self, found: Room):
+            self.found = found
 
-        def __rich__(self):
+        def __rich__(self) -> Table:
             return _room_table(self.found)
 
-    view = View()
     try:
-        view.found = next(updates)
+        view = View(next(updates))
         with Live(view, console=out_console(), refresh_per_second=4):
             for found in updates:
                 view.found = found

@@ -4,12 +4,19 @@ the lab's PKI. Never a password on screen unless asked for."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.core import layout
-from lab.views.console import escape, ok, new_table, out_console, warn
+from lab.views.console import escape, new_table, ok, out_console, warn
+
+if TYPE_CHECKING:
+    from lab.app.students import AddReport, RevokeReport
+    from lab.pki.handout import Handout
+    from lab.pki.inventory import CertInfo
+    from lab.pki.students import IssuedStudent, Student
 
 
-def issued(report, selector: str, show_passwords: bool = False) -> None:
+def issued(report: AddReport, selector: str, show_passwords: bool = False) -> None:
     """Never a password on screen (a projector shows it to the class) unless asked for."""
     out = out_console()
     for i in report.issued:
@@ -21,12 +28,11 @@ def issued(report, selector: str, show_passwords: bool = False) -> None:
                   + ("shown above" if show_passwords else "not shown (--show-passwords shows them)"), markup=False)
     if report.skipped:
         out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
-    first = (report.issued or [None])[0]
-    if first is not None:
-        out.print(f"Try: lab verify --as {first.name}{selector}", markup=False)
+    if report.issued:
+        out.print(f"Try: lab verify --as {report.issued[0].name}{selector}", markup=False)
 
 
-def students(found) -> None:
+def students(found: list[Student]) -> None:
     table = new_table(f"{len(found)} student(s)", ("name", "serial", "valid until", "status"))
     for c in found:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
@@ -39,7 +45,7 @@ def students(found) -> None:
             warn(f"{c.name}: {c.problem}: lab client add --force {c.name} issues a new one")
 
 
-def revoked(report) -> None:
+def revoked(report: RevokeReport) -> None:
     out = out_console()
     student = report.student
     ok(f"revoked {student.name} (serial {student.serial}); the CRL is renewed")
@@ -55,13 +61,13 @@ def revoked(report) -> None:
     out.print(f"  see it: {report.curl}", markup=False)
 
 
-def signed(student, selector: str) -> None:
+def signed(student: IssuedStudent, selector: str) -> None:
     ok(f"signed {student.name}'s own request: {student.directory}/{student.name}.crt (serial {student.serial}, "
         f"valid until {student.not_after:%Y-%m-%d}); the key stayed with the student")
     out_console().print(f"  hand it out: lab handout {student.name}{selector}", markup=False)
 
 
-def handouts(made, sheet, skipped) -> None:
+def handouts(made: list[Handout], sheet: Path, skipped: list[tuple[str, str]]) -> None:
     for h in made:
         ok(f"{h.zip}" + ("" if h.has_key else "  (no key or .p12: the student has their own key)"))
     out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
@@ -70,7 +76,7 @@ def handouts(made, sheet, skipped) -> None:
              f"{' '.join(name for name, _ in skipped)} issues new ones")
 
 
-def pki(lab_dir: Path, infos) -> None:
+def pki(lab_dir: Path, infos: list[CertInfo]) -> None:
     out = out_console()
     out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
     for i in infos:
@@ -90,7 +96,7 @@ def pki(lab_dir: Path, infos) -> None:
         out.print(f"  {'':<15} {left}")
 
 
-def expiry_warnings(infos) -> None:
+def expiry_warnings(infos: list[CertInfo]) -> None:
     for i in infos:
         if i.problem:
             warn(f"{i.file}: {i.problem}")

@@ -1,4 +1,5 @@
-"""The command line: the typer app, its options, and the one error boundary.
+"""The command line: the typer app and its commands (options in lab/cli/options.py,
+the one error boundary in lab/cli/boundary.py).
 
 Each command selects its lab (lab/app/selection.py), calls one use case of
 lab/app/ and hands what it returns to a view of lab/views/. LabError becomes
@@ -9,17 +10,33 @@ functions, so that `lab --help` does not pay for them.
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from lab import player
-from lab.app import demo, edits, exercises, failures, images, lesson, lifecycle, selection, students
-from lab.core import layout
-from lab.core.errors import EXIT_CODES, Interrupted, LabError, UsageError
+from lab.app import demo, edits, exercises, images, lesson, lifecycle, selection, students
+from lab.cli.boundary import ROLLS_BACK, STOPS, Done, handles_errors
+from lab.cli.options import (
+    AsOpt,
+    BindOpt,
+    DaysOpt,
+    DirOpt,
+    DiscardOpt,
+    FilesArg,
+    FromOpt,
+    HostOpt,
+    ImageOpt,
+    JsonOpt,
+    MtlsPortOpt,
+    NameOpt,
+    PortOffsetOpt,
+    RegenerateOpt,
+    SanOpt,
+    TlsPortOpt,
+)
+from lab.core.errors import EXIT_CODES, UsageError
 from lab.views import checks as checks_view
 from lab.views import console
 from lab.views import demo as demo_view
@@ -43,55 +60,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# --------------------------------------------------------------------------- options
-
-DirOpt = Annotated[Optional[Path], typer.Option(
-    "--dir", envvar="LAB_DIR", help="Lab directory [default: ./NAME, i.e. ./mtls-lab].", show_default=False)]
-NameOpt = Annotated[Optional[str], typer.Option(
-    "--name", envvar="LAB_NAME", show_default=False,
-    help=f"Lab name: containers, network, labels [default: saved, else {layout.DEFAULT_NAME}].")]
-HostOpt = Annotated[Optional[str], typer.Option(
-    "--host", show_default=False,
-    help="Check a lab on another machine (e.g. the instructor's) by this name or address, with this lab "
-         "directory's CA and client files; the name must be in the server certificate (lab up --san).")]
-AsOpt = Annotated[Optional[str], typer.Option(
-    "--as", help="Run the client-cert scenario with this student's certificate (lab client add NAME).",
-    show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Data on stdout as JSON.")]
-TlsPortOpt = Annotated[Optional[int], typer.Option(
-    "--tls-port", envvar="LAB_TLS_PORT", show_default=False,
-    help=f"Host port of the TLS server [default: saved, else {layout.DEFAULT_TLS_PORT}].")]
-MtlsPortOpt = Annotated[Optional[int], typer.Option(
-    "--mtls-port", envvar="LAB_MTLS_PORT", show_default=False,
-    help=f"Host port of the mTLS server [default: saved, else {layout.DEFAULT_MTLS_PORT}].")]
-PortOffsetOpt = Annotated[Optional[int], typer.Option(
-    "--port-offset", envvar="LAB_PORT_OFFSET", show_default=False,
-    help=f"Add N to both default ports ({layout.DEFAULT_TLS_PORT}+N, {layout.DEFAULT_MTLS_PORT}+N): "
-         "one lab per student on a shared host.")]
-BindOpt = Annotated[Optional[str], typer.Option(
-    "--bind", envvar="LAB_BIND", show_default=False,
-    help="Address the ports are published on [default: saved, else 127.0.0.1, this machine only; "
-         "0.0.0.0 lets students on the room's network connect].")]
-ImageOpt = Annotated[Optional[str], typer.Option(
-    "--image", envvar="LAB_IMAGE", show_default=False,
-    help=f"nginx image [default: saved, else {layout.DEFAULT_IMAGE}; offline: {layout.OFFLINE_IMAGE}, "
-         "built by scripts/build-nginx-image.sh].")]
-SanOpt = Annotated[Optional[list[str]], typer.Option(
-    "--san", show_default=False,
-    help="Extra name for the server certificate (DNS name or IP); repeatable. "
-         "localhost, 127.0.0.1 and ::1 are always in it.")]
-DaysOpt = Annotated[Optional[int], typer.Option(
-    "--days", show_default=False,
-    help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; at most {layout.MAX_DAYS}].")]
-RegenerateOpt = Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")]
-DiscardOpt = Annotated[bool, typer.Option(
-    "--discard-students", help="Confirm that new CAs delete every student's certificate (they need new ones).")]
-
-
-# --------------------------------------------------------------------------- the error boundary
-
-
-def _version(value: bool):
+def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
@@ -102,98 +71,46 @@ def _version(value: bool):
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
-):
+) -> None:
     pass
-
-
-def _silence_stdout() -> None:
-    """After a closed pipe, point stdout at /dev/null so the interpreter's last flush stays quiet."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
-class _Done:
-    """`with _done("lab x is up"):` around the printing of a finished command: a
-    Ctrl-C there says what really happened (the work is done), not "removed"."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        if kind is KeyboardInterrupt:
-            raise Interrupted(f"interrupted while printing: {self.what}") from None
-        return False
-
-
-def handles_errors(command):
-    """The one boundary where LabError becomes a message and an exit code.
-    Anything unforeseen keeps its traceback: that is a bug to report."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except LabError as e:
-            console.error(e)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            console.note("interrupted: what this run made was removed")
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            # `lab up | head -1`: the reader has what it wanted; that is no error.
-            _silence_stdout()
-            raise typer.Exit(0) from None
-        except Exception as e:
-            expected = failures.expected(e)
-            if expected is None:
-                raise
-            console.error(expected)
-            raise typer.Exit(expected.exit_code) from None
-
-    return wrapper
 
 
 # --------------------------------------------------------------------------- up, render, down
 
 
 @app.command("up")
-@handles_errors
+@handles_errors(on_interrupt=ROLLS_BACK)
 def up_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
     days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
-):
+) -> None:
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
 
-    lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
-                         bind=bind, image=image, sans=san, days=days)
+    lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
+                         mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days)
     with console.progress() as say:
         report = lifecycle.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
                             discard_students=discard_students)
-    with _Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"):
+    with Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"):
         lifecycle_view.up(report, lesson.try_next(lab))
 
 
 @app.command("render")
-@handles_errors
+@handles_errors(on_interrupt=ROLLS_BACK)
 def render_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
     days: DaysOpt = None, regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
-):
+) -> None:
     """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
 
-    lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
-                         bind=bind, image=image, sans=san, days=days)
+    lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
+                         mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days)
     with console.progress() as say:
         report = lifecycle.render(lab, regenerate=regenerate, progress=say, discard_students=discard_students)
-    with _Done(f"lab {lab.name} is rendered in {lab.dir}/"):
+    with Done(f"lab {lab.name} is rendered in {lab.dir}/"):
         lifecycle_view.render(report)
 
 
@@ -202,7 +119,7 @@ def render_cmd(
 def down_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory (certificates included).")] = False,
-):
+) -> None:
     """Remove the lab's containers and network (found by label, nothing else); idempotent."""
 
     lifecycle_view.down(lifecycle.down(directory, name, purge=purge))
@@ -217,7 +134,7 @@ def status_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     all_labs: Annotated[bool, typer.Option("--all", help="Every lab on this Docker engine, found by label.")] = False,
     as_json: JsonOpt = False,
-):
+) -> None:
     """Show the lab's servers: container, state, TLS health, address, image, uptime; certificate expiry."""
 
     if all_labs:
@@ -231,13 +148,13 @@ def status_cmd(
 
 
 @app.command("logs")
-@handles_errors
+@handles_errors(on_interrupt=STOPS)
 def logs_cmd(
     server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end to start with.")] = 50,
-):
+) -> None:
     """nginx's access and error logs: TLS version, cipher, client certificate subject and verdict per request."""
 
     lifecycle_view.logs(lifecycle.logs(directory, name, server, tail=tail, follow=follow), both=server is None)
@@ -250,7 +167,7 @@ def doctor_cmd(
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None,
     hours: Annotated[float, typer.Option("--hours", help="Certificates must stay valid this many hours (the workshop).")] = 8,
     as_json: JsonOpt = False,
-):
+) -> None:
     """Preflight: everything `lab up` needs, a ✓/✗ line each, and the fix for each ✗."""
 
     lab = selection.select(directory, name, port_offset=port_offset, tls_port=tls_port, mtls_port=mtls_port,
@@ -263,13 +180,11 @@ def doctor_cmd(
 
 # --------------------------------------------------------------------------- hands-on: diff, reset, reload
 
-FilesArg = Annotated[Optional[list[str]], typer.Argument(
-    help="Rendered files, e.g. nginx-mtls/nginx.conf [default: all].", show_default=False)]
 
 
 @app.command("diff")
 @handles_errors
-def diff_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+def diff_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None) -> None:
     """Your edits: each rendered file changed by hand, as a unified diff against the lesson. Exit 1 when there are edits."""
 
     found = edits.diff(selection.select(directory, name, require=True), files)
@@ -280,7 +195,7 @@ def diff_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = N
 
 @app.command("reset")
 @handles_errors
-def reset_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None):
+def reset_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = None) -> None:
     """Back to the lesson: edited files get the lesson's version (your copy is kept beside it); running servers reload."""
 
     edits_view.reset(edits.reset(selection.select(directory, name, require=True), files))
@@ -291,7 +206,7 @@ def reset_cmd(files: FilesArg = None, directory: DirOpt = None, name: NameOpt = 
 def reload_cmd(
     server: Annotated[Optional[str], typer.Argument(help="tls or mtls [default: both].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
-):
+) -> None:
     """Load the servers' files as they are now: nginx -t first (a broken edit changes nothing), then no downtime."""
 
     edits_view.reloaded(edits.reload(selection.select(directory, name, require=True), server))
@@ -313,7 +228,7 @@ def handshake_cmd(
     pcap: Annotated[Optional[Path], typer.Option("--pcap", help="Write a capture of this connection here (tcpdump).",
                                                  show_default=False)] = None,
     as_student: AsOpt = None, host: HostOpt = None,
-):
+) -> None:
     """The real TLS handshake of a scenario, message by message, as a sequence diagram (openssl s_client -msg)."""
 
     lab = selection.select(directory, name, require=True)
@@ -337,7 +252,7 @@ def demo_cmd(
     auto: Annotated[Optional[float], typer.Option(
         "--auto", help="Go on every N seconds without a keyboard (0: no pauses, for rehearsal).",
         show_default=False)] = None,
-):
+) -> None:
     """The lesson, live, one step a screen: each step's command run for real. Enter next, b back, r rerun, q quit."""
     steps = demo.demo_steps()
     if list_steps:
@@ -346,7 +261,7 @@ def demo_cmd(
     demo.check_from(start, steps)
     if auto is not None and auto < 0:
         raise UsageError(f"--auto {auto:g}: give 0 or more seconds")
-    lab = selection.select(directory, name)
+    lab = selection.select(directory, name, publishing=True)
     with console.progress("the demo needs a running lab…") as say:
         started = demo.demo_ready(lab, progress=say)
     if started is not None:
@@ -359,17 +274,16 @@ def demo_cmd(
 exercise_app = typer.Typer(help="Break-and-fix exercises: start one, diagnose it with lab verify/logs/curl/openssl, "
                                 "fix it, check it.", no_args_is_help=True)
 app.add_typer(exercise_app, name="exercise")
-FromOpt = Annotated[Optional[Path], typer.Option(
-    "--from", help="Also read exercises from this folder of exercise files (yours win over lab's of the same id).",
-    show_default=False)]
 
 
 @exercise_app.command("list")
 @handles_errors
-def exercise_list(from_dir: FromOpt = None, as_json: JsonOpt = False):
-    """Every exercise: id, title, what its check tries."""
-
-    found = exercises.exercises(from_dir)
+def exercise_list(directory: DirOpt = None, name: NameOpt = None, from_dir: FromOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """Every exercise: id, title, what its check tries (with this lab's ports, when there is one)."""
+    # A lab named by --dir/--name/LAB_* must exist; ./mtls-lab is used when it does, the defaults when not.
+    named = directory is not None or name is not None
+    found = exercises.exercises(selection.select(directory, name, require=named), from_dir)
     console.emit_json(found) if as_json else exercises_view.exercises(found)
 
 
@@ -378,7 +292,7 @@ def exercise_list(from_dir: FromOpt = None, as_json: JsonOpt = False):
 def exercise_start(
     exercise_id: Annotated[str, typer.Argument(metavar="ID", help="The exercise (lab exercise list).")],
     directory: DirOpt = None, name: NameOpt = None, from_dir: FromOpt = None,
-):
+) -> None:
     """Make the exercise's mistake in the running lab (every file it touches saved first) and show it failing."""
 
     lab = selection.select(directory, name, require=True)
@@ -387,7 +301,7 @@ def exercise_start(
 
 @exercise_app.command("hint")
 @handles_errors
-def exercise_hint(directory: DirOpt = None, name: NameOpt = None):
+def exercise_hint(directory: DirOpt = None, name: NameOpt = None) -> None:
     """A nudge for the running exercise (not the answer)."""
 
     exercises_view.exercise_hint(exercises.exercise_hint(selection.select(directory, name, require=True)))
@@ -395,7 +309,7 @@ def exercise_hint(directory: DirOpt = None, name: NameOpt = None):
 
 @exercise_app.command("check")
 @handles_errors
-def exercise_check(directory: DirOpt = None, name: NameOpt = None):
+def exercise_check(directory: DirOpt = None, name: NameOpt = None) -> None:
     """Is it fixed? Decided by real requests (any correct fix passes); says what still fails. Exit 0 only when fixed."""
 
     report = exercises.exercise_check(selection.select(directory, name, require=True))
@@ -409,7 +323,7 @@ def exercise_check(directory: DirOpt = None, name: NameOpt = None):
 def exercise_solution(
     directory: DirOpt = None, name: NameOpt = None,
     apply: Annotated[bool, typer.Option("--apply", help="Carry out the reference fix, then check it.")] = False,
-):
+) -> None:
     """The reference fix of the running exercise; --apply carries it out and checks it."""
 
     report = exercises.exercise_solution(selection.select(directory, name, require=True), apply=apply)
@@ -420,7 +334,7 @@ def exercise_solution(
 
 @exercise_app.command("reset")
 @handles_errors
-def exercise_reset(directory: DirOpt = None, name: NameOpt = None):
+def exercise_reset(directory: DirOpt = None, name: NameOpt = None) -> None:
     """End the running exercise: the lab back to the lesson's state, servers reloaded."""
 
     exercises_view.exercise_reset(exercises.exercise_reset(selection.select(directory, name, require=True)))
@@ -428,7 +342,7 @@ def exercise_reset(directory: DirOpt = None, name: NameOpt = None):
 
 @exercise_app.command("status")
 @handles_errors
-def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
+def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
     """Which exercise is running in this lab, and whether it is fixed now."""
 
     report = exercises.exercise_status(selection.select(directory, name, require=True))
@@ -446,7 +360,7 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario on stdout.")] = False,
     show_commands: Annotated[bool, typer.Option("--show-commands", help="Print the equivalent curl command under each row.")] = False,
     host: HostOpt = None, as_student: AsOpt = None,
-):
+) -> None:
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
     lesson.check_names(scenario or [])  # a misspelt name fails before the lab is read
     lab = selection.select(directory, name, require=True)
@@ -461,7 +375,7 @@ def verify_cmd(
 def curl_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario name, as in `lab verify`.")],
     directory: DirOpt = None, name: NameOpt = None, host: HostOpt = None, as_student: AsOpt = None,
-):
+) -> None:
     """Print the curl command that shows one scenario, to copy and paste."""
     lesson.check_names([scenario])
     typer.echo(lesson.curl(selection.select(directory, name, require=True), scenario, host, as_student))
@@ -483,13 +397,13 @@ def client_add(
     force: Annotated[bool, typer.Option("--force", help="Re-issue an existing student's certificate (the old one is revoked).")] = False,
     legacy_p12: Annotated[bool, typer.Option("--legacy-p12", help="PKCS#12 with the old algorithms older macOS/iOS need.")] = False,
     show_passwords: Annotated[bool, typer.Option("--show-passwords", help="Print the .p12 passwords (not in front of a class).")] = False,
-):
+) -> None:
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
 
     lab = selection.select(directory, name, require=True)
     with console.progress() as say:
         report = students.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
-    with _Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
+    with Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
         students_view.issued(report, lab.selector, show_passwords)
 
 
@@ -500,7 +414,7 @@ def client_sign(
     directory: DirOpt = None, name: NameOpt = None,
     student: Annotated[Optional[str], typer.Option("--student", help="The student's name [default: the request's CN].",
                                                    show_default=False)] = None,
-):
+) -> None:
     """Sign a student's own request: their key never leaves them (no key or .p12 here). Checked, then lab's extensions."""
 
     lab = selection.select(directory, name, require=True)
@@ -515,7 +429,7 @@ def handout_cmd(
     all_students: Annotated[bool, typer.Option("--all", help="Every student whose certificate works.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the zips [default: LAB/handouts].",
                                                 show_default=False)] = None,
-):
+) -> None:
     """A zip per student (certificate, key, .p12, server CA, README for curl, Python, browsers, Java) and roster.csv."""
 
     made, sheet, skipped = students.handouts(selection.select(directory, name, require=True), names, all_students, out)
@@ -523,17 +437,17 @@ def handout_cmd(
 
 
 @app.command("room")
-@handles_errors
+@handles_errors(on_interrupt=STOPS)
 def room_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Refresh in place as students connect (Ctrl-C stops).")] = False,
     as_json: JsonOpt = False,
-):
+) -> None:
     """Who has connected: per student last seen, requests, last verdict, address; who has not yet."""
 
     lab = selection.select(directory, name, require=True)
     if follow and not as_json:
-        room_view.room_follow(students.room(lab, follow=True))
+        room_view.room_follow(students.room_updates(lab))
         return
     found = students.room(lab)
     console.emit_json(found) if as_json else room_view.room(found)
@@ -541,7 +455,7 @@ def room_cmd(
 
 @client_app.command("list")
 @handles_errors
-def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
+def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
     """Every student: name, serial, expiry, status (valid / revoked / expired)."""
 
     found = students.list_students(selection.select(directory, name, require=True))
@@ -552,7 +466,7 @@ def client_list(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt
 @handles_errors
 def client_revoke(
     student: Annotated[str, typer.Argument(help="Student name.")], directory: DirOpt = None, name: NameOpt = None,
-):
+) -> None:
     """Revoke a student's certificate; the running mTLS server enforces it at once, without downtime."""
 
     students_view.revoked(students.revoke(selection.select(directory, name, require=True), student))
@@ -560,7 +474,7 @@ def client_revoke(
 
 @app.command("certs")
 @handles_errors
-def certs_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False):
+def certs_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
     """The lab's whole PKI: subject, issuer, serial, names, usages, validity, SHA-256 fingerprint of each certificate."""
 
     lab = selection.select(directory, name, require=True)
@@ -578,7 +492,7 @@ app.add_typer(image_app, name="image")
 
 @image_app.command("pull")
 @handles_errors
-def image_pull(directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None):
+def image_pull(directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None) -> None:
     """Pull the lab's image from its registry (with progress), if it is not here yet."""
 
     lab = selection.select(directory, name, image=image)
@@ -592,7 +506,7 @@ def image_pull(directory: DirOpt = None, name: NameOpt = None, image: ImageOpt =
 def image_save(
     file: Annotated[Path, typer.Argument(help="Tar file to write (hand it out on a USB stick).")],
     directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None,
-):
+) -> None:
     """Save the lab's image to a tar file (docker save NAME:TAG), streamed."""
 
     lab = selection.select(directory, name, image=image)
@@ -603,7 +517,7 @@ def image_save(
 
 @image_app.command("load")
 @handles_errors
-def image_load(file: Annotated[Path, typer.Argument(help="Tar file made by `lab image save`.")]):
+def image_load(file: Annotated[Path, typer.Argument(help="Tar file made by `lab image save`.")]) -> None:
     """Load an image from a tar file (docker load), streamed: no registry needed."""
 
     with console.progress(f"loading {file}…") as say:

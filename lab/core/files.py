@@ -1,0 +1,74 @@
+"""Writing files the one safe way: whole or not at all, never through a symlink.
+
+Every file lab writes goes through here: the text is written to a temporary
+file made in the target's own folder (tempfile: a new random name, created
+with O_EXCL, so nothing planted there is followed or truncated), given its
+mode, then renamed over the target. A reader (nginx, a student's browser, a
+second lab command) sees the old file or the new one, never half of one. A
+target that is a symbolic link is refused: lab writes only inside what it
+made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from lab.core.errors import LabError
+
+
+def refuse_symlink(path: Path) -> None:
+    """LabError when `path` is a symbolic link (lab never writes through one)."""
+    if path.is_symlink():
+        raise LabError(f"{path} is a symbolic link: lab does not write through links",
+                       hint="remove the link (lab writes the file itself), or point --dir at the real folder")
+
+
+@contextlib.contextmanager
+def replacing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """`with replacing(path) as f:` write f; on success it replaces `path` at once, on any error nothing changes."""
+    refuse_symlink(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def staged_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
+    """For a program that writes by file name (openssl's key log): a new, empty file
+    beside `path`, private from the start; renamed over `path` on success, removed otherwise."""
+    with replacing(path, mode) as f:
+        yield Path(f.name)
+
+
+def write_atomically(path: Path, data: str | bytes, mode: int = 0o644) -> Path:
+    """Write a whole file (text is UTF-8) by rename; returns the path."""
+    with replacing(path, mode) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def keep_copy(path: Path) -> Path:
+    """Copy a hand-edited file to FILE.edited-TIMESTAMP beside it (never over another copy); returns the copy."""
+    import datetime as dt
+    import shutil
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup, n = path.with_name(f"{path.name}.edited-{stamp}"), 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
+    shutil.copy2(path, backup)
+    return backup

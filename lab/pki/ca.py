@@ -1,0 +1,167 @@
+"""The client CA: its database (openssl ca's index.txt, the authority on who was
+issued and who is revoked), its script (scripts/client-ca.sh, never cut in two
+by a Ctrl-C), and the revocation list, always made from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.core import interrupts, layout
+from lab.core.errors import CertificateError, LabError
+from lab.core.resources import scripts_dir
+
+
+def run_script(*args: str) -> None:
+    # Never cut in two (a Ctrl-C during the fork, or one that kills bash, left openssl to write the CA
+    # database after the undo had looked): it finishes, or ends on the same Ctrl-C from the terminal,
+    # and then the interrupt arises and the caller revokes whatever it issued.
+    with interrupts.held():
+        proc = subprocess.run(["bash", str(scripts_dir() / "client-ca.sh"), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CertificateError(f"scripts/client-ca.sh {args[0]} failed (exit {proc.returncode})",
+                                   details=(proc.stderr or proc.stdout).strip(),
+                                   hint="the lines above are OpenSSL's own")
+
+
+def require_ca(lab_dir: Path) -> Path:
+    """The lab's certs/ folder with the client CA's database; writable, or a clear error before OpenSSL runs."""
+    certs = layout.certs_dir(lab_dir)
+    if not (certs / layout.CLIENT_CA_DB / "ca.cnf").is_file():
+        raise CertificateError(f"no client CA in {certs}", hint="run `lab up` (or `lab render`) first")
+    for folder in (certs, certs / layout.CLIENT_CA_DB, lab_dir):
+        if not os.access(folder, os.W_OK):
+            raise LabError(f"{folder} is not writable: the client CA records every certificate it issues or "
+                           "revokes there", hint="fix its permissions (or work on a writable copy of the lab)")
+    return certs
+
+
+def load_cert(path: Path):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def serial_hex(n: int) -> str:
+    return f"{n:X}"
+
+
+@dataclass(frozen=True)
+class CaRecord:
+    """One line of the client CA's database (openssl ca's index.txt)."""
+
+    status: str          # V valid, R revoked, E expired
+    serial_hex: str      # as openssl ca writes it, also the name of its copy: issued/SERIAL.pem
+    common_name: str
+
+    @property
+    def serial(self) -> int:
+        return int(self.serial_hex, 16)
+
+
+def ca_index(lab_dir: Path) -> Path:
+    return layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
+
+
+def _record(line: str) -> CaRecord | None:
+    fields = line.split("\t")
+    if len(fields) < 6 or fields[0] not in ("V", "R", "E") or not re.fullmatch(r"[0-9A-Fa-f]+", fields[3]):
+        return None
+    return CaRecord(fields[0], fields[3], fields[5].rsplit("/CN=", 1)[-1] if "/CN=" in fields[5] else "")
+
+
+def ca_records(lab_dir: Path) -> list[CaRecord]:
+    """Every certificate the client CA issued, as its database says: the authority
+    on who is revoked (the CRL is made from it, and can always be made again)."""
+    try:
+        lines = ca_index(lab_dir).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [r for r in map(_record, lines) if r is not None]
+
+
+def ca_index_damage(lab_dir: Path) -> list[int]:
+    """The numbers of the database's lines that openssl ca could not read (it then refuses to issue or revoke)."""
+    try:
+        lines = ca_index(lab_dir).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [i for i, line in enumerate(lines, 1) if "\ufffd" in line or _record(line) is None]
+
+
+def crl_serials(lab_dir: Path) -> set[int]:
+    """The serials the CRL on disk lists (empty when it is missing or unreadable)."""
+    from cryptography import x509
+
+    try:
+        return {r.serial_number for r in x509.load_pem_x509_crl(layout.crl_file(lab_dir).read_bytes())}
+    except (OSError, ValueError):
+        return set()
+
+
+def revoked_serials(lab_dir: Path) -> set[int]:
+    """Serials the client CA revoked: its database, and the CRL on disk if it is readable."""
+    return {r.serial for r in ca_records(lab_dir) if r.status == "R"} | crl_serials(lab_dir)
+
+
+def crl_next_update(lab_dir: Path) -> dt.datetime | None:
+    """The CRL's nextUpdate; None when it is missing or cannot be read."""
+    from lab.core import cache
+
+    path = layout.crl_file(lab_dir)
+    if not path.is_file():
+        return None
+    digest = cache.digest(files=[path])
+    known = cache.recall(lab_dir, "crl", lambda e: dt.datetime.fromisoformat(e["next_update"])
+                         if e["digest"] == digest else None)
+    if known is not None:
+        return known
+    from cryptography import x509
+
+    try:
+        next_update = x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    except (OSError, ValueError):
+        return None
+    if next_update is None:
+        # A CRL without nextUpdate was not made by lab (its CRLs always say when they end): treated as
+        # unreadable, so that lab up makes it anew from the CA database.
+        return None
+    cache.put(lab_dir, "crl", {"digest": digest, "next_update": next_update.isoformat()})
+    return next_update
+
+
+def write_crl(lab_dir: Path) -> None:
+    """The CRL, made anew from the client CA's database (every revocation is there)."""
+    certs = require_ca(lab_dir)
+    layout.crl_file(lab_dir).parent.mkdir(mode=0o700, exist_ok=True)
+    run_script("crl", "--certs", str(certs), "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
+
+
+def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
+    """Make the CRL anew when it is missing, unreadable or has fewer than
+    CRL_RENEW_DAYS days left; True when it was made."""
+    now = now or dt.datetime.now(dt.UTC)
+    nxt = crl_next_update(lab_dir)
+    if nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS) and _crl_has_every_revocation(lab_dir):
+        return False
+    write_crl(lab_dir)
+    return True
+
+
+def _crl_has_every_revocation(lab_dir: Path) -> bool:
+    """Does the CRL list every revocation of the CA database? (Remembered per
+    pair of file contents: a warm `lab up` does not parse the CRL again.)"""
+    from lab.core import cache
+
+    index = ca_index(lab_dir)
+    key = cache.digest(files=[index, layout.crl_file(lab_dir)])
+    if (cache.get(lab_dir, "crl_complete") or {}).get("digest") == key:
+        return True
+    complete = {r.serial for r in ca_records(lab_dir) if r.status == "R"} <= crl_serials(lab_dir)
+    if complete:
+        cache.put(lab_dir, "crl_complete", {"digest": key})
+    return complete
