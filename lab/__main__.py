@@ -1,7 +1,7 @@
 """`lab` and `python -m lab`. A Ctrl-C while Python is still loading or
 parsing the command line (typer, rich: the first tenth of a second) is an
 interrupt like any other: one line and exit 130, not a traceback. Inside a
-command, lab/cli.py's error boundary says what was removed or kept."""
+command, lab/cli/boundary.py's error boundary says what was removed or kept."""
 
 import sys
 

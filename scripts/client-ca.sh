@@ -8,7 +8,7 @@
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name NAME --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
-# Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
+# Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
 # issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
 # NAME.p12.password server-ca.crt client-ca.crt

@@ -9,7 +9,7 @@
 #                    --crl-days N --san DNS:name|IP:addr [--san ...] [--server-only]
 # --server-only: the server CA and the server certificate alone (new names for the
 # server; the client CA, its database and the students' certificates stay).
-# Every value comes from lab (lab/layout.py holds them once); nothing is defaulted here.
+# Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
 #   server-ca.key server-ca.crt client-ca.key client-ca.crt

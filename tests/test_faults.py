@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, free_port, leftovers, ok, run
+from lab.engine.seam import DockerEngine
 from lab.core import layout
 from lab.engine import runtime
 
@@ -98,7 +99,7 @@ def test_real_sigint_during_up(new_lab, docker_client):
             files = re.findall(r'File "([^"]+)"', err)
             assert err.rstrip().endswith("KeyboardInterrupt") and not any(Path(f).parent.name == "lab" for f in files), \
                 (delay, err)
-            assert not lab.dir.exists() and not runtime.lab_containers(docker_client, lab.name), (delay, err)
+            assert not lab.dir.exists() and not runtime.lab_containers(DockerEngine(docker_client), lab.name), (delay, err)
             continue
         if proc.returncode == 0 or "interrupted while printing" in err:
             # Done before the Ctrl-C landed: the lab is up, and the message says so.
@@ -245,7 +246,7 @@ def test_two_ups_at_once_make_one_lab(new_lab, docker_client):
     assert codes in ([0, 0], [0, 7]), outcomes
     if codes == [0, 7]:
         assert any("right now" in err for code, err in outcomes if code == 7)
-    assert sorted(c.name for c in runtime.lab_containers(docker_client, lab.name)) == [f"{lab.name}-mtls", f"{lab.name}-tls"]
+    assert sorted(c.name for c in runtime.lab_containers(DockerEngine(docker_client), lab.name)) == [f"{lab.name}-mtls", f"{lab.name}-tls"]
     ok(run("verify", *lab.args()))
 
 

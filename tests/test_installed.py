@@ -52,7 +52,7 @@ def test_every_command_has_help_and_is_in_the_readme(tmp_path, command):
 
 def test_installed_package_carries_templates_and_scripts(tmp_path):
     """From outside the source tree, the installed package finds its templates and scripts."""
-    code = "import lab.resources as r; print(r.templates_dir()); print(r.scripts_dir())"
+    code = "import lab.core.resources as r; print(r.templates_dir()); print(r.scripts_dir())"
     out = sh(sys.executable, "-c", code, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     templates, scripts = map(Path, out.stdout.split())

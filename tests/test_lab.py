@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from helpers import leftovers, ok, remove_lab, run, unique_name
+from lab.engine.seam import DockerEngine
 from lab.core import layout
 from lab.engine import runtime
 
@@ -61,7 +62,7 @@ def test_up_says_what_it_made(running):
 
 def test_containers_are_labelled_and_mount_read_only(running, docker_client):
     lab, _ = running
-    containers = runtime.lab_containers(docker_client, lab.name)
+    containers = docker_client.containers.list(all=True, filters={"label": f"{layout.LABEL_LAB}={lab.name}"})
     assert sorted(c.name for c in containers) == [f"{lab.name}-mtls", f"{lab.name}-tls"]
     for c in containers:
         assert c.status == "running"
@@ -70,7 +71,7 @@ def test_containers_are_labelled_and_mount_read_only(running, docker_client):
         assert not any(m["Source"].endswith("-ca.key") for m in mounts)
         bindings = c.attrs["HostConfig"]["PortBindings"]
         assert all(b["HostIp"] == "127.0.0.1" for v in bindings.values() for b in v)
-    nets = runtime.lab_networks(docker_client, lab.name)
+    nets = runtime.lab_networks(DockerEngine(docker_client), lab.name)
     assert [n.name for n in nets] == [f"{lab.name}-net"]
 
 
@@ -155,11 +156,11 @@ def test_verify_one_scenario_and_unknown_scenario(running):
 
 def test_up_twice_is_one_healthy_lab(running, docker_client):
     lab, _ = running
-    before = sorted(c.id for c in runtime.lab_containers(docker_client, lab.name))
+    before = sorted(c.id for c in runtime.lab_containers(DockerEngine(docker_client), lab.name))
     result = run(*lab.up_args())
     assert_ok(result)
     assert "already up" in result.output
-    assert sorted(c.id for c in runtime.lab_containers(docker_client, lab.name)) == before
+    assert sorted(c.id for c in runtime.lab_containers(DockerEngine(docker_client), lab.name)) == before
 
 
 EXPECTED_CURL = {
@@ -235,7 +236,7 @@ def test_down_removes_exactly_the_lab(new_lab, docker_client, image):
         result = run("down", *lab.args())
         assert_ok(result)
         assert f"container {lab.name}-tls" in result.output and f"network {lab.name}-net" in result.output
-        assert runtime.lab_containers(docker_client, lab.name) == []
+        assert runtime.lab_containers(DockerEngine(docker_client), lab.name) == []
         docker_client.containers.get(bystander.id)  # untouched: it has no lab label
         again = run("down", *lab.args())
         assert_ok(again)
@@ -436,7 +437,7 @@ def test_unlabelled_container_with_the_labs_name_is_not_touched(new_lab, docker_
         result = run(*lab.up_args())
         assert result.exit_code == 6 and "was not made by this lab" in result.output
         docker_client.containers.get(squatter.id)
-        assert runtime.lab_containers(docker_client, lab.name) == []
+        assert runtime.lab_containers(DockerEngine(docker_client), lab.name) == []
     finally:
         squatter.remove(force=True)
 

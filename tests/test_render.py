@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.engine.seam import DockerEngine
 from lab.pki import certs
 from lab.engine import compose
 from lab.core import layout, settings
@@ -164,8 +165,8 @@ def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
         proc = subprocess.run([exe, "up", "-d"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         spec = compose.read(tmp_path / layout.COMPOSE_FILE)
-        runtime.wait_ready([(docker_client.containers.get(svc.container_name), svc) for svc in spec.services],
-                           tmp_path / "certs" / layout.SERVER_CA_CRT, timeout=30)
+        runtime.wait_ready(DockerEngine(docker_client), list(spec.services), tmp_path / "certs" / layout.SERVER_CA_CRT,
+                           timeout=30)
         results = verify.run(tmp_path, s)
         assert all(r.passed for r in results), [(r.scenario, r.observed) for r in results if not r.passed]
         down = subprocess.run([exe, "down"], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -147,7 +147,7 @@ class RevokeReport:
 
 def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
     """After the CRL changed: the running mTLS server must enforce it, or the
-    command fails loudly. Returns _enforce_crl's answer."""
+    command fails loudly. Returns "reloaded" or "current", or None when no server of the lab runs here."""
     from lab.core.errors import ConfigError, DockerUnavailable, RuntimeFailure
     from lab.engine import runtime
 

@@ -1,6 +1,6 @@
 """The one exception family of `lab`.
 
-Stages raise a LabError subclass; only lab/cli.py turns them into a one-line
+Stages raise a LabError subclass; only lab/cli/boundary.py turns them into a one-line
 message on stderr and an exit code. The exit codes are documented in
 `lab --help` and in the README.
 """
@@ -11,15 +11,16 @@ from __future__ import annotations
 class LabError(Exception):
     """An expected failure: say what failed, why, and what to do.
 
-    A subclass names its exit code: `class UsageError(LabError, exit_code=2)`."""
+    A subclass names its exit code: `class UsageError(LabError, exit_code=2)`, or has its parent's."""
 
     exit_code = 3
     #: Extra lines shown under the message (a command's stderr, a container's logs).
     details: str = ""
 
-    def __init_subclass__(cls, exit_code: int = 3, **kwargs):
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        cls.exit_code = exit_code
+        if exit_code is not None:      # else the parent's: a RuntimeFailure's kind exits 6 too
+            cls.exit_code = exit_code
 
     def __init__(self, message: str, *, hint: str = "", details: str = ""):
         super().__init__(message)

@@ -2,7 +2,7 @@
 
 templates/docker-compose.yml.j2 is the single source of the containers'
 configuration; this module reads the subset of the compose format that
-template uses (pyyaml) into typed data for lab/runtime.py. It never talks to
+template uses (pyyaml) into typed data for lab/engine/runtime.py. It never talks to
 Docker.
 """
 

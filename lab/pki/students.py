@@ -241,7 +241,7 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     All names are checked before anything is written. skip_existing (a roster
     run again) keeps students who already have a certificate instead of
     refusing. Interrupted, what finished is kept, the certificate under way is
-    revoked, and StudentsInterrupted says which were issued."""
+    revoked, and the Interrupted error says which were issued."""
     for name in names:
         validate_student(name)
     dupes = sorted({n for n in names if names.count(n) > 1})

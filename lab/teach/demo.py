@@ -4,7 +4,7 @@ Each step runs a real command (openssl, curl, grep) in the directory the demo
 runs from, with paths as a student would type them there, and keeps the lines
 of its output that matter; two kinds of step use lab itself: the handshake
 diagram of a scenario, and a live revocation of a throwaway student. Steps
-return data (Screen); lab/output.py shows them, at most 80 columns wide.
+return data (Screen); lab/views/demo.py shows them, at most 80 columns wide.
 """
 
 from __future__ import annotations

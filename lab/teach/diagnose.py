@@ -1,7 +1,7 @@
 """Why a scenario of `lab verify` did not behave: what the observed outcome
 means, and the likely cause in the lab's configuration.
 
-Read from what the request saw (lab/verify.py's Observation) and from the
+Read from what the request saw (lab/teach/verify.py's Observation) and from the
 files in the lab directory (the servers' nginx.conf, the server
 certificate), never from the container: a student who edits a file and
 reloads sees the explanation of their own edit. Each rule is tested by

@@ -6,7 +6,7 @@ instructor's folder (--from DIR); exercises/README.md gives the format. Its
 steps make a real change to the lab directory; before the first step, every
 file that the exercise or its solution may write is saved into
 .lab-exercise/, so `reset` puts the lab back exactly. Deciding whether an
-exercise is fixed is lab/session.py's job: real requests, never reading files.
+exercise is fixed is lab/app/exercises.py's job: real requests, never reading files.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each line of nginx's access log (log_format `lab` in templates/nginx-base.conf.j
 carries the client's address, the time, the status, nginx's verdict on the
 client certificate and its subject; a student is recognised by the common
 name of a certificate from this lab's client CA (OU = the lab's name). No
-Docker here: lab/session.py hands the lines in.
+Docker here: lab/app/students.py hands the lines in.
 """
 
 from __future__ import annotations

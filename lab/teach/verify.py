@@ -217,7 +217,7 @@ class Result:
     passed: bool
     observation: Observation
     curl: str = ""
-    cause: str = ""             # when it did not behave: what that means, and where to look (lab/diagnose.py)
+    cause: str = ""             # when it did not behave: what that means, and where to look (lab/teach/diagnose.py)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -34,7 +34,7 @@ def demo_screen(console: Console, sc: Screen, run: int = 1) -> None:
     for line in sc.text:
         console.print(line, markup=False)
     console.print()
-    # Lines are already cut to 80 columns (lab/demo.py): rich must not wrap them again.
+    # Lines are already cut to 80 columns (lab/teach/demo.py): rich must not wrap them again.
     for line in sc.commands:
         console.print(f"[bold bright_cyan]{escape(line)}[/]", soft_wrap=True)
     for line in sc.output:
