@@ -4,7 +4,9 @@ lab/player.py)."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from lab.app.lesson import handshake
@@ -16,7 +18,6 @@ from lab.core.errors import LabError
 
 if TYPE_CHECKING:
     from lab.teach.demo import Screen, Step
-    from lab.teach.handshake import Message
 
 
 def demo_steps() -> list[Step]:
@@ -59,62 +60,31 @@ def departures(lab: Lab) -> Departures:
 def demo_step(lab: Lab, steps: list[Step], number: int) -> Screen:
     """Run step `number` (1-based) for real; returns the Screen to show."""
     from lab.teach import demo
+    from lab.teach import handshake as hs
 
     step = steps[number - 1]
     subs = demo.values(lab.dir, lab.settings)
     if step.kind == "handshake":
         seen = handshake(lab, step.scenario)
-        # The messages a lesson needs, one line each (lab handshake shows them all).
-        shown = [m for m in _until_client_finished(seen.messages)
-                 if m.type not in ("EncryptedExtensions", "ChangeCipherSpec")
-                 and not (m.sender == "server" and m.type == "Finished")]
-        lines = [f"{'→' if m.sender == 'client' else '←'} {m.sender:<6} {m.type:<19}{_short(m)}" for m in shown]
-        lines.append(f"then HTTP {seen.http_status}; nginx's verdict: {seen.verdict}")
-        cmd = ["openssl", "s_client", "-connect", seen.address, "-servername", "localhost", "-msg", "-CAfile",
-               f"{subs['lab']}/certs/server-ca.crt", "-cert", f"{subs['lab']}/certs/client.crt",
-               "-key", f"{subs['lab']}/certs/client.key"]
-        return demo.screen(number, len(steps), step, subs, [cmd], demo.trim("\n".join(lines), ()))
+        cmd = hs.rooted(seen.argv, subs["lab"])
+        return demo.screen(number, len(steps), step, subs, [cmd], demo.trim("\n".join(demo.handshake_lines(seen)), ()))
     if step.kind == "revoke":
         return _demo_revocation(lab, steps, number, subs)
     cmd = [str(a).format_map(subs) for a in step.run]
     return demo.screen(number, len(steps), step, subs, [cmd], demo.run_command(cmd, step.keep))
 
 
-def _until_client_finished(messages: list[Message]) -> list[Message]:
-    out = []
-    for m in messages:
-        out.append(m)
-        if m.sender == "client" and m.type in ("Finished", "Alert"):
-            break
-    return out
-
-
-def _short(m: Message) -> str:
-    d = m.details
-    if m.type == "CertificateRequest":
-        return "[mTLS] CAs: " + "; ".join(d.get("certificate_authorities") or [])
-    if m.type == "Certificate":
-        return ("[mTLS] " if m.sender == "client" else "") + (d.get("subject") or "(empty)")
-    if m.type == "CertificateVerify" and m.sender == "client":
-        return "[mTLS] proves it holds the key"
-    if m.type == "ServerHello":
-        return f"{d.get('version')}, {d.get('cipher_suite')}"
-    if m.type == "Alert":
-        return f"{d.get('level')} {d.get('description')}"
-    return ""
-
-
 def _demo_revocation(lab: Lab, steps: list[Step], number: int, subs: dict[str, str]) -> Screen:
     """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
     from lab.teach import demo
+    from lab.teach import verify as checks
 
     name = demo.THROWAWAY
     exists = (layout.clients_dir(lab.dir) / name).is_dir()
     add_students(lab, [name], None, force=exists, legacy_p12=False)
-    revoke(lab, name)
-    folder = f"{subs['lab']}/clients/{name}"
-    curl = ["curl", "-sS", "-i", "--cacert", f"{subs['lab']}/certs/server-ca.crt", "--cert", f"{folder}/{name}.crt",
-            "--key", f"{folder}/{name}.key", f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
+    revoked = revoke(lab, name)
+    # The very request lab made to prove the refusal, with paths as typed from where the demo runs.
+    curl = shlex.split(checks.curl_command(checks.revoked_scenario(revoked.student), Path(subs["lab"]), lab.settings))
     after = demo.run_command(curl, ("^HTTP/", "X-Client-Verify", "SSL certificate error"))
     said = [f"revoked {name}; the mTLS server reloaded without downtime"]
     return demo.screen(number, len(steps), steps[number - 1], subs,

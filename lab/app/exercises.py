@@ -29,7 +29,9 @@ class ExerciseReport:
 
     @property
     def fixed(self) -> bool:
-        return not self.config_error and bool(self.results) and all(r.passed for r in self.results)
+        # Files the servers have not loaded (status reads, never loads) leave the question open: not fixed.
+        return (not self.config_error and not self.not_loaded and bool(self.results)
+                and all(r.passed for r in self.results))
 
 
 def exercises(lab: Optional[Lab] = None, from_dir: Optional[Path] = None) -> list[Exercise]:

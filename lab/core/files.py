@@ -29,15 +29,15 @@ def refuse_symlink(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def replacing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """`with replacing(path) as f:` write f; on success it replaces `path` at once, on any error nothing changes."""
+def _staged(path: Path, mode: int) -> Iterator[tuple[int, Path]]:
+    """A new file beside `path` (an open descriptor and its name), renamed over `path` when the block ends
+    well and removed when it does not."""
     refuse_symlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            yield f
+        yield fd, Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,11 +46,19 @@ def replacing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
+def replacing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """`with replacing(path) as f:` write f; on success it replaces `path` at once, on any error nothing changes."""
+    with _staged(path, mode) as (fd, _), os.fdopen(fd, "wb") as f:
+        yield f
+
+
+@contextlib.contextmanager
 def staged_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
     """For a program that writes by file name (openssl's key log): a new, empty file
     beside `path`, private from the start; renamed over `path` on success, removed otherwise."""
-    with replacing(path, mode) as f:
-        yield Path(f.name)
+    with _staged(path, mode) as (fd, tmp):
+        os.close(fd)
+        yield tmp
 
 
 def write_atomically(path: Path, data: str | bytes, mode: int = 0o644) -> Path:

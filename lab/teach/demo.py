@@ -16,8 +16,12 @@ import subprocess
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.core.errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from lab.teach.handshake import Handshake
 
 WIDTH = 80
 MAX_OUTPUT_LINES = 10
@@ -91,6 +95,20 @@ def titles(steps: list[Step]) -> list[str]:
 def values(lab_dir: Path, settings) -> dict:
     rel = os.path.relpath(lab_dir.absolute(), Path.cwd())
     return {"lab": rel, "tls_port": settings.tls_port, "mtls_port": settings.mtls_port, "host": "localhost"}
+
+
+def handshake_lines(seen: Handshake) -> list[str]:
+    """The messages a lesson needs, one line each, up to the client's Finished (lab handshake shows them all)."""
+    from lab.teach.handshake import carries
+
+    shown = []
+    for m in seen.messages:
+        if m.type not in ("EncryptedExtensions", "ChangeCipherSpec") and not (m.sender == "server" and m.type == "Finished"):
+            shown.append(m)
+        if m.sender == "client" and m.type in ("Finished", "Alert"):
+            break
+    lines = [f"{'→' if m.sender == 'client' else '←'} {m.sender:<6} {m.type:<19}{carries(m, brief=True)}" for m in shown]
+    return lines + [f"then HTTP {seen.http_status}; nginx's verdict: {seen.verdict}"]
 
 
 def wrap_command(cmd: list[str], width: int = WIDTH) -> list[str]:

@@ -54,11 +54,63 @@ class Handshake:
     verdict: str | None          # nginx's $ssl_client_verify, echoed in X-Client-Verify
     command: str                 # the s_client command, to run by hand
     failure: str = ""            # the client's own reason when it gave up
+    argv: list[str] = field(default_factory=list)   # the s_client command as run (paths relative to the lab)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "messages"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("messages", "argv")}
         d["messages"] = [m.to_dict() for m in self.messages]
         return d
+
+
+def carries(m: Message, brief: bool = False) -> str:
+    """What a message carries, in words: in full for `lab handshake`, briefly (the demo's one line a
+    message, with [mTLS] before what only mutual TLS has; "" for what the lesson leaves out)."""
+    d = m.details
+    mtls = "[mTLS] " if brief and m.mtls_only else ""
+    if m.type == "ServerHello":
+        return f"{d.get('version')}, {d.get('cipher_suite')}"
+    if m.type == "Certificate":
+        if brief or m.sender == "client":
+            return mtls + (d.get("subject") or ("(empty)" if brief else "empty: the client has no certificate to send"))
+        return f"{d.get('subject')}, issued by {d.get('issuer')}; names {', '.join(d.get('names') or [])}"
+    if m.type == "CertificateRequest":
+        cas = d.get("certificate_authorities") or []
+        if brief:
+            return mtls + "CAs: " + "; ".join(cas)
+        return "send a certificate from: " + ("; ".join(cas) if cas else "(no CA named)")
+    if m.type == "CertificateVerify":
+        if brief:
+            return mtls + "proves it holds the key" if mtls else ""
+        return f"the {m.sender} proves it holds the certificate's private key"
+    if m.type == "Alert":
+        return f"{d.get('level')} {d.get('description')}" + ("" if brief else f": sent by the {m.sender}")
+    if brief:
+        return ""
+    d = m.details
+    if m.type == "ClientHello":
+        return f"offers {', '.join(d.get('versions') or [])}; asks for {d.get('sni')} (SNI)"
+    if m.type == "ServerHello":
+        return f"{d.get('version')}, {d.get('cipher_suite')}"
+    if m.type == "Certificate" and m.sender == "server":
+        return f"{d.get('subject')}, issued by {d.get('issuer')}; names {', '.join(d.get('names') or [])}"
+    if m.type == "CertificateRequest":
+        cas = d.get("certificate_authorities") or []
+        return "send a certificate from: " + ("; ".join(cas) if cas else "(no CA named)")
+    if m.type == "Certificate" and m.sender == "client":
+        return d["subject"] if d.get("subject") else "empty: the client has no certificate to send"
+    if m.type == "CertificateVerify":
+        return f"the {m.sender} proves it holds the certificate's private key"
+    if m.type == "Finished":
+        return f"the {m.sender}'s side of the handshake is done"
+    if m.type == "Alert":
+        return f"{d.get('level')} {d.get('description')}: sent by the {m.sender}"
+    if m.type == "EncryptedExtensions":
+        return "from here on, the handshake is encrypted"
+    if m.type == "NewSessionTicket":
+        return "for resuming later"
+    if m.type == "ChangeCipherSpec":
+        return m.details.get("note") or "switching to the new keys"
+    return ""
 
 
 def parse_msg(output: str) -> list[Message]:
@@ -145,6 +197,12 @@ def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
     return cmd
 
 
+def rooted(argv: list[str], folder: str) -> list[str]:
+    """The command as typed from elsewhere: its file arguments (relative to the lab) under `folder`."""
+    files = {"-CAfile", "-cert", "-key"}
+    return [f"{folder}/{a}" if i and argv[i - 1] in files else a for i, a in enumerate(argv)]
+
+
 def request_text(hostname: str, port: int) -> str:
     """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close)."""
     from lab.teach import verify
@@ -200,4 +258,5 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
     return Handshake(sc.name, sc.server, host_port(address, port), negotiated, version.group(2) if version else None,
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
                      shell_line(command(lab_dir, sc, address, hostname, port, tls), request),
-                     failure.group(1).strip() if failure and not status else "")
+                     failure.group(1).strip() if failure and not status else "",
+                     command(lab_dir, sc, address, hostname, port, tls))

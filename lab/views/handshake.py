@@ -4,40 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.teach.handshake import carries
 from lab.views.console import escape, new_table, out_console
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from lab.teach.handshake import Handshake, Message
-
-
-def _message_details(m: Message) -> str:
-    d = m.details
-    if m.type == "ClientHello":
-        return f"offers {', '.join(d.get('versions') or [])}; asks for {d.get('sni')} (SNI)"
-    if m.type == "ServerHello":
-        return f"{d.get('version')}, {d.get('cipher_suite')}"
-    if m.type == "Certificate" and m.sender == "server":
-        return f"{d.get('subject')}, issued by {d.get('issuer')}; names {', '.join(d.get('names') or [])}"
-    if m.type == "CertificateRequest":
-        cas = d.get("certificate_authorities") or []
-        return "send a certificate from: " + ("; ".join(cas) if cas else "(no CA named)")
-    if m.type == "Certificate" and m.sender == "client":
-        return d["subject"] if d.get("subject") else "empty: the client has no certificate to send"
-    if m.type == "CertificateVerify":
-        return f"the {m.sender} proves it holds the certificate's private key"
-    if m.type == "Finished":
-        return f"the {m.sender}'s side of the handshake is done"
-    if m.type == "Alert":
-        return f"{d.get('level')} {d.get('description')}: sent by the {m.sender}"
-    if m.type == "EncryptedExtensions":
-        return "from here on, the handshake is encrypted"
-    if m.type == "NewSessionTicket":
-        return "for resuming later"
-    if m.type == "ChangeCipherSpec":
-        return m.details.get("note") or "switching to the new keys"
-    return ""
+    from lab.teach.handshake import Handshake
 
 
 def handshake(h: Handshake, lab_dir: Path) -> None:
@@ -54,9 +27,9 @@ def handshake(h: Handshake, lab_dir: Path) -> None:
         style = "bold red" if m.type == "Alert" else ("magenta" if m.mtls_only else "")
         name = f"[{style}]{m.type}[/]" if style else m.type
         if m.sender == "client":
-            table.add_row(mark, name, "──────────▶", "", escape(_message_details(m)))
+            table.add_row(mark, name, "──────────▶", "", escape(carries(m)))
         else:
-            table.add_row(mark, "", "◀──────────", name, escape(_message_details(m)))
+            table.add_row(mark, "", "◀──────────", name, escape(carries(m)))
         if m.type == "ServerHello" and h.tls_version == "TLSv1.3":
             table.add_row("", "", "[dim]· · · · · ·[/]", "", "[dim]TLS 1.3: everything below is encrypted on the "
                           "wire (certificates included)[/]")
