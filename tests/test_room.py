@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -80,7 +81,8 @@ def test_logs_follow(new_lab):
     lab = new_lab()
     ok(run(*lab.up_args()))
     proc = subprocess.Popen([sys.executable, "-m", "lab", "logs", "tls", "--follow", "--tail", "0", *lab.args()],
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     try:
@@ -93,7 +95,13 @@ def test_logs_follow(new_lab):
         assert '"GET /hello-world.txt HTTP/1.1" 200' in line
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            proc.send_signal(signal.SIGABRT)      # PYTHONFAULTHANDLER: every thread's stack, on stderr
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"lab logs --follow did not stop on Ctrl-C:\n{status}\n{err}")
 
 
 def test_logs_of_a_lab_that_is_not_up(new_lab):
