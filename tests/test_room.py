@@ -97,6 +97,8 @@ def test_logs_follow(new_lab):
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=10)
+            # Ctrl-C stops a follower, as its help says: exit 0, and no word of anything "removed".
+            assert proc.returncode == 0 and "removed" not in proc.stderr.read()
         except subprocess.TimeoutExpired:
             status = Path(f"/proc/{proc.pid}/status").read_text()
             proc.send_signal(signal.SIGABRT)      # PYTHONFAULTHANDLER: every thread's stack, on stderr

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,11 +69,12 @@ def check_image(engine: Engine | None, image: str) -> Check:
 
 
 def check_openssl() -> Check:
-    if shutil.which("openssl") is None:
-        return Check("openssl", False, "openssl is not installed: lab makes its certificates with it",
-                     "apt-get install openssl (macOS: brew install openssl)", error=CertificateError)
-    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
-    return Check("openssl", True, version)
+    from lab.pki import certs
+
+    try:
+        return Check("openssl", True, certs.openssl_version())
+    except CertificateError as e:
+        return Check("openssl", False, str(e), e.hint, error=CertificateError)
 
 
 def check_ports(engine: Engine | None, s: Settings) -> list[Check]:

@@ -191,7 +191,7 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
         state = _enforce_revocation(lab, name)
     if state is None:
         return RevokeReport(revoked, False)
-    if not (revoked.directory / f"{revoked.name}.key").is_file():
+    if not revoked.file("key").is_file():
         # The key went with the folder: no request can show the refusal; the server has loaded the CRL
         # that lists the serial (_enforce_revocation raised otherwise).
         return RevokeReport(revoked, True)

@@ -99,6 +99,15 @@ CLIENTS_DIR = "clients"
 PASSWORDS_DIR = "passwords"
 
 
+#: A student's own files in their folder: clients/NAME/NAME.crt, .key, .p12 (and a signed request's .csr).
+StudentFile = Literal["crt", "key", "p12", "csr"]
+
+
+def student_file(name: str, kind: StudentFile) -> str:
+    """The one naming rule for a student's files: NAME.crt, NAME.key, NAME.p12, NAME.csr."""
+    return f"{name}.{kind}"
+
+
 def password_file(lab_dir: Path, student: str) -> Path:
     return lab_dir / PASSWORDS_DIR / f"{student}.p12.password"
 

@@ -169,7 +169,8 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
     return CertsResult(directory, False, sans, earliest)
 
 
-def _openssl_version() -> str:
+def openssl_version() -> str:
+    """`openssl version`, or CertificateError saying how to install it (lab up and lab doctor say the same)."""
     if shutil.which("openssl") is None:
         raise CertificateError(
             "openssl is not installed: lab makes its certificates with it",
@@ -246,7 +247,7 @@ class StagedCertificates:
     """
 
     def __init__(self, staging_parent: Path, settings: Settings):
-        _openssl_version()
+        openssl_version()
         self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
         cmd = _gen_certs_command(self.tmp, settings)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

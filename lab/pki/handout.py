@@ -47,14 +47,14 @@ def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
     names = ", ".join(n.split(":", 1)[1] for n in server_sans(server))
     whoami = urls[0].rsplit("/", 1)[0] + "/whoami"
     return render_text("handout-README.txt.j2", lab=settings.name, name=student.name, serial=student.serial,
-                       not_after=f"{student.not_after:%Y-%m-%d}", has_key=(student.directory / f"{student.name}.key").exists(),
+                       not_after=f"{student.not_after:%Y-%m-%d}", has_key=student.file("key").exists(),
                        server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls, whoami=whoami)
 
 
 def p12_password(lab_dir: Path, student) -> str | None:
     """The password of the student's .p12 ("" when they have none: a signed request); None when it is
     lost (missing, empty or not text): their .p12 then opens for no one."""
-    if not (student.directory / f"{student.name}.p12").is_file():
+    if not student.file("p12").is_file():
         return ""
     try:
         return layout.password_file(lab_dir, student.name).read_text(encoding="utf-8") or None
@@ -75,14 +75,14 @@ def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
         target = out / f"{st.name}.zip"
         text = readme(lab_dir, settings, st, urls)
         with replacing(target, 0o600) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in (f"{st.name}.crt", f"{st.name}.key", f"{st.name}.p12", layout.SERVER_CA_CRT):
+            for name in (*(layout.student_file(st.name, k) for k in ("crt", "key", "p12")), layout.SERVER_CA_CRT):
                 if (folder / name).is_file():
                     z.write(folder / name, f"{st.name}/{name}")
             z.writestr(f"{st.name}/README.txt", text)
             z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
         rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
         made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
-                            (folder / f"{st.name}.key").exists()))
+                            st.file("key").exists()))
     sheet = out / "roster.csv"
     buf = io.StringIO()
     writer = csv.writer(buf)

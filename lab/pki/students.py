@@ -8,14 +8,16 @@ revocation list back with the `cryptography` library.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lab.core import layout
 from lab.core.errors import CertificateError, Interrupted, UsageError
@@ -51,6 +53,10 @@ class Student:
     status: StudentStatus
     directory: Path
     problem: str = ""               # why it is unreadable
+
+    def file(self, kind: layout.StudentFile) -> Path:
+        """clients/NAME/NAME.crt (.key, .p12)."""
+        return self.directory / layout.student_file(self.name, kind)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -143,7 +149,7 @@ def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student
     now = now or dt.datetime.now(dt.UTC)
     revoked = revoked_serials(lab_dir)
     for folder in sorted(clients.iterdir()):
-        crt = folder / f"{folder.name}.crt"
+        crt = folder / layout.student_file(folder.name, "crt")
         if folder.name.startswith(".") or not folder.is_dir():
             continue
         try:
@@ -286,48 +292,56 @@ def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key
                        mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
 
 
-def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
-           force: bool) -> IssuedStudent:
+@contextlib.contextmanager
+def _staged_folder(lab_dir: Path, name: str, undo_always: bool) -> Iterator[Path]:
+    """A student's new folder, made beside the others under a temporary name and moved into place
+    (private) only once complete; removed whatever happens. When the CA fails, what it may have
+    recorded for the name is undone (always, or when the student had no folder before)."""
     clients = layout.clients_dir(lab_dir)
-    if force and any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
-        revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
     clients.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
     try:
         try:
-            run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
-                    "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
-                    *(["--legacy-p12"] if legacy_p12 else []))
+            yield tmp
         except CertificateError:
-            if not (clients / name).exists():
+            if undo_always or not (clients / name).exists():
                 _undo_unfinished(lab_dir, [name])
             raise
-        cert = load_cert(tmp / f"{name}.crt")
-        serial = serial_hex(cert.serial_number)
-        readme = _readme(settings, name, serial, host, cert, own_key=False)
-        (tmp / "README.txt").write_text(readme)
-        password = (tmp / f"{name}.p12.password").read_text()
-        secret = layout.password_file(lab_dir, name)
-        secret.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(tmp / f"{name}.p12.password", secret)     # the instructor's, not the student's folder
         os.chmod(tmp, 0o700)
         shutil.rmtree(clients / name, ignore_errors=True)
         os.replace(tmp, clients / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return IssuedStudent(name, clients / name, serial, password, cert.not_valid_after_utc)
 
 
-def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = None,
-         host: str = "localhost") -> IssuedStudent:
-    """Sign a student's own certificate request with the client CA: the key never leaves the student.
+def _issued(tmp: Path, settings: Settings, name: str, host: str, own_key: bool) -> tuple[Any, str]:
+    """The certificate the CA wrote into the staged folder, and its serial; the student's README beside it."""
+    cert = load_cert(tmp / layout.student_file(name, "crt"))
+    serial = serial_hex(cert.serial_number)
+    (tmp / "README.txt").write_text(_readme(settings, name, serial, host, cert, own_key=own_key))
+    return cert, serial
 
-    Checked first: the request's signature (it proves the student holds the key),
-    an allowed name that no student has, and no CA or server purpose asked for.
-    The certificate is made with the lab's subject and extensions, whatever the
-    request asks."""
+
+def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
+           force: bool) -> IssuedStudent:
+    if force and any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
+        revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
+    with _staged_folder(lab_dir, name, undo_always=False) as tmp:
+        run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
+                   "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+                   *(["--legacy-p12"] if legacy_p12 else []))
+        cert, serial = _issued(tmp, settings, name, host, own_key=False)
+        made = tmp / (layout.student_file(name, "p12") + ".password")
+        password = made.read_text()
+        secret = layout.password_file(lab_dir, name)
+        secret.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(made, secret)     # the instructor's, not the student's folder
+    return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial, password, cert.not_valid_after_utc)
+
+
+def _read_request(request: Path) -> Any:
+    """The request, PEM or DER, whose signature proves the student holds its key; UsageError otherwise."""
     from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     try:
         raw = request.read_bytes()
@@ -341,6 +355,14 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     if not csr.is_signature_valid:
         raise UsageError(f"{request}: its signature does not verify: it was not made with the key it carries",
                          hint="make the request again with your own key (openssl req -new -key …)")
+    return csr
+
+
+def _refuse_powers(csr: Any, request: Path) -> None:
+    """No CA, no server, no certificate signing: whatever a request asks, a student gets a client certificate."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     for ext in csr.extensions:
         value = ext.value
         if isinstance(value, x509.BasicConstraints) and value.ca:
@@ -349,12 +371,28 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
             raise UsageError(f"{request} asks for serverAuth: the client CA issues client certificates only")
         if isinstance(value, x509.KeyUsage) and value.key_cert_sign:
             raise UsageError(f"{request} asks for keyCertSign: a student's certificate signs no certificate")
-    if name is None:
-        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if not cns:
-            raise UsageError(f"{request} has no common name: give the student's name with --name")
-        name = str(cns[0].value)
-    validate_student(name)
+
+
+def _request_name(csr: Any, request: Path) -> str:
+    from cryptography.x509.oid import NameOID
+
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns:
+        raise UsageError(f"{request} has no common name: give the student's name with --name")
+    return str(cns[0].value)
+
+
+def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = None,
+         host: str = "localhost") -> IssuedStudent:
+    """Sign a student's own certificate request with the client CA: the key never leaves the student.
+
+    Checked first: the request's signature (it proves the student holds the key),
+    an allowed name that no student has, and no CA or server purpose asked for.
+    The certificate is made with the lab's subject and extensions, whatever the
+    request asks."""
+    csr = _read_request(request)
+    _refuse_powers(csr, request)
+    name = validate_student(name if name is not None else _request_name(csr, request))
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
@@ -363,22 +401,10 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
         raise UsageError(f"the name {name!r} is taken by a student of this lab",
                          hint="--student another name (--name selects the lab)")
     _refuse_lost(lab_dir, [name], "lab client revoke {names} first, or --student another name")
-    clients.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=clients))
-    try:
-        try:
-            run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(request.absolute()),
-                    "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
-        except CertificateError:
-            _undo_unfinished(lab_dir, [name])
-            raise
-        cert = load_cert(tmp / f"{name}.crt")
-        serial = serial_hex(cert.serial_number)
-        (tmp / "README.txt").write_text(_readme(settings, name, serial, host, cert, own_key=True))
-        os.chmod(tmp, 0o700)
-        os.replace(tmp, clients / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _staged_folder(lab_dir, name, undo_always=True) as tmp:
+        run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(request.absolute()),
+                   "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
+        cert, serial = _issued(tmp, settings, name, host, own_key=True)
     return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc)
 
 

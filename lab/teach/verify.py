@@ -132,21 +132,21 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
         chosen[i] = replace(chosen[i], shows=f"With {as_student}'s own certificate the mTLS server answers, and "
                                              f"knows it is {as_student}.",
                             expect=replace(chosen[i].expect, subject=f"CN={as_student}"),
-                            client_cert=(f"{folder}/{as_student}.crt", f"{folder}/{as_student}.key"))
+                            client_cert=(f"{folder}/{layout.student_file(as_student, 'crt')}", f"{folder}/{layout.student_file(as_student, 'key')}"))
     # Students exist only once `lab client add` ran: don't pay for reading certificates otherwise.
     has_students = layout.clients_dir(lab_dir).is_dir()
     # Every revoked student, each with their own certificate: a revocation the
     # server does not enforce fails verify, whoever it concerns.
     # (Not those whose key lab never had: a signed request's key stays with the student.)
     revoked = [c for c in students.list_students(lab_dir) if c.status == "revoked"
-               and (c.directory / f"{c.name}.key").is_file()] if has_students else []
+               and c.file("key").is_file()] if has_students else []
     chosen += [revoked_scenario(c) for c in revoked]
     return chosen
 
 
 def require_key(student) -> None:
     """Acting as a student takes their key; a signed request's key never came to the lab."""
-    if not (student.directory / f"{student.name}.key").is_file():
+    if not student.file("key").is_file():
         raise UsageError(f"{student.name}'s key is not in this lab ({student.name} made it and had the request "
                          "signed): --as needs it", hint=f"{student.name} runs curl with their own key: their "
                          "README says how")
@@ -160,7 +160,8 @@ def revoked_scenario(student) -> Scenario:
         f"{student.name}'s certificate was revoked: right CA, still in date, yet refused, because the server "
         "checks the client CA's revocation list.",
         Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate revoked"),
-        client_cert=(f"{folder}/{student.name}.crt", f"{folder}/{student.name}.key"))
+        client_cert=(f"{folder}/{layout.student_file(student.name, 'crt')}",
+                     f"{folder}/{layout.student_file(student.name, 'key')}"))
 
 
 ALL_NAMES = (*(sc.name for sc in SCENARIOS), "revoked")
