@@ -16,6 +16,19 @@ import pytest
 from helpers import TEST_IMAGE, LabParams, free_port, missing, ok, remove_lab, run, unique_name
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_reaches_children():
+    """A run started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored, and so would
+    every lab the tests start: a test that sends Ctrl-C would then see nothing happen, or pass for the
+    wrong reason. A handler here is reset to the default in each child, as in a terminal."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    yield
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     import docker
