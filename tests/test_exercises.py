@@ -184,3 +184,35 @@ def test_exercise_status_only_reads(lab):
         assert after["not_loaded"] == [] and after["fixed"] is True
     finally:
         ok(run("exercise", "reset", *lab.args()))
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+@pytest.mark.parametrize("exercise_id", ["crl-expired", "verify-depth"])
+def test_a_reset_never_readmits_a_student_revoked_during_the_exercise(lab, exercise_id):
+    """The CRL saved at `start` is never put back: it is made anew from the CA database, with a higher
+    number, and loaded. (It was restored, and a student revoked during the exercise got 200 again.)"""
+    import subprocess
+
+    from lab.pki import ca
+
+    student = f"dave-{exercise_id}"
+    ok(run("client", "add", student, *lab.args()))
+    number = lambda: int((lab.dir / "certs" / "client-ca-db" / "crlnumber").read_text(), 16)  # noqa: E731
+    ok(run("exercise", "start", exercise_id, *lab.args()))
+    try:
+        ok(run("client", "revoke", student, *lab.args()))
+        before = number()
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    assert number() > before
+    folder = lab.dir / "clients" / student
+    cert = ca.load_cert(folder / f"{student}.crt")
+    assert cert.serial_number in ca.crl_serials(lab.dir)
+    answer = subprocess.run(["curl", "-sS", "-i", "--cacert", str(lab.dir / "certs" / "server-ca.crt"),
+                             "--cert", str(folder / f"{student}.crt"), "--key", str(folder / f"{student}.key"),
+                             f"https://localhost:{lab.mtls_port}/hello-world.txt"], capture_output=True, text=True)
+    assert "HTTP/1.1 400" in answer.stdout and "200 OK" not in answer.stdout, answer.stdout
+    status = ok(run("status", *lab.args())).output
+    assert "revocation list" in status and "older" not in status
+    assert not list((lab.dir / "crl").glob("*.edited-*"))

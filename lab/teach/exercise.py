@@ -255,6 +255,12 @@ def note_written(lab_dir: Path, state: State) -> None:
     save_state(lab_dir, state)
 
 
+#: Files an exercise may change that are never restored from its snapshot: the client CA's database is the
+#: authority on who is revoked, and the CRL is always derived from it.
+DERIVED = frozenset({f"{layout.CRL_DIR}/{layout.CRL_FILE}", *(f"{layout.CERTS_DIR}/{layout.CLIENT_CA_DB}/{n}" for n in (
+    "index.txt", "index.txt.attr", "index.txt.old", "index.txt.attr.old", "crlnumber", "crlnumber.old"))})
+
+
 def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[str], list[tuple[str, Path]]]:
     """Put back every saved file, remove what the exercise made. A file the student
     changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
@@ -263,8 +269,14 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
 
     folder = _state_dir(lab_dir) / "saved"
     changed, kept = [], []
+    rebuild_crl = False
     for rel, existed in state.saved.items():
         if rel == WORK_DIR + "/":
+            continue
+        if rel in DERIVED:
+            # Never put back: a CRL saved at `start` would re-admit a student revoked since, and its number
+            # would be used twice. It is made anew from the CA database below (numbers only go up).
+            rebuild_crl = True
             continue
         path = lab_dir / rel
         original = (folder / rel).read_bytes() if existed else None
@@ -281,5 +293,10 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
         changed.append(rel)
     if not state.saved.get(WORK_DIR + "/"):
         shutil.rmtree(lab_dir / WORK_DIR, ignore_errors=True)
+    if rebuild_crl:
+        from lab.pki import ca
+
+        ca.write_crl(lab_dir)
+        changed.append(f"{layout.CRL_DIR}/{layout.CRL_FILE}")
     shutil.rmtree(_state_dir(lab_dir), ignore_errors=True)
     return changed, kept
