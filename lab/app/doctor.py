@@ -172,6 +172,12 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine: Engine | No
         return Check("revocation list", False, f"{where} is valid until {nxt:%Y-%m-%d %H:%M} UTC, within the next "
                      f"{hours:g} hours: after that nginx refuses every student", "lab up renews it (and reloads the "
                      "server)", error=CertificateError)
+    missing = ca.unlisted_revocations(lab_dir)
+    if missing:
+        return Check("revocation list", False, f"{where} does not list {len(missing)} certificate(s) the client CA "
+                     f"revoked (serial {', '.join(ca.serial_hex(n) for n in sorted(missing)[:3])}): those students "
+                     "still get in", "lab up makes it anew from the CA database and reloads the server",
+                     error=CertificateError)
     from lab.engine import loaded
 
     states = loaded.state(lab_dir, "mtls", runtime.server_state(engine, lab_name, "mtls")) if engine else None

@@ -229,6 +229,7 @@ class StatusReport:
     loaded: dict[Server, dict[Kind, LoadedState] | None] = field(default_factory=dict)   # per server, per kind of file
     urls: list[str] = field(default_factory=list)     # room mode: what students open
     files: dict[Server, dict[Kind, str]] = field(default_factory=dict)  # per server, per kind: the file (lab/engine/loaded.py)
+    unlisted: int = 0      # revocations of the CA database the CRL on disk does not list
 
     @property
     def all_running(self) -> bool:
@@ -237,6 +238,7 @@ class StatusReport:
 
 def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     from lab.engine import loaded, runtime
+    from lab.pki import ca
 
     lab_dir = lab_dir_for(directory, name)   # bad input fails before the engine is asked
     saved = (lab_dir / layout.SETTINGS_FILE).is_file()
@@ -248,7 +250,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     states = loaded_states(lab_dir, engine, lab_name) if here else {}
     return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,
                         lab.settings.student_urls() if lab else [],
-                        {server: loaded.files(server) for server in layout.SERVERS})
+                        {server: loaded.files(server) for server in layout.SERVERS},
+                        len(ca.unlisted_revocations(lab_dir)) if here else 0)
 
 
 def all_labs() -> list[LabSummary]:

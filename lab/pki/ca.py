@@ -152,6 +152,11 @@ def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
     return True
 
 
+def unlisted_revocations(lab_dir: Path) -> set[int]:
+    """Serials the CA database says are revoked that the CRL on disk does not list (a CRL put back by hand)."""
+    return {r.serial for r in ca_records(lab_dir) if r.status == "R"} - crl_serials(lab_dir)
+
+
 def _crl_has_every_revocation(lab_dir: Path) -> bool:
     """Does the CRL list every revocation of the CA database? (Remembered per
     pair of file contents: a warm `lab up` does not parse the CRL again.)"""
@@ -161,7 +166,7 @@ def _crl_has_every_revocation(lab_dir: Path) -> bool:
     key = cache.digest(files=[index, layout.crl_file(lab_dir)])
     if (cache.get(lab_dir, "crl_complete") or {}).get("digest") == key:
         return True
-    complete = {r.serial for r in ca_records(lab_dir) if r.status == "R"} <= crl_serials(lab_dir)
+    complete = not unlisted_revocations(lab_dir)
     if complete:
         cache.put(lab_dir, "crl_complete", {"digest": key})
     return complete

@@ -61,6 +61,9 @@ _LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
 
 def status(report: StatusReport) -> None:
     status_table(report.name, report.dir, report.servers, report.expiry, report.loaded, report.files)
+    if report.unlisted:
+        out_console().print(f"  [bold red]revocation list: misses {report.unlisted} certificate(s) the client CA "
+                            "revoked[/]: those students still get in; lab up makes it anew and reloads the server")
     student_urls(report.urls)
 
 
@@ -72,7 +75,7 @@ def student_urls(urls: list[str]) -> None:
 def status_json(report: StatusReport) -> None:
     emit_json({"name": report.name, "dir": str(report.dir or ""), "servers": report.servers,
                "certificates_days_left": report.expiry.days if report.expiry else None,
-               "loaded": report.loaded, "student_urls": report.urls})
+               "loaded": report.loaded, "crl_unlisted": report.unlisted, "student_urls": report.urls})
 
 
 def all_labs(rows: list[LabSummary]) -> None:
