@@ -208,6 +208,72 @@ def test_purge_refuses_another_labs_directory(new_lab):
     assert not lab.dir.exists()
 
 
+@pytest.mark.docker
+def test_purge_deletes_only_what_lab_made(lab_params, tmp_path, monkeypatch, docker_client):
+    """Round two: lab.yml naming the lab is not enough. A folder that holds anything lab did not make
+    (a thesis, photos, a working folder rendered with --dir .) is refused, named, and kept whole."""
+    lab = lab_params()
+    lab.dir.mkdir()
+    (lab.dir / "photos").mkdir()
+    (lab.dir / "photos" / "cat.jpg").write_bytes(b"cat")
+    (lab.dir / "thesis.txt").write_text("four years")
+    ok(run("render", *lab.args("--image", lab.image, "--tls-port", lab.tls_port, "--mtls-port", lab.mtls_port)))
+    result = run("down", *lab.args("--purge"))
+    assert result.exit_code == 2 and "holds what lab did not make (photos/, thesis.txt)" in result.output
+    assert (lab.dir / "thesis.txt").read_text() == "four years" and (lab.dir / "photos" / "cat.jpg").is_file()
+    assert (lab.dir / "lab.yml").is_file() and (lab.dir / "certs" / "client-ca.key").is_file()
+    # Without the user's files, the same purge deletes the lab's and the folder.
+    shutil.rmtree(lab.dir / "photos")
+    (lab.dir / "thesis.txt").unlink()
+    ok(run("down", *lab.args("--purge")))
+    assert not lab.dir.exists()
+
+
+@pytest.mark.docker
+def test_purge_refuses_a_nested_lab_a_copied_lab_yml_and_a_link(new_lab, tmp_path, docker_client):
+    from helpers import leftovers
+
+    outer = new_lab()
+    ok(run(*outer.up_args()))
+    inner = outer.dir / "inner"
+    ok(run("render", "--dir", inner, "--name", f"{outer.name}-in", "--image", outer.image))
+    refused = run("down", *outer.args("--purge"))
+    assert refused.exit_code == 2 and "inner/" in refused.output
+    assert (inner / "certs" / "client-ca.key").is_file()
+    # A lab.yml copied from a running lab into another folder: neither that lab nor the folder is touched.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(outer.dir / "lab.yml", copy / "lab.yml")
+    moved = run("down", "--dir", copy, "--purge")
+    assert moved.exit_code == 2 and f"runs from {outer.dir.resolve()}" in moved.output, moved.output
+    assert f"lab down --dir {outer.dir.resolve()}" in moved.output
+    assert (copy / "lab.yml").is_file() and len(leftovers(docker_client, outer.name)) == 3
+    # A link to the lab: refused before anything is taken down.
+    link = tmp_path / "link"
+    link.symlink_to(outer.dir)
+    linked = run("down", "--dir", link, "--name", outer.name, "--purge")
+    assert linked.exit_code == 2 and "symbolic link" in linked.output and "nothing was taken down" in linked.output
+    assert len(leftovers(docker_client, outer.name)) == 3
+    ok(run("verify", *outer.args()))
+
+
+@pytest.mark.docker
+def test_a_mistyped_dir_never_reaches_a_lab_running_elsewhere(new_lab, tmp_path, docker_client):
+    """`lab status --dir typo` showed, and `lab down` from any folder removed, the lab of that name that runs
+    from another folder: the containers' folder label is compared, and the command says where it runs."""
+    from helpers import leftovers
+
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    for command in (["status"], ["down"], ["logs", "mtls"]):
+        result = run(*command, "--dir", tmp_path / "typo-does-not-exist", "--name", lab.name)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"lab '{lab.name}' runs from {lab.dir.resolve()}" in result.output
+        assert f"lab {command[0]} --dir {lab.dir.resolve()}" in result.output
+    assert len(leftovers(docker_client, lab.name)) == 3
+    ok(run("down", *lab.args()))
+
+
 # --------------------------------------------------------------------------- interrupts
 
 

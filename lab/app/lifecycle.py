@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, TypeAlias
 
-from lab.app.selection import Expiry, Lab, Progress, first_expiry, lab_dir_for, name_for, quiet, select
+from lab.app.selection import (
+    Expiry,
+    Lab,
+    Progress,
+    first_expiry,
+    lab_dir_for,
+    name_for,
+    quiet,
+    refuse_elsewhere,
+    select,
+)
 from lab.app.servers import Reloaded, loaded_states, note_loaded, sync
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
@@ -199,6 +209,42 @@ def _check_purge(lab_dir: Path, lab_name: str, engine: Engine) -> None:
     if other is not None and other != lab_name:
         raise UsageError(f"lab {other!r} runs from {lab_dir}: not deleting it",
                          hint=f"lab down --name {other} first")
+    theirs = sorted(p.name + ("/" if p.is_dir() else "") for p in lab_dir.iterdir() if not _made_by_lab(p))
+    if theirs:
+        shown = ", ".join(theirs[:6]) + (f" and {len(theirs) - 6} more" if len(theirs) > 6 else "")
+        raise UsageError(f"{lab_dir} holds what lab did not make ({shown}): not deleting anything",
+                         hint=f"lab down --dir {lab_dir} (without --purge) takes the lab down and deletes nothing; "
+                              "move your files out first to purge")
+    nested = sorted(str(p.parent.relative_to(lab_dir)) for p in lab_dir.glob(f"*/**/{layout.SETTINGS_FILE}"))
+    if nested:
+        raise UsageError(f"{lab_dir} holds another lab ({', '.join(nested)}): not deleting it",
+                         hint=f"lab down --purge --dir {lab_dir / nested[0]} first")
+
+
+def _lab_entries() -> frozenset[str]:
+    """What lab makes at the top of a lab directory, and nothing else."""
+    from lab.core import cache
+    from lab.teach import exercise
+
+    return frozenset({layout.SETTINGS_FILE, layout.COMPOSE_FILE, cache.FILE, layout.CERTS_DIR, layout.DEMO_DIR,
+                      layout.CRL_DIR, layout.CLIENTS_DIR, layout.PASSWORDS_DIR, layout.HANDOUTS_DIR,
+                      exercise.STATE_DIR, exercise.WORK_DIR, *(folder for folder, _ in layout.SERVERS.values())})
+
+
+def _made_by_lab(path: Path) -> bool:
+    """One of lab's own entries (as lab makes it: a real folder or file, never a link), or a
+    temporary file lab writes by rename (.NAME.RANDOM.part)."""
+    if path.is_symlink():
+        return False
+    return path.name in _lab_entries() or (path.name.startswith(".") and path.name.endswith(".part"))
+
+
+def _purge(lab_dir: Path) -> None:
+    """Delete what lab made in the lab directory (checked by _check_purge), then the folder itself."""
+    for entry in lab_dir.iterdir():
+        if _made_by_lab(entry):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    lab_dir.rmdir()
 
 
 def down(directory: Optional[Path], name: Optional[str], purge: bool = False) -> DownReport:
@@ -208,15 +254,19 @@ def down(directory: Optional[Path], name: Optional[str], purge: bool = False) ->
     from lab.engine import runtime
 
     lab_dir = lab_dir_for(directory, name)
+    if purge and lab_dir.is_symlink():
+        raise UsageError(f"{lab_dir} is a symbolic link: not deleting through it (nothing was taken down)",
+                         hint=f"lab down --purge --dir {lab_dir.resolve()}")
     engine = runtime.connect()
     lab_name = name_for(lab_dir, name, engine)
+    refuse_elsewhere(engine, lab_name, lab_dir, "down")
     purge = purge and lab_dir.is_dir()
     if purge:
         _check_purge(lab_dir, lab_name, engine)
     with lab_lock(lab_name):
         result = runtime.down(lab_name, engine=engine)
         if purge:
-            shutil.rmtree(lab_dir)
+            _purge(lab_dir)
     return DownReport(lab_name, result.containers, result.networks, lab_dir if purge else None)
 
 
@@ -245,6 +295,7 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     lab = select(directory, name) if saved else None
     engine = runtime.connect()
     lab_name = lab.name if lab else name_for(lab_dir, name, engine)
+    refuse_elsewhere(engine, lab_name, lab_dir, "status")
     servers = runtime.status(engine, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
     here = lab_dir if lab_dir.is_dir() else None
     states = loaded_states(lab_dir, engine, lab_name) if here else {}
@@ -269,6 +320,7 @@ def logs(directory: Optional[Path], name: Optional[str], server: Optional[str], 
     lab_dir = lab_dir_for(directory, name)
     engine = runtime.connect()
     lab_name = name_for(lab_dir, name, engine)
+    refuse_elsewhere(engine, lab_name, lab_dir, "logs")
     return runtime.logs(engine, lab_name, servers, tail=tail, follow=follow)
 
 

@@ -95,6 +95,20 @@ def name_for(lab_dir: Path, name: Optional[str], engine: Engine) -> str:
     return runtime.lab_for_dir(engine, lab_dir) or layout.DEFAULT_NAME
 
 
+def refuse_elsewhere(engine: Engine, lab_name: str, lab_dir: Path, command: str) -> None:
+    """The containers of `lab_name` must have been made from `lab_dir`: a lab of that name running from
+    another folder that still exists is not this command's (a mistyped --dir, a lab.yml copied from
+    elsewhere), and the command says where it runs instead. A lab whose folder is gone is anyone's."""
+    from lab.engine import runtime
+
+    here = str(lab_dir.resolve())
+    for c in runtime.lab_containers(engine, lab_name):
+        there = c.labels.get(layout.LABEL_DIR)
+        if there and there != here and Path(there).exists():
+            raise UsageError(f"lab {lab_name!r} runs from {there}, not from {lab_dir}: not touching it",
+                             hint=f"lab {command} --dir {there}")
+
+
 def student_host(s: Settings) -> str:
     """The name students use for the instructor's machine: the first extra DNS name, else localhost."""
     return next((x.split(":", 1)[1] for x in s.sans if x.startswith("DNS:")), "localhost")

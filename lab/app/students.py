@@ -90,7 +90,7 @@ def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
     skipped = {name for name, _ in bad}
     chosen = [s for s in chosen if s.name not in skipped]
     urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
-    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / "handouts", urls,
+    made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / layout.HANDOUTS_DIR, urls,
                                {name: p for name, p in passwords.items() if p is not None})
     return made, sheet, bad
 

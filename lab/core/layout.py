@@ -96,6 +96,7 @@ EXPIRY_WARN_DAYS = 30
 CLIENTS_DIR = "clients"
 # The .p12 passwords, for the instructor only: never in a student's folder (it
 # holds the unencrypted key too, so a password beside it would protect nothing).
+HANDOUTS_DIR = "handouts"      # lab handout's folder, unless --out names another
 PASSWORDS_DIR = "passwords"
 
 
