@@ -8,6 +8,7 @@ import datetime as dt
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, free_port, leftovers, ok, run
+from helpers import REPO, free_port, leftovers, ok, remove_lab, run
 from lab.engine.seam import DockerEngine
 from lab.core import layout
 from lab.engine import runtime
@@ -80,6 +81,55 @@ def test_interrupted_up_leaves_nothing(new_lab, docker_client, monkeypatch, stag
     clean(docker_client, lab)
     ok(run(*lab.up_args()))
     ok(run("verify", *lab.args()))
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_undo_like_ctrl_c(new_lab, docker_client, sig):
+    """A `kill` or a closed terminal during a fresh `lab up` undoes it as Ctrl-C does: no lab.yml-less
+    folder, no network, no container (they were all left behind)."""
+    lab = new_lab()
+    proc = subprocess.Popen([sys.executable, "-m", "lab", *lab.up_args()], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (docker_client.networks.list(names=[f"{lab.name}-net"]) or proc.poll() is not None):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:      # the lab was up before the signal landed: it stays, and works
+        ok(run("verify", *lab.args()))
+        ok(run("down", *lab.args("--purge")))
+    else:
+        assert proc.returncode == 130 and "interrupted: what this run made was removed" in err, (proc.returncode, err)
+        assert "Traceback" not in err
+    clean(docker_client, lab)
+
+
+@pytest.mark.docker
+def test_a_killed_runs_staging_folder_is_cleaned_by_the_next(lab_params, docker_client):
+    """SIGKILL cannot be caught: it left .lab-certs-PID-… (CA keys) beside the lab. The next `lab up` or
+    `lab down` there removes it; a live run's staging folder is never touched."""
+    lab = lab_params()
+    proc = subprocess.Popen([sys.executable, "-m", "lab", *lab.up_args()], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(lab.dir.parent.glob(".lab-certs-*")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.kill()
+    proc.communicate(timeout=60)
+    left = list(lab.dir.parent.glob(".lab-certs-*"))
+    assert left, "the run was killed too late to leave its staging folder"
+    live = lab.dir.parent / f".lab-certs-{os.getpid()}-live"
+    live.mkdir()
+    try:
+        remove_lab(docker_client, lab.name)
+        ok(run("down", *lab.args()))
+        assert [p for p in lab.dir.parent.glob(".lab-certs-*") if p != live] == [] and live.is_dir()
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+        remove_lab(docker_client, lab.name)
 
 
 @pytest.mark.docker

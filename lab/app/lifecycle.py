@@ -115,6 +115,7 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
     from lab.core.locking import lab_lock
     from lab.pki import ca, certs
 
+    certs.clean_stale_staging(lab.dir.absolute().parent)   # what a killed run left beside the lab: CA keys
     try:
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
@@ -252,6 +253,7 @@ def down(directory: Optional[Path], name: Optional[str], purge: bool = False) ->
     directory too, and only if it is that lab's (checked before anything is removed)."""
     from lab.core.locking import lab_lock
     from lab.engine import runtime
+    from lab.pki import certs
 
     lab_dir = lab_dir_for(directory, name)
     if purge and lab_dir.is_symlink():
@@ -260,6 +262,7 @@ def down(directory: Optional[Path], name: Optional[str], purge: bool = False) ->
     engine = runtime.connect()
     lab_name = name_for(lab_dir, name, engine)
     refuse_elsewhere(engine, lab_name, lab_dir, "down")
+    certs.clean_stale_staging(lab_dir.absolute().parent)
     purge = purge and lab_dir.is_dir()
     if purge:
         _check_purge(lab_dir, lab_name, engine)

@@ -15,6 +15,22 @@ import contextlib
 import signal
 import threading
 
+#: The signals that stop a command: Ctrl-C, and a terminal closed (SIGHUP) or a `kill` (SIGTERM), which undo
+#: what the command made the same way (SIGKILL cannot be caught: what it leaves, the next run cleans).
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does (main thread, at start-up); one ignored
+    by whoever started lab (nohup) stays ignored."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _interrupt)
+
 
 @contextlib.contextmanager
 def held():
@@ -25,7 +41,8 @@ def held():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in STOPPING
+                if signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield
     except Exception:
@@ -33,6 +50,7 @@ def held():
             raise KeyboardInterrupt from None
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
         raise KeyboardInterrupt

@@ -236,6 +236,32 @@ def renew_server(lab_dir: Path, settings: Settings) -> None:
     _remember_made(lab_dir)
 
 
+STAGING_PREFIX = ".lab-certs-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(parent: Path) -> list[Path]:
+    """Remove the staging folders (.lab-certs-PID-…) of runs that no longer exist; returns them."""
+    import re
+
+    removed = []
+    for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
+        m = re.fullmatch(rf"{re.escape(STAGING_PREFIX)}(\d+)-.+", path.name)
+        if m and path.is_dir() and not path.is_symlink() and not _alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 class StagedCertificates:
     """gen-certs.sh running into a staging folder beside the lab directory.
 
@@ -248,7 +274,9 @@ class StagedCertificates:
 
     def __init__(self, staging_parent: Path, settings: Settings):
         openssl_version()
-        self.tmp = Path(tempfile.mkdtemp(prefix=".lab-certs-", dir=staging_parent))
+        # The process is in the name: a run killed outright (SIGKILL) leaves a folder that holds CA keys,
+        # and the next `lab up` or `lab down` beside it finds it and removes it (clean_stale_staging).
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=staging_parent))
         cmd = _gen_certs_command(self.tmp, settings)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
