@@ -182,3 +182,57 @@ def test_a_lost_p12_password_stops_before_any_zip_is_written(rendered, tmp_path)
     assert [r["name"] for r in rows] == ["cy"] and rows[0]["p12 password"]
     ok(run("client", "add", "--force", "ann", *rendered.args()))      # the fix it names
     ok(run("handout", "ann", "--out", out, *rendered.args()))
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("key,digest,says", [
+    (["-newkey", "rsa:1024"], "-sha256", "an RSA key of 1024 bits: the lab's servers refuse keys under 2048"),
+    (["-newkey", "rsa:2048"], "-sha1", "signed with SHA1, which is broken and refused"),
+])
+def test_a_request_the_servers_would_refuse_is_not_signed(rendered, tmp_path, key, digest, says):
+    """RSA-1024 was signed ("✓") and then refused by nginx ("EE certificate key too weak") while the student
+    stood on the roster; a SHA-1 request was called "not made with the key it carries"."""
+    csr = tmp_path / "weak.csr"
+    proc = subprocess.run(["openssl", "req", "-new", *key, "-nodes", "-keyout", str(tmp_path / "weak.key"), digest,
+                           "-subj", "/CN=weak", "-out", str(csr)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = run("client", "sign", csr, *rendered.args())
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert not (rendered.dir / "clients").exists()
+
+
+@pytest.mark.faults
+def test_a_dsa_request_is_refused_for_its_key(rendered, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    from cryptography.x509.oid import NameOID
+
+    key = dsa.generate_private_key(2048)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dee")])).sign(key, hashes.SHA256())
+    path = tmp_path / "dee.csr"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    result = run("client", "sign", path, *rendered.args())
+    assert result.exit_code == 2 and "carries a DSA key" in result.output
+
+
+def test_a_der_request_is_signed(rendered, tmp_path):
+    """The README says PEM or DER: a DER request failed in the script with exit 5."""
+    _, csr = make_request(tmp_path, "dora")
+    der = tmp_path / "dora.der"
+    subprocess.run(["openssl", "req", "-in", str(csr), "-outform", "DER", "-out", str(der)], check=True)
+    ok(run("client", "sign", der, *rendered.args()))
+    assert (rendered.dir / "clients" / "dora" / "dora.crt").is_file()
+    assert sorted(p.name for p in (rendered.dir / "clients").iterdir()) == ["dora"]
+
+
+@pytest.mark.faults
+def test_demo_student_is_reserved_for_the_demo(rendered, tmp_path):
+    """lab demo revokes and re-issues `demo-student` live: a real student of that name would lose their
+    certificate without a word."""
+    result = run("client", "add", "demo-student", *rendered.args())
+    assert result.exit_code == 2 and "reserved for lab demo" in result.output
+    _, csr = make_request(tmp_path, "demo-student")
+    signed = run("client", "sign", csr, *rendered.args())
+    assert signed.exit_code == 2 and "reserved for lab demo" in signed.output

@@ -1,5 +1,7 @@
 """Settings: every bad input is refused with a clear message before anything is written."""
 
+import re
+
 import pytest
 
 from lab.core import layout, settings
@@ -94,3 +96,23 @@ def test_saved_settings_bad_value_is_validated(tmp_path):
     (tmp_path / layout.SETTINGS_FILE).write_text("tls_port: 70000\n")
     with pytest.raises(UsageError, match="1 to 65535"):
         settings.resolve(tmp_path, {})
+
+
+@pytest.mark.parametrize("value,says", [
+    ("com", "com is a public suffix"), ("co.uk", "co.uk is a public suffix"), ("*.com", "com is a public suffix"),
+    ("github.io", "github.io is a public suffix"), ("999.1.1.1", "not an IP address"), ("1.2.3", "not an IP address"),
+    ("IP:room-pc", "not an IP address"), ("fe80::1%eth0", "zone id"), ("fe80::zz", "not an IP address"),
+])
+def test_san_refuses_what_would_widen_or_break_the_ca(value, says):
+    """--san com became `permitted DNS:com` in the server CA's name constraints; 999.1.1.1 was taken as a
+    DNS name; a zone id passed and failed in OpenSSL."""
+    with pytest.raises(UsageError, match=re.escape(says)):
+        settings.validate_san(value)
+
+
+@pytest.mark.parametrize("value,made", [
+    ("room-pc.local", "DNS:room-pc.local"), ("instructor-laptop", "DNS:instructor-laptop"), ("10.0.0.5", "IP:10.0.0.5"),
+    ("DNS:Lab.Example.org.", "DNS:lab.example.org"), ("fd00::10", "IP:fd00::10"), ("*.room.example.org", "DNS:*.room.example.org"),
+])
+def test_san_keeps_a_machines_names(value, made):
+    assert settings.validate_san(value) == made

@@ -81,7 +81,7 @@ def _demo_revocation(lab: Lab, steps: list[Step], number: int, subs: dict[str, s
 
     name = demo.THROWAWAY
     exists = (layout.clients_dir(lab.dir) / name).is_dir()
-    add_students(lab, [name], None, force=exists, legacy_p12=False)
+    add_students(lab, [name], None, force=exists, legacy_p12=False, demo=True)
     revoked = revoke(lab, name)
     # The very request lab made to prove the refusal, with paths as typed from where the demo runs.
     curl = shlex.split(checks.curl_command(checks.revoked_scenario(revoked.student), Path(subs["lab"]), lab.settings))

@@ -30,7 +30,7 @@ class AddReport:
 
 
 def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path], force: bool, legacy_p12: bool,
-                 progress: Progress = quiet) -> AddReport:
+                 progress: Progress = quiet, demo: bool = False) -> AddReport:
     """Issue a certificate per student. A roster run again completes it: who
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
@@ -44,7 +44,7 @@ def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path]
     with lab_lock(lab.name, wait=LOCK_WAIT, waiting=progress):
         progress("issuing…")
         issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
-                                       host=student_host(lab.settings), skip_existing=bool(roster))
+                                       host=student_host(lab.settings), skip_existing=bool(roster), demo=demo)
         if force:
             _enforce_revocation(lab, "the re-issued students' old certificates")
     return AddReport(issued, skipped, lab.dir / layout.PASSWORDS_DIR)

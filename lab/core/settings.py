@@ -167,18 +167,47 @@ def validate_bind(bind: str) -> str:
 
 
 def validate_san(value: str) -> str:
-    """Normalise a subjectAltName to 'DNS:name' or 'IP:address'."""
+    """Normalise a subjectAltName to 'DNS:name' or 'IP:address'. What looks like an address must be one
+    (999.1.1.1 is no name); a zone id (fe80::1%eth0) has no place in a certificate; a public suffix (com,
+    co.uk, github.io) is refused: the server CA is constrained to the names given, and a student who
+    trusts a CA allowed `com` trusts it for every .com site."""
     raw = value
     kind, _, rest = raw.partition(":")
-    if kind.upper() in ("DNS", "IP") and rest:
+    explicit = kind.upper() if kind.upper() in ("DNS", "IP") and rest else ""
+    if explicit:
         raw = rest
+    hint = "give a DNS name (room-pc.local) or an IP address (192.0.2.10)"
+    if "%" in raw:
+        raise UsageError(f"invalid --san {value!r}: a zone id (%…) is local to one machine and cannot be in a "
+                         "certificate", hint="give the address without it, or a DNS name")
     try:
         return f"IP:{ipaddress.ip_address(raw)}"
     except ValueError:
-        pass
-    if _DNS_RE.fullmatch(raw) and len(raw) <= 253:
-        return f"DNS:{raw.lower().rstrip('.')}"
-    raise UsageError(f"invalid --san {value!r}: give a DNS name (room-pc.local) or an IP address (192.0.2.10)")
+        if explicit == "IP" or ":" in raw or re.fullmatch(r"[\d.]+", raw):
+            raise UsageError(f"invalid --san {value!r}: not an IP address (IPv4 is four numbers 0 to 255; "
+                             "IPv6 as in fd00::10)", hint=hint) from None
+    if not (_DNS_RE.fullmatch(raw) and len(raw) <= 253):
+        raise UsageError(f"invalid --san {value!r}: {hint}")
+    name = raw.lower().rstrip(".")
+    if _public_suffix(name.removeprefix("*.")):
+        raise UsageError(f"invalid --san {value!r}: {name.removeprefix('*.')} is a public suffix: the server CA "
+                         "would vouch for every name under it, for anyone who trusts it",
+                         hint="give a name of this machine (room-pc.local, lab.example.org)")
+    return f"DNS:{name}"
+
+
+def _public_suffix(name: str) -> bool:
+    """A suffix under which anyone registers names (the Public Suffix List, as the publicsuffixlist package
+    ships it; a single label it does not know, such as a machine's own name, is not one)."""
+    from publicsuffixlist import PublicSuffixList
+
+    return bool(_psl(PublicSuffixList).is_public(name))
+
+
+def _psl(make: Any, cache: dict[str, Any] = {}) -> Any:  # noqa: B006 - the list is read once per process
+    if "psl" not in cache:
+        cache["psl"] = make(accept_unknown=False)
+    return cache["psl"]
 
 
 def validate_days(days: int) -> int:

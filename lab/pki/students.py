@@ -81,6 +81,17 @@ class IssuedStudent:
 RESERVED = frozenset({"server-ca", "client-ca", "server", "client", "readme", "rogue-ca", "ca"})
 
 
+#: The throwaway student `lab demo` issues and revokes live in front of the room: never a real student's name
+#: (the demo would revoke and re-issue them without a word).
+DEMO_STUDENT = "demo-student"
+
+
+def _refuse_demo_name(names: list[str]) -> None:
+    if any(n.lower() == DEMO_STUDENT for n in names):
+        raise UsageError(f"student name {DEMO_STUDENT!r} is reserved for lab demo, which revokes and re-issues it "
+                         "live; choose another")
+
+
 def validate_student(name: str) -> str:
     if not _STUDENT_RE.fullmatch(name or ""):
         raise UsageError(f"invalid student name {name!r}: use 1 to 64 letters, digits, dots, dashes and "
@@ -241,7 +252,8 @@ def _collisions(names: list[str], existing: list[str]) -> list[str]:
 
 
 def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False, legacy_p12: bool = False,
-        host: str = "localhost", skip_existing: bool = False) -> tuple[list[IssuedStudent], list[str]]:
+        host: str = "localhost", skip_existing: bool = False,
+        demo: bool = False) -> tuple[list[IssuedStudent], list[str]]:
     """Issue a certificate per name; returns (issued, skipped: already had one).
 
     All names are checked before anything is written. skip_existing (a roster
@@ -250,6 +262,8 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     revoked, and the Interrupted error says which were issued."""
     for name in names:
         validate_student(name)
+    if not demo:
+        _refuse_demo_name(names)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"{', '.join(dupes)} given more than once")
@@ -352,10 +366,35 @@ def _read_request(request: Path) -> Any:
     except ValueError:
         raise UsageError(f"{request} is not a certificate request (PEM or DER)",
                          hint="make one: openssl req -new -key NAME.key -subj /CN=NAME -out NAME.csr") from None
+    _refuse_weak(csr, request)
     if not csr.is_signature_valid:
         raise UsageError(f"{request}: its signature does not verify: it was not made with the key it carries",
                          hint="make the request again with your own key (openssl req -new -key …)")
     return csr
+
+
+# The lab's minimum, as the servers' OpenSSL (security level 2) enforces it: nginx refuses a client whose key
+# is weaker ("EE certificate key too weak"), so such a student would be on the roster and never get in.
+MIN_RSA_BITS = 2048
+_NEW_KEY = "make a new key and request: openssl req -new -newkey rsa:3072 -nodes -keyout NAME.key -subj /CN=NAME -out NAME.csr"
+
+
+def _refuse_weak(csr: Any, request: Path) -> None:
+    """A key or a signature the servers would refuse, named with its real reason."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+    key = csr.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise UsageError(f"{request} carries an RSA key of {key.key_size} bits: the lab's servers refuse keys under "
+                         f"{MIN_RSA_BITS} bits", hint=_NEW_KEY)
+    if isinstance(key, dsa.DSAPublicKey):
+        raise UsageError(f"{request} carries a DSA key: TLS 1.3 has no DSA, and the lab's servers refuse it",
+                         hint=_NEW_KEY)
+    algorithm = csr.signature_hash_algorithm
+    if isinstance(algorithm, (hashes.SHA1, hashes.MD5)):
+        raise UsageError(f"{request} is signed with {algorithm.name.upper()}, which is broken and refused: sign the "
+                         "request with SHA-256", hint="openssl req -new -sha256 -key NAME.key -subj /CN=NAME -out NAME.csr")
 
 
 def _refuse_powers(csr: Any, request: Path) -> None:
@@ -393,6 +432,7 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     csr = _read_request(request)
     _refuse_powers(csr, request)
     name = validate_student(name if name is not None else _request_name(csr, request))
+    _refuse_demo_name([name])
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
@@ -402,8 +442,16 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
                          hint="--student another name (--name selects the lab)")
     _refuse_lost(lab_dir, [name], "lab client revoke {names} first, or --student another name")
     with _staged_folder(lab_dir, name, undo_always=True) as tmp:
-        run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(request.absolute()),
-                   "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
+        # The script reads PEM: a DER request is handed over as the same request in PEM.
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        pem = tmp.parent / f"{tmp.name}.csr"
+        pem.write_bytes(csr.public_bytes(Encoding.PEM))
+        try:
+            run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(pem),
+                       "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
+        finally:
+            pem.unlink(missing_ok=True)
         cert, serial = _issued(tmp, settings, name, host, own_key=True)
     return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc)
 

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.core.errors import LabError, UsageError
+from lab.pki.students import DEMO_STUDENT
 
 if TYPE_CHECKING:
     from lab.teach.handshake import Handshake
 
 WIDTH = 80
 MAX_OUTPUT_LINES = 10
-THROWAWAY = "demo-student"
+THROWAWAY = DEMO_STUDENT    # issued and revoked live by the revocation step
 
 
 @dataclass(frozen=True)
