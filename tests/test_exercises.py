@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from helpers import ok, run
+from lab.pki import ca
 
 EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "key-mismatch", "verify-depth",
              "crl-expired", "tls13-only", "client-purpose"]
@@ -77,9 +78,16 @@ def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise
     after = {p.relative_to(lab.dir): p.read_bytes() for p in lab.dir.rglob("*")
              if p.is_file() and ".lab-cache" not in p.name}
     changed = sorted(str(p) for p in set(before) | set(after) if before.get(p) != after.get(p))
-    # The CA database counts CRLs it has made; everything else is exactly as before.
-    assert [c for c in changed if not c.startswith("certs/client-ca-db/crlnumber")
-            and c != "crl/client-ca.crl"] == []
+    # The CA database counts CRLs it has made, and keeps every certificate it issued (client-purpose's fix
+    # issues through it: a serial of its own, revocable, never reused); everything else is exactly as before.
+    database = lab.dir / "certs" / "client-ca-db"
+    if exercise_id == "client-purpose":
+        issued = [c for c in changed if c.startswith("certs/client-ca-db/issued/")]
+        assert len(issued) == 1, changed
+        assert any(r.status == "V" and r.serial_hex in issued[0] for r in ca.ca_records(lab.dir))
+    allowed = ("certs/client-ca-db/crlnumber",) + (("certs/client-ca-db/",) if exercise_id == "client-purpose" else ())
+    assert [c for c in changed if not c.startswith(allowed) and c != "crl/client-ca.crl"] == []
+    assert database.is_dir()
     assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output
 
 

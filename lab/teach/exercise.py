@@ -258,7 +258,8 @@ def note_written(lab_dir: Path, state: State) -> None:
 #: Files an exercise may change that are never restored from its snapshot: the client CA's database is the
 #: authority on who is revoked, and the CRL is always derived from it.
 DERIVED = frozenset({f"{layout.CRL_DIR}/{layout.CRL_FILE}", *(f"{layout.CERTS_DIR}/{layout.CLIENT_CA_DB}/{n}" for n in (
-    "index.txt", "index.txt.attr", "index.txt.old", "index.txt.attr.old", "crlnumber", "crlnumber.old"))})
+    "index.txt", "index.txt.attr", "index.txt.old", "index.txt.attr.old", "crlnumber", "crlnumber.old", "serial",
+    "serial.old"))})
 
 
 def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[str], list[tuple[str, Path]]]:
