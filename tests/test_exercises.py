@@ -224,3 +224,60 @@ def test_a_reset_never_readmits_a_student_revoked_during_the_exercise(lab, exerc
     status = ok(run("status", *lab.args())).output
     assert "revocation list" in status and "older" not in status
     assert not list((lab.dir / "crl").glob("*.edited-*"))
+
+
+GOOD = """id: mine
+title: A title
+story: A story
+break:
+  - edit: nginx-mtls/nginx.conf
+    replace: "ssl_verify_client on;"
+    with: "ssl_verify_client optional;"
+hint: A hint
+check: [no-cert]
+solution:
+  - edit: nginx-mtls/nginx.conf
+    replace: "ssl_verify_client optional;"
+    with: "ssl_verify_client on;"
+explain: Why
+"""
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("change,says", [
+    (("edit: nginx-mtls/nginx.conf\n    replace", "edit: 5\n    replace"), "break[0].edit: must be text, not int"),
+    (("check: [no-cert]", "check: [{scenario: [1]}]"), "check[0].scenario: must be text, not list"),
+    (("check: [no-cert]", "check: [nope]"), "check[0].scenario: 'nope' is not a lab verify scenario"),
+    (("edit: nginx-mtls/nginx.conf\n    replace", "edit: \"nginx-mtls/\\0x\"\n    replace"), "break[0].edit: must be text without NUL"),
+    (("edit: nginx-mtls/nginx.conf\n    replace", "edit: ../../etc/passwd\n    replace"), "break[0].edit: must be a path inside"),
+    (("  - edit: nginx-mtls/nginx.conf\n    replace: \"ssl_verify_client on;\"\n    with: \"ssl_verify_client optional;\"\n",
+      "  - run: \"touch x\"\n"), "break[0].run: must be a list"),
+    (("  - edit: nginx-mtls/nginx.conf\n    replace: \"ssl_verify_client on;\"\n    with: \"ssl_verify_client optional;\"\n",
+      "  - run: [touch, x]\n    creates: 5\n"), "break[0].creates: must be a list of paths"),
+    (("title: A title", "title: &t A title\nhint2: *t"), "uses a YAML alias"),
+    (("id: mine", "id: Mine Exercise"), "id: 'Mine Exercise': lower-case letters"),
+])
+def test_exercise_files_are_checked_with_one_line_naming_file_and_key(tmp_path, change, says):
+    """Tracebacks and hangs from an instructor's file (--from DIR) became one line naming the file and key."""
+    (tmp_path / "mine.yml").write_text(GOOD.replace(*change))
+    result = run("exercise", "list", "--from", tmp_path)
+    assert result.exit_code == 3 and says in result.output and "mine.yml" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path):
+    laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    (tmp_path / "laughs.yml").write_text(laughs + "id: x\n")
+    result = run("exercise", "list", "--from", tmp_path)
+    assert result.exit_code == 3 and "uses a YAML alias" in result.output
+
+
+def test_braces_in_an_exercise_are_the_texts_own(tmp_path):
+    """nginx braces in replace/with (`location / {`) raised ValueError from str.format_map."""
+    from lab.teach import exercise
+
+    (tmp_path / "mine.yml").write_text(GOOD.replace('replace: "ssl_verify_client on;"', 'replace: "location / {"', 1))
+    ex = exercise.load_file(tmp_path / "mine.yml")
+    assert exercise.fill(ex.breaks[0]["replace"], {"lab": "x"}) == "location / {"
+    assert exercise.fill("{lab} ${HOME} {unknown}", {"lab": "x"}) == "x ${HOME} {unknown}"

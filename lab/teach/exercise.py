@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
@@ -74,35 +76,142 @@ class Exercise:
 
 
 _STEP_KINDS = ("edit", "write", "copy", "append", "run", "renew-crl")
+# What each kind of step takes: required keys, and the optional ones.
+_STEP_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "edit": ({"edit", "replace", "with"}, set()), "write": ({"write", "text"}, set()),
+    "copy": ({"copy", "to"}, set()), "append": ({"append", "to"}, set()),
+    "run": ({"run"}, {"cwd", "creates"}), "renew-crl": ({"renew-crl"}, set()),
+}
+_PATH_KEYS = ("edit", "write", "copy", "append", "to", "cwd")
+MAX_FILE_BYTES = 64 * 1024
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
-def load_file(path: Path) -> Exercise:
-    """One exercise file, checked."""
+class _Bad(Exception):
+    """One thing wrong in an exercise file: where (its key) and what."""
+
+    def __init__(self, where: str, what: str):
+        super().__init__(f"{where}: {what}")
+
+
+def _text(value: object, where: str, limit: int = 4000) -> str:
+    if not isinstance(value, str):
+        raise _Bad(where, f"must be text, not {type(value).__name__}")
+    if "\x00" in value or len(value) > limit:
+        raise _Bad(where, f"must be text without NUL bytes, at most {limit} characters")
+    return value
+
+
+def _path(value: object, where: str) -> str:
+    rel = _text(value, where, 255)
+    if not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        raise _Bad(where, f"must be a path inside the lab directory, not {rel!r}")
+    return rel
+
+
+def _step(step: object, where: str) -> dict[str, Any]:
+    if not isinstance(step, dict):
+        raise _Bad(where, f"a step is a mapping with one of {', '.join(_STEP_KINDS)}")
+    kinds = [k for k in _STEP_KINDS if k in step]
+    if len(kinds) != 1:
+        raise _Bad(where, f"a step has exactly one of {', '.join(_STEP_KINDS)} (found {', '.join(kinds) or 'none'})")
+    required, optional = _STEP_KEYS[kinds[0]]
+    unknown = sorted(set(map(str, step)) - required - optional)
+    missing = sorted(required - set(step))
+    if unknown or missing:
+        raise _Bad(where, f"a {kinds[0]} step takes {', '.join(sorted(required | optional))}"
+                   + (f"; unknown: {', '.join(unknown)}" if unknown else "") + (f"; missing: {', '.join(missing)}" if missing else ""))
+    for key in ("replace", "with", "text"):
+        if key in step:
+            _text(step[key], f"{where}.{key}", 16000)
+    for key in _PATH_KEYS:
+        if key in step:
+            _path(step[key], f"{where}.{key}")
+    if "run" in step:
+        if not isinstance(step["run"], list) or not step["run"]:
+            raise _Bad(f"{where}.run", "must be a list: the command and its arguments (no shell)")
+        for i, arg in enumerate(step["run"]):
+            _text(arg, f"{where}.run[{i}]", 1000)
+    if "creates" in step:
+        if not isinstance(step["creates"], list):
+            raise _Bad(f"{where}.creates", "must be a list of paths")
+        for i, rel in enumerate(step["creates"]):
+            _path(rel, f"{where}.creates[{i}]")
+    if "renew-crl" in step and step["renew-crl"] is not True:
+        raise _Bad(f"{where}.renew-crl", "must be true")
+    return step
+
+
+def _check(value: object, where: str) -> Check:
+    from lab.teach.verify import ALL_NAMES
+
+    if isinstance(value, str):
+        value = {"scenario": value}
+    if not isinstance(value, dict):
+        raise _Bad(where, "a check is a scenario name, or a mapping with scenario (and tls, cert, key)")
+    unknown = sorted(set(map(str, value)) - {"scenario", "tls", "cert", "key"})
+    if unknown:
+        raise _Bad(where, f"unknown {', '.join(unknown)}: a check takes scenario, tls, cert, key")
+    scenario = _text(value.get("scenario"), f"{where}.scenario", 40)
+    if scenario not in ALL_NAMES:
+        raise _Bad(f"{where}.scenario", f"{scenario!r} is not a lab verify scenario ({', '.join(ALL_NAMES)})")
+    tls = value.get("tls")
+    if tls is not None and str(tls) not in ("1.2", "1.3"):
+        raise _Bad(f"{where}.tls", "must be 1.2 or 1.3")
+    cert = _path(value["cert"], f"{where}.cert") if value.get("cert") is not None else None
+    key = _path(value["key"], f"{where}.key") if value.get("key") is not None else None
+    return Check(scenario, str(tls) if tls is not None else None, cert, key)
+
+
+def _steps(value: object, where: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not value:
+        raise _Bad(where, "must be a list of steps")
+    return tuple(_step(step, f"{where}[{i}]") for i, step in enumerate(value))
+
+
+def _parse(text: str) -> object:
+    """YAML without aliases (an alias can multiply a document a billion times: a file that hangs the list)."""
     import yaml
 
     from lab.core.settings import parse_yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=loader)):
+        raise _Bad("(file)", "uses a YAML alias (*name): write each value out")
+    return parse_yaml(text)
+
+
+def load_file(path: Path) -> Exercise:
+    """One exercise file, checked against the format (exercises/README.md): every error names the file and
+    the key, in one line."""
+    import yaml
+
     try:
-        doc = parse_yaml(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ExerciseError(f"exercise file {path} is larger than {MAX_FILE_BYTES // 1024} KiB: not an exercise")
+        doc = _parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ExerciseError(f"exercise file {path} cannot be read ({e.__class__.__name__})",
                             hint="fix it (exercises/README.md gives the format), or remove it") from None
+    except _Bad as e:
+        raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
     try:
         if not isinstance(doc, dict):
-            raise TypeError("not a mapping")
-        checks = tuple(Check(c) if isinstance(c, str) else Check(c["scenario"], str(c["tls"]) if c.get("tls") else None,
-                                                                 c.get("cert"), c.get("key"))
-                       for c in doc["check"])
-        for steps in (doc["break"], doc["solution"]):
-            for step in steps:
-                if not isinstance(step, dict) or not any(k in step for k in _STEP_KINDS):
-                    raise TypeError(f"a step must be one of {', '.join(_STEP_KINDS)}: {step!r}")
-        return Exercise(str(doc["id"]), str(doc["title"]), str(doc.get("story", "")).strip(),
-                        str(doc.get("hint", "")).strip(), str(doc.get("explain", "")).strip(),
-                        tuple(doc["break"]), tuple(doc["solution"]), checks, str(path))
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ExerciseError(f"exercise file {path} is missing or misusing {e}",
-                            hint="exercises/README.md gives the format") from None
+            raise _Bad("(file)", "must be a mapping of id, title, story, break, hint, check, solution, explain")
+        unknown = sorted(set(map(str, doc)) - {"id", "title", "story", "break", "hint", "check", "solution", "explain"})
+        if unknown:
+            raise _Bad(unknown[0], "is not a key of an exercise")
+        ex_id = _text(doc.get("id"), "id", 40)
+        if not _ID.fullmatch(ex_id):
+            raise _Bad("id", f"{ex_id!r}: lower-case letters, digits and dashes")
+        if not isinstance(doc.get("check"), list) or not doc["check"]:
+            raise _Bad("check", "must be a list of checks")
+        checks = tuple(_check(c, f"check[{i}]") for i, c in enumerate(doc["check"]))
+        return Exercise(ex_id, _text(doc.get("title"), "title", 200), _text(doc.get("story", ""), "story").strip(),
+                        _text(doc.get("hint", ""), "hint").strip(), _text(doc.get("explain", ""), "explain").strip(),
+                        _steps(doc.get("break"), "break"), _steps(doc.get("solution"), "solution"), checks, str(path))
+    except _Bad as e:
+        raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
 
 
 def load_all(from_dir: Path | None = None) -> list[Exercise]:
@@ -147,13 +256,13 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
         if "edit" in step:
             path = _inside(lab_dir, step["edit"])
             text = path.read_text(encoding="utf-8") if path.is_file() else ""
-            old, new = step["replace"].format_map(values), step["with"].format_map(values)
+            old, new = fill(step["replace"], values), fill(step["with"], values)
             if old not in text:
                 raise ExerciseError(f"{step['edit']} does not contain {old!r}: the lab is not in the state this "
                                     "step expects", hint="lab exercise reset, then lab reset, and start again")
             write_atomically(path, text.replace(old, new, 1))
         elif "write" in step:
-            write_atomically(_inside(lab_dir, step["write"]), step["text"].format_map(values))
+            write_atomically(_inside(lab_dir, step["write"]), fill(step["text"], values))
         elif "copy" in step:
             target = _inside(lab_dir, step["to"])
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +271,7 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
             with open(_inside(lab_dir, step["to"]), "ab") as f:
                 f.write(_inside(lab_dir, step["append"]).read_bytes())
         elif "run" in step:
-            cmd = [str(a).format_map(values) for a in step["run"]]
+            cmd = [fill(str(a), values) for a in step["run"]]
             cwd = _inside(lab_dir, step.get("cwd", "."))
             proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -183,12 +292,16 @@ def values(lab_dir: Path, settings) -> dict:
 def for_lab(ex: Exercise, values: dict) -> Exercise:
     """The texts a student reads, with this lab's values ({mtls_port}, …) in place. Only the known
     names are replaced: nginx snippets in a text keep their own braces."""
-    import re
+    return replace(ex, title=fill(ex.title, values), story=fill(ex.story, values), hint=fill(ex.hint, values),
+                   explain=fill(ex.explain, values))
 
-    def fill(text: str) -> str:
-        return re.sub(r"\{(" + "|".join(map(re.escape, values)) + r")\}", lambda m: values[m.group(1)], text)
 
-    return replace(ex, title=fill(ex.title), story=fill(ex.story), hint=fill(ex.hint), explain=fill(ex.explain))
+def fill(text: str, values: dict[str, str]) -> str:
+    """{name} replaced for the names lab knows ({lab}, {subject}, {tls_port}…); every other brace is the text's
+    own (nginx's `location / {`, a shell's ${HOME}) and stays as it is."""
+    if not values:
+        return text
+    return re.sub(r"\{(" + "|".join(map(re.escape, values)) + r")\}", lambda m: str(values[m.group(1)]), text)
 
 
 # --------------------------------------------------------------------------- the running exercise
