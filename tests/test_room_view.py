@@ -14,19 +14,27 @@ from helpers import REPO, ok, run
 from lab.teach import room
 
 
-def line(addr, dn, verdict, status=200, when="28/Nov/2026:09:00:00 +0000"):
+CA = "CN=lab Client CA 1a2b3c,OU=lab,O=mtls-lab"
+
+
+def line(addr, dn, verdict, status=200, when="28/Nov/2026:09:00:00 +0000", serial="-", issuer=CA):
     return (f'{addr} [{when}] "GET /hello-world.txt HTTP/1.1" {status} 98 tls=TLSv1.3 '
-            f'cipher=TLS_AES_256_GCM_SHA384 client_verify={verdict} client_dn="{dn}"')
+            f'cipher=TLS_AES_256_GCM_SHA384 client_verify={verdict} client_dn="{dn}" '
+            f'client_serial={serial} client_issuer="{issuer}"')
+
+
+ROSTER = room.Roster(["ann", "bob", "cid"], CA, {0x7A01: "ann", 0x7B01: "bob", 0x7B02: "bob", 0x7C01: "cid"})
 
 
 def test_the_log_read_per_student():
-    lines = [line("10.0.0.5", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS"),
-             line("10.0.0.6", "CN=bob,OU=lab,O=mtls-lab", "FAILED:certificate revoked", 400),
-             line("10.0.0.7", "CN=ann,OU=other,O=mtls-lab", "SUCCESS"),          # another lab's ann
+    lines = [line("10.0.0.5", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", serial="7A01"),
+             line("10.0.0.6", "CN=bob,OU=lab,O=mtls-lab", "FAILED:certificate revoked", 400, serial="7B01"),
+             line("10.0.0.7", "CN=ann,OU=other,O=mtls-lab", "SUCCESS", serial="7A01",
+                  issuer="CN=other Client CA,OU=other,O=mtls-lab"),                       # another lab's ann
              line("10.0.0.8", "-", "NONE", 400),
              "2026/11/28 09:00:00 [notice] 1#1: start worker processes",
-             line("10.0.0.9", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", when="28/Nov/2026:09:05:00 +0000")]
-    found = room.read(lines, ["ann", "bob", "cid"], "lab")
+             line("10.0.0.9", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", when="28/Nov/2026:09:05:00 +0000", serial="7a01")]
+    found = room.read(lines, ROSTER)
     data = found.to_dict()
     assert data["connected"] == 1 and data["total"] == 3
     ann, bob, cid = data["students"]
@@ -35,6 +43,18 @@ def test_the_log_read_per_student():
     assert bob["connected"] is False and bob["last_verdict"] == "FAILED:certificate revoked"
     assert cid["requests"] == 0 and cid["last_seen"] is None
     assert found.others == 2
+
+
+def test_a_stranger_with_a_students_name_is_not_the_student():
+    """A self-signed certificate with subject /O=mtls-lab/OU=lab/CN=cid (even one that copies cid's serial and
+    the CA's name as its issuer) changed cid's requests, verdict, address and last seen."""
+    lines = [line("10.0.0.66", "CN=cid,OU=lab,O=mtls-lab", "FAILED:self-signed certificate", 400, serial="99"),
+             line("10.0.0.66", "CN=cid,OU=lab,O=mtls-lab", "FAILED:certificate signature failure", 400, serial="7C01"),
+             line("10.0.0.66", "CN=cid,OU=lab,O=mtls-lab", "FAILED:unable to verify the first certificate", 400,
+                  serial="7C01")]
+    found = room.read(lines, ROSTER)
+    assert found.students["cid"].requests == 0 and found.students["cid"].address is None
+    assert found.others == 3
 
 
 def test_no_roster_is_an_error(rendered):
@@ -95,3 +115,29 @@ def test_room_follow_refreshes_in_place_and_stops_on_ctrl_c(new_lab, tmp_path):
         assert done.read_text().strip() == "0" and "Traceback" not in screen()
     finally:
         subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_a_self_signed_kim_is_not_kim_against_the_real_server(new_lab, tmp_path):
+    """The reproduction from the issue, for real: a stranger's self-signed certificate with kim's subject."""
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "kim", *lab.args()))
+    key, crt = tmp_path / "fake.key", tmp_path / "fake.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", f"/O=mtls-lab/OU={lab.name}/CN=kim",
+                    "-addext", "extendedKeyUsage=clientAuth"], check=True, capture_output=True)
+    ca = str(lab.dir / "certs" / "server-ca.crt")
+    url = f"https://localhost:{lab.mtls_port}/hello-world.txt"
+    fake = subprocess.run(["curl", "-sS", "-i", "--cacert", ca, "--cert", str(crt), "--key", str(key), url],
+                          capture_output=True, text=True)
+    assert "400" in fake.stdout.splitlines()[0]
+    by = {s["name"]: s for s in json.loads(ok(run("room", "--json", *lab.args())).stdout)["students"]}
+    assert by["kim"]["requests"] == 0 and by["kim"]["address"] is None
+    folder = lab.dir / "clients" / "kim"
+    real = subprocess.run(["curl", "-sS", "--cacert", ca, "--cert", str(folder / "kim.crt"), "--key",
+                           str(folder / "kim.key"), url], capture_output=True, text=True)
+    assert real.returncode == 0
+    by = {s["name"]: s for s in json.loads(ok(run("room", "--json", *lab.args())).stdout)["students"]}
+    assert by["kim"]["connected"] and by["kim"]["requests"] == 1

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lab.pki.handout import Handout
     from lab.pki.inventory import CertInfo
     from lab.pki.students import IssuedStudent, Student
-    from lab.teach.room import Room
+    from lab.teach.room import Room, Roster
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,21 @@ def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
     return made, sheet, bad
 
 
-def _room_log(lab: Lab, follow: bool) -> tuple[list[str], Iterator[str]]:
-    """The roster, and the mTLS server's access log lines."""
+def _room_log(lab: Lab, follow: bool) -> tuple[Roster, Iterator[str]]:
+    """The roster (who, and the certificates the CA issued them), and the mTLS server's access log lines."""
     from lab.engine import runtime
-    from lab.pki import students
+    from lab.pki import ca, students
+    from lab.teach.room import Roster
 
-    roster = [s.name for s in students.list_students(lab.dir)]
-    if not roster:
+    names = [s.name for s in students.list_students(lab.dir)]
+    if not names:
         raise UsageError("no students in this lab yet: lab room reads who of them connected",
                          hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
+    serials = {r.serial: r.common_name for r in ca.ca_records(lab.dir) if r.common_name in names}
+    issuer = ca.load_cert(layout.certs_dir(lab.dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
     engine = runtime.connect()
-    return roster, (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all", follow=follow))
+    return Roster(names, issuer, serials), (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all",
+                                                                                   follow=follow))
 
 
 def room(lab: Lab) -> Room:
@@ -113,7 +117,7 @@ def room(lab: Lab) -> Room:
     from lab.teach import room as rooms
 
     roster, lines = _room_log(lab, follow=False)
-    return rooms.read(lines, roster, lab.name)
+    return rooms.read(lines, roster)
 
 
 def room_updates(lab: Lab) -> Iterator[Room]:
@@ -126,7 +130,7 @@ def room_updates(lab: Lab) -> Iterator[Room]:
         current = rooms.start(roster)
         yield current
         for line in lines:
-            rooms.add(current, line, lab.name)
+            rooms.add(current, line, roster)
             yield current
     return updates()
 

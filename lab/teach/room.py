@@ -2,21 +2,27 @@
 
 Each line of nginx's access log (log_format `lab` in templates/nginx-base.conf.j2)
 carries the client's address, the time, the status, nginx's verdict on the
-client certificate and its subject; a student is recognised by the common
-name of a certificate from this lab's client CA (OU = the lab's name). No
-Docker here: lab/app/students.py hands the lines in.
+client certificate, its subject, serial and issuer. A student is recognised by
+the issuer and serial of a certificate this lab's client CA issued them (the
+CA database says which), never by the name in a subject: anyone can make a
+certificate that says CN=kim, and a request with it is counted as a stranger's.
+Only a verdict the CA's signature stands behind (SUCCESS, or the certificate
+expired or revoked) is credited to the student. No Docker here:
+lab/app/students.py hands the lines in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _LINE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) \d+ '
-                   r'tls=\S* cipher=\S* client_verify=(?P<verdict>.*?) client_dn="(?P<dn>[^"]*)"\s*$')
-_CN = re.compile(r"(?:^|,)CN=([^,]+)")
-_OU = re.compile(r"(?:^|,)OU=([^,]+)")
+                   r'tls=\S* cipher=\S* client_verify=(?P<verdict>.*?) client_dn="(?P<dn>[^"]*)"'
+                   r' client_serial=(?P<serial>\S*) client_issuer="(?P<issuer>[^"]*)"\s*$')
+# Verdicts reached after the CA's signature was checked: they are about this very certificate.
+_CREDITED = ("SUCCESS", "FAILED:certificate has expired", "FAILED:certificate revoked")
 
 
 @dataclass
@@ -58,18 +64,35 @@ def _iso(nginx_time: str) -> str:
         return nginx_time
 
 
-def start(roster: list[str]) -> Room:
-    return Room({name: Seen(name) for name in roster})
+@dataclass(frozen=True)
+class Roster:
+    """The students, and how to know their certificates: the client CA's subject and every serial it
+    issued to each of them (re-issued students have several)."""
+
+    names: list[str]
+    issuer: str                          # the client CA's subject, as nginx writes it (RFC 2253)
+    serials: dict[int, str]              # serial -> student
 
 
-def add(room: Room, line: str, lab_name: str) -> None:
+def start(roster: Roster) -> Room:
+    return Room({name: Seen(name) for name in roster.names})
+
+
+def _serial(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def add(room: Room, line: str, roster: Roster) -> None:
     """Count one log line (lines that are not requests, e.g. nginx's notices, are passed over)."""
     m = _LINE.match(line)
     if not m:
         return
-    dn = m.group("dn")
-    cn, ou = _CN.search(dn), _OU.search(dn)
-    seen = room.students.get(cn.group(1)) if cn and ou and ou.group(1) == lab_name else None
+    serial = _serial(m.group("serial"))
+    name = roster.serials.get(serial) if serial is not None and m.group("issuer") == roster.issuer else None
+    seen = room.students.get(name) if name and m.group("verdict") in _CREDITED else None
     if seen is None:
         room.others += 1
         return
@@ -80,8 +103,8 @@ def add(room: Room, line: str, lab_name: str) -> None:
     seen.connected = seen.connected or m.group("verdict") == "SUCCESS"
 
 
-def read(lines, roster: list[str], lab_name: str) -> Room:
+def read(lines: Iterable[str], roster: Roster) -> Room:
     room = start(roster)
     for line in lines:
-        add(room, line, lab_name)
+        add(room, line, roster)
     return room
