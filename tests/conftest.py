@@ -16,6 +16,18 @@ import pytest
 from helpers import TEST_IMAGE, LabParams, free_port, missing, ok, remove_lab, run, unique_name
 
 
+def pytest_report_header(config):
+    """Which nginx and OpenSSL the docker suite runs against (the labels scripts/build-nginx-image.sh sets)."""
+    try:
+        import docker
+
+        labels = docker.from_env(timeout=5).images.get(TEST_IMAGE).labels or {}
+    except Exception:  # noqa: BLE001 - no engine or no image: the docker tests say so themselves
+        return f"lab test image: {TEST_IMAGE} (not here)"
+    return (f"lab test image: {TEST_IMAGE}: nginx {labels.get('io.mtls-lab.nginx', '?')}, "
+            f"OpenSSL {labels.get('io.mtls-lab.openssl', '?')}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _ctrl_c_reaches_children():
     """A run started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored, and so would
