@@ -281,3 +281,25 @@ def test_braces_in_an_exercise_are_the_texts_own(tmp_path):
     ex = exercise.load_file(tmp_path / "mine.yml")
     assert exercise.fill(ex.breaks[0]["replace"], {"lab": "x"}) == "location / {"
     assert exercise.fill("{lab} ${HOME} {unknown}", {"lab": "x"}) == "x ${HOME} {unknown}"
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_exercise_reset_never_writes_through_a_link(lab, tmp_path):
+    """`lab exercise reset` wrote through a symlinked nginx.conf into any file."""
+    ok(run("exercise", "start", "verification-optional", *lab.args()))
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    target = tmp_path / "someone-elses.conf"
+    target.write_text("not the lab's\n")
+    kept = conf.read_text()
+    conf.unlink()
+    conf.symlink_to(target)
+    try:
+        result = run("exercise", "reset", *lab.args())
+        assert result.exit_code != 0 and "is a symbolic link" in result.output
+        assert target.read_text() == "not the lab's\n"
+    finally:
+        conf.unlink()
+        conf.write_text(kept)
+        ok(run("exercise", "reset", *lab.args()))
+    assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output

@@ -692,3 +692,39 @@ def test_a_damaged_cache_on_a_running_lab_is_repaired_by_up(new_lab):
     ok(run("up", *lab.args()))
     assert "both servers run the files in the lab directory" in ok(run("status", *lab.args())).output
     ok(run("verify", *lab.args()))
+
+
+# --------------------------------------------------------------------------- never through a link
+
+
+@pytest.mark.faults
+def test_reset_never_writes_into_a_linked_server_folder(rendered, tmp_path):
+    """`lab reset` wrote into a symlinked nginx-mtls/ folder (wherever it pointed)."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(rendered.dir / "nginx-mtls", elsewhere)
+    (elsewhere / "nginx.conf").write_text("a file that is not the lab's\n")
+    shutil.rmtree(rendered.dir / "nginx-mtls")
+    (rendered.dir / "nginx-mtls").symlink_to(elsewhere)
+    result = run("reset", *rendered.args(), env=NO_ENGINE)
+    assert result.exit_code != 0 and "is a symbolic link" in result.output and "nginx-mtls" in result.output
+    assert (elsewhere / "nginx.conf").read_text() == "a file that is not the lab's\n"
+    assert not list(elsewhere.glob("*.edited-*"))
+
+
+@pytest.mark.faults
+def test_a_linked_student_folder_is_revoked_but_never_written_through(rendered, tmp_path):
+    """`client revoke` wrote into a symlinked clients/NAME, and `client add --force` then failed leaving a
+    valid certificate in index.txt that `client list` did not show."""
+    ok(run("client", "add", "lou", *rendered.args()))
+    folder = rendered.dir / "clients" / "lou"
+    elsewhere = tmp_path / "lou-elsewhere"
+    shutil.move(folder, elsewhere)
+    folder.symlink_to(elsewhere)
+    readme = (elsewhere / "README.txt").read_text()
+    ok(run("client", "revoke", "lou", *rendered.args(), env=NO_ENGINE))
+    assert (elsewhere / "README.txt").read_text() == readme                    # not written through
+    assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["lou"] == "R"   # but revoked
+    before = ca.ca_records(rendered.dir)
+    again = run("client", "add", "--force", "lou", *rendered.args(), env=NO_ENGINE)
+    assert again.exit_code != 0 and "symbolic link" in again.output
+    assert ca.ca_records(rendered.dir) == before                               # nothing issued

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lab.core import layout
 from lab.core.errors import LabError, UsageError
-from lab.core.files import keep_copy, write_atomically
+from lab.core.files import keep_copy, refuse_links, write_atomically
 from lab.core.layout import Server
 from lab.core.net import bracketed
 from lab.core.resources import templates_dir
@@ -177,7 +177,7 @@ def _write_lab(lab_dir: Path, settings: Settings) -> RenderResult:
         if is_edited(lab_dir / rel, written.get(rel), text):
             kept.append(rel)
             continue
-        write_atomically(lab_dir / rel, text)
+        write_atomically(lab_dir / rel, text, root=lab_dir)
         written[rel] = _sha(text.encode())
     cache.put(lab_dir, "written", {"files": written})
     files = tuple(lab_dir / rel for rel in texts)
@@ -259,8 +259,9 @@ def reset(lab_dir: Path, settings: Settings, only: list[str] | None = None) -> l
         path = lab_dir / rel
         if not is_edited(path, written.get(rel), texts[rel]):
             continue
+        refuse_links(lab_dir, path)     # before the copy too: it is written beside the file
         backup = keep_copy(path)
-        write_atomically(path, texts[rel])
+        write_atomically(path, texts[rel], root=lab_dir)
         written[rel] = _sha(texts[rel].encode())
         done.append((rel, backup))
     cache.put(lab_dir, "written", {"files": written})

@@ -28,6 +28,19 @@ def refuse_symlink(path: Path) -> None:
                        hint="remove the link (lab writes the file itself), or point --dir at the real folder")
 
 
+def refuse_links(root: Path, path: Path) -> None:
+    """No symbolic link between `root` (the lab directory, which may itself be reached through one) and
+    `path`: a link planted at nginx-mtls/ or clients/NAME would send lab's writes anywhere."""
+    try:
+        rel = path.absolute().relative_to(root.absolute())
+    except ValueError:
+        raise LabError(f"{path} is outside {root}: lab writes only inside the lab directory") from None
+    current = root.absolute()
+    for part in rel.parts:
+        current = current / part
+        refuse_symlink(current)
+
+
 @contextlib.contextmanager
 def _staged(path: Path, mode: int) -> Iterator[tuple[int, Path]]:
     """A new file beside `path` (an open descriptor and its name), renamed over `path` when the block ends
@@ -46,8 +59,11 @@ def _staged(path: Path, mode: int) -> Iterator[tuple[int, Path]]:
 
 
 @contextlib.contextmanager
-def replacing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """`with replacing(path) as f:` write f; on success it replaces `path` at once, on any error nothing changes."""
+def replacing(path: Path, mode: int = 0o644, root: Path | None = None) -> Iterator[BinaryIO]:
+    """`with replacing(path) as f:` write f; on success it replaces `path` at once, on any error nothing
+    changes. With `root`, no link may stand between it and `path`."""
+    if root is not None:
+        refuse_links(root, path)
     with _staged(path, mode) as (fd, _), os.fdopen(fd, "wb") as f:
         yield f
 
@@ -61,9 +77,9 @@ def staged_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
         yield tmp
 
 
-def write_atomically(path: Path, data: str | bytes, mode: int = 0o644) -> Path:
-    """Write a whole file (text is UTF-8) by rename; returns the path."""
-    with replacing(path, mode) as f:
+def write_atomically(path: Path, data: str | bytes, mode: int = 0o644, root: Path | None = None) -> Path:
+    """Write a whole file (text is UTF-8) by rename; returns the path. With `root`, no link on the way."""
+    with replacing(path, mode, root) as f:
         f.write(data.encode() if isinstance(data, str) else data)
     return path
 

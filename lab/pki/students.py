@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.core import layout
-from lab.core.errors import CertificateError, Interrupted, UsageError
+from lab.core.errors import CertificateError, Interrupted, LabError, UsageError
+from lab.core.files import refuse_links
 from lab.core.settings import Settings
 from lab.pki.ca import (
     CaRecord,
@@ -211,13 +212,20 @@ def revoke(lab_dir: Path, name: str) -> Student:
     _revoke_records(lab_dir, valid)
     if student.status == "folder missing":       # nothing on disk to mark, nor to list again
         return replace(student, status="revoked", problem="")
-    _mark_revoked(student)
+    _mark_revoked(lab_dir, student)
     return find(lab_dir, name)
 
 
-def _mark_revoked(student: Student) -> None:
-    """The student's README says so first: whoever reads the folder learns the certificate no longer works."""
+def _mark_revoked(lab_dir: Path, student: Student) -> None:
+    """The student's README says so first: whoever reads the folder learns the certificate no longer works.
+    Never through a link (clients/NAME planted as one): the revocation stands, the README is left alone."""
+    from lab.core.files import refuse_links, write_atomically
+
     readme = student.directory / "README.txt"
+    try:
+        refuse_links(lab_dir, readme)
+    except LabError:
+        return
     if not readme.is_file():
         return
     text = readme.read_text()
@@ -225,7 +233,7 @@ def _mark_revoked(student: Student) -> None:
         return
     banner = (f"REVOKED on {dt.datetime.now(dt.UTC):%Y-%m-%d}: this certificate no longer works; the server "
               "refuses it (\"certificate revoked\").\nAsk the instructor for a new one.\n\n")
-    readme.write_text(banner + text)
+    write_atomically(readme, banner + text, root=lab_dir)
 
 
 def _undo_unfinished(lab_dir: Path, names: list[str]) -> list[str]:
@@ -262,6 +270,7 @@ def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False
     revoked, and the Interrupted error says which were issued."""
     for name in names:
         validate_student(name)
+        refuse_links(lab_dir, layout.clients_dir(lab_dir) / name)   # before the CA issues anything
     if not demo:
         _refuse_demo_name(names)
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -433,6 +442,7 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     _refuse_powers(csr, request)
     name = validate_student(name if name is not None else _request_name(csr, request))
     _refuse_demo_name([name])
+    refuse_links(lab_dir, layout.clients_dir(lab_dir) / name)
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \

@@ -242,9 +242,13 @@ def find(exercise_id: str, from_dir: Path | None = None) -> Exercise:
 
 
 def _inside(lab_dir: Path, rel: str) -> Path:
-    path = (lab_dir / rel).resolve()
-    if not path.is_relative_to(lab_dir.resolve()):
+    """A path of the lab directory, with no link on the way (a link planted there sends writes anywhere)."""
+    from lab.core.files import refuse_links
+
+    path = lab_dir.resolve() / rel
+    if not path.resolve().is_relative_to(lab_dir.resolve()) and not path.is_symlink():
         raise ExerciseError(f"exercise step names {rel}, outside the lab directory")
+    refuse_links(lab_dir.resolve(), path)
     return path
 
 
@@ -260,9 +264,9 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
             if old not in text:
                 raise ExerciseError(f"{step['edit']} does not contain {old!r}: the lab is not in the state this "
                                     "step expects", hint="lab exercise reset, then lab reset, and start again")
-            write_atomically(path, text.replace(old, new, 1))
+            write_atomically(path, text.replace(old, new, 1), root=lab_dir)
         elif "write" in step:
-            write_atomically(_inside(lab_dir, step["write"]), fill(step["text"], values))
+            write_atomically(_inside(lab_dir, step["write"]), fill(step["text"], values), root=lab_dir)
         elif "copy" in step:
             target = _inside(lab_dir, step["to"])
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -379,7 +383,7 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
     """Put back every saved file, remove what the exercise made. A file the student
     changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
     never lost. Returns (the files restored or removed, (file, where its edit was kept))."""
-    from lab.core.files import keep_copy
+    from lab.core.files import keep_copy, write_atomically
 
     folder = _state_dir(lab_dir) / "saved"
     changed, kept = [], []
@@ -392,7 +396,7 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
             # would be used twice. It is made anew from the CA database below (numbers only go up).
             rebuild_crl = True
             continue
-        path = lab_dir / rel
+        path = _inside(lab_dir, rel)
         original = (folder / rel).read_bytes() if existed else None
         now = path.read_bytes() if path.is_file() else None
         if now == original:
@@ -400,8 +404,8 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
         if keep_edits and now is not None and _digest(path) != state.written.get(rel):
             kept.append((rel, keep_copy(path)))
         if existed:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(folder / rel, path)
+            saved = folder / rel
+            write_atomically(path, saved.read_bytes(), saved.stat().st_mode & 0o777, root=lab_dir)
         elif path.exists():
             path.unlink()
         changed.append(rel)
