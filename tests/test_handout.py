@@ -236,3 +236,27 @@ def test_demo_student_is_reserved_for_the_demo(rendered, tmp_path):
     _, csr = make_request(tmp_path, "demo-student")
     signed = run("client", "sign", csr, *rendered.args())
     assert signed.exit_code == 2 and "reserved for lab demo" in signed.output
+
+
+def test_handing_out_one_student_keeps_everyone_elses_password_row(rendered, tmp_path):
+    """`lab handout --all`, then a routine re-issue of one student and `lab handout eve`: roster.csv held
+    one row (every other password lost)."""
+    ok(run("client", "add", "ann", "eve", "zoe", *rendered.args()))
+    ok(run("handout", "--all", *rendered.args()))
+    sheet = rendered.dir / "handouts" / "roster.csv"
+    before = {r["name"]: r for r in csv.DictReader(sheet.open())}
+    ok(run("client", "add", "--force", "eve", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"}))
+    ok(run("handout", "eve", *rendered.args()))
+    after = {r["name"]: r for r in csv.DictReader(sheet.open())}
+    assert set(after) == {"ann", "eve", "zoe"}
+    assert after["ann"] == before["ann"] and after["zoe"] == before["zoe"]
+    assert after["eve"]["serial"] != before["eve"]["serial"]
+    assert after["eve"]["p12 password"] == (rendered.dir / "passwords" / "eve.p12.password").read_text()
+
+
+def test_a_roster_csv_lab_did_not_write_is_never_replaced(rendered, tmp_path):
+    ok(run("client", "add", "ann", *rendered.args()))
+    (tmp_path / "roster.csv").write_text("student,grade\nann,A\n")
+    result = run("handout", "ann", "--out", tmp_path, *rendered.args())
+    assert result.exit_code == 2 and "not a password sheet lab wrote" in result.output
+    assert (tmp_path / "roster.csv").read_text() == "student,grade\nann,A\n" and not (tmp_path / "ann.zip").exists()

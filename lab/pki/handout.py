@@ -68,6 +68,7 @@ def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file: give a folder for the handouts")
     out.mkdir(parents=True, exist_ok=True)
+    kept = {row[0]: row for row in _sheet_rows(out / ROSTER)}    # checked before any zip is written
     made: list[Handout] = []
     rows = []
     for st in students:
@@ -83,10 +84,31 @@ def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
         rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
         made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
                             st.file("key").exists()))
-    sheet = out / "roster.csv"
+    sheet = out / ROSTER
+    kept.update({row[0]: row for row in rows})       # a student handed out again: their new row
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["name", "zip", "p12 password", "serial", "expiry"])
-    writer.writerows(rows)
+    writer.writerow(ROSTER_HEADER)
+    writer.writerows(kept[name] for name in sorted(kept))
     write_atomically(sheet, buf.getvalue(), 0o600)
     return made, sheet
+
+
+ROSTER = "roster.csv"
+ROSTER_HEADER = ["name", "zip", "p12 password", "serial", "expiry"]
+
+
+def _sheet_rows(sheet: Path) -> list[list[str]]:
+    """The rows of the password sheet already there: every student handed out before keeps their row (one
+    student handed out again must not cost the others theirs). A file of that name lab did not write is
+    refused, never replaced."""
+    if not sheet.exists():
+        return []
+    try:
+        rows = list(csv.reader(sheet.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = []
+    if not rows or rows[0] != ROSTER_HEADER or any(len(r) != len(ROSTER_HEADER) for r in rows[1:]):
+        raise UsageError(f"{sheet} is not a password sheet lab wrote: not replacing it",
+                         hint="move it away, or give another folder with --out")
+    return rows[1:]
