@@ -267,13 +267,16 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
             write_atomically(path, text.replace(old, new, 1), root=lab_dir)
         elif "write" in step:
             write_atomically(_inside(lab_dir, step["write"]), fill(step["text"], values), root=lab_dir)
+        # copy and append write a new file by rename, never in place: nginx 1.27.2 and later cache a CRL by
+        # inode and mtime, and a file changed in place within the same second is not read again.
         elif "copy" in step:
-            target = _inside(lab_dir, step["to"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(_inside(lab_dir, step["copy"]), target)
+            source = _inside(lab_dir, step["copy"])
+            write_atomically(_inside(lab_dir, step["to"]), source.read_bytes(), source.stat().st_mode & 0o777,
+                             root=lab_dir)
         elif "append" in step:
-            with open(_inside(lab_dir, step["to"]), "ab") as f:
-                f.write(_inside(lab_dir, step["append"]).read_bytes())
+            target = _inside(lab_dir, step["to"])
+            write_atomically(target, target.read_bytes() + _inside(lab_dir, step["append"]).read_bytes(),
+                             target.stat().st_mode & 0o777, root=lab_dir)
         elif "run" in step:
             cmd = [fill(str(a), values) for a in step["run"]]
             cwd = _inside(lab_dir, step.get("cwd", "."))
