@@ -252,3 +252,43 @@ def test_no_password_on_the_projector(rendered):
     assert (rendered.dir / "passwords" / "rae.p12.password").read_text() in shown.output
     assert "password" not in (rendered.dir / "clients" / "rae" / "README.txt").read_text().split("instructor")[0] \
         .replace("its password", "")
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_revoke_says_the_truth_on_a_stopped_server_and_with_a_damaged_certificate(new_lab, docker_client):
+    """Revoking on a stopped server said "still does not refuse bob" (exit 3) though the revocation was
+    recorded and is enforced at start; with a truncated certificate, "ERROR: [SSL] PEM lib" after succeeding.
+    And `lab up` after a revoke on a paused server said "nothing to do" though it reloaded."""
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "bob", "cyd", "dee", *lab.args()))
+    docker_client.containers.get(f"{lab.name}-mtls").stop(timeout=2)
+    stopped = ok(run("client", "revoke", "bob", *lab.args()))
+    assert "the next `lab up` uses the new CRL" in stopped.output
+    ok(run("up", *lab.args()))
+    crt = lab.dir / "clients" / "cyd" / "cyd.crt"
+    crt.write_text(crt.read_text()[:200])                       # truncated
+    damaged = ok(run("client", "revoke", "cyd", *lab.args()))
+    assert "cyd.crt" in damaged.output and "cannot be read" in damaged.output and "PEM lib" not in damaged.output
+    container = docker_client.containers.get(f"{lab.name}-mtls")
+    container.pause()
+    try:
+        paused = run("client", "revoke", "dee", *lab.args())
+        assert paused.exit_code == 6 and "paused" in paused.output
+    finally:
+        container.unpause()
+    again = ok(run("up", *lab.args()))
+    assert "nothing to do" not in again.output and "brought up to its files" in again.output
+    assert "reloaded      the mtls server" in again.output
+    refused = {r["shows"].split("'")[0]: r["passed"] for r in
+               json.loads(run("verify", "--json", *lab.args()).stdout) if r["scenario"] == "revoked"}
+    assert refused.get("bob") and refused.get("dee")
+
+
+def test_new_cas_take_the_old_students_passwords_and_handouts_with_them(rendered):
+    ok(run("client", "add", "eve", *rendered.args()))
+    ok(run("handout", "--all", *rendered.args()))
+    assert (rendered.dir / "passwords" / "eve.p12.password").is_file()
+    ok(run("render", "--regenerate", "--discard-students", *rendered.args()))
+    assert not (rendered.dir / "passwords").exists() and not (rendered.dir / "handouts").exists()

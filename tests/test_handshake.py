@@ -158,3 +158,14 @@ def test_parse_msg_reads_messages_and_alerts():
     got = hs.parse_msg(text)
     assert [(m.sender, m.type) for m in got] == [("client", "ClientHello"), ("server", "Alert")]
     assert got[0].raw == bytes.fromhex("01000132") and got[1].details == {"level": "fatal", "description": "unknown_ca"}
+
+
+@pytest.mark.faults
+def test_an_existing_keylog_or_pcap_is_never_overwritten(rendered, tmp_path):
+    """An existing --keylog or --pcap file was overwritten without a word."""
+    existing = tmp_path / "mine.log"
+    existing.write_text("my notes\n")
+    for option in ("--keylog", "--pcap"):
+        result = run("handshake", option, existing, *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+        assert result.exit_code == 2 and "already exists: lab does not overwrite it" in result.output
+    assert existing.read_text() == "my notes\n"

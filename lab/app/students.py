@@ -147,6 +147,7 @@ class RevokeReport:
     enforced: bool           # False: the lab is not running (it loads the CRL when it starts)
     observed: str = ""       # what the server answered the revoked certificate
     curl: str = ""
+    unreadable: str = ""     # why no request could show the refusal (the student's files cannot be read)
 
 
 def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
@@ -157,8 +158,9 @@ def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
 
     try:
         engine = runtime.connect()
-        if runtime.server_state(engine, lab.name, "mtls") is None:
-            return None
+        found = runtime.server_state(engine, lab.name, "mtls")
+        if found is None or found[1] in ("created", "exited", "dead"):
+            return None   # not running: when it starts, it reads the CRL as it is now
         return "reloaded" if sync(lab, engine, ["mtls"]) else "current"
     except (DockerUnavailable, RuntimeFailure, ConfigError) as e:
         if not _mtls_port_answers(lab):
@@ -200,7 +202,13 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
         # that lists the serial (_enforce_revocation raised otherwise).
         return RevokeReport(revoked, True)
     sc = checks.revoked_scenario(revoked)
-    result = checks.run_one(sc, lab.dir, lab.settings)
+    try:
+        result = checks.run_one(sc, lab.dir, lab.settings)
+    except (OSError, ValueError):
+        # The student's certificate or key cannot be read (truncated, damaged): the revocation stands and the
+        # server has loaded it; only the proof by a request is missing.
+        return RevokeReport(revoked, True, "", "", unreadable=f"{revoked.file('crt').name} or "
+                            f"{revoked.file('key').name} is damaged or truncated")
     if not result.passed:
         raise LabError(f"the mTLS server still does not refuse {name}: {result.observed}",
                        hint=f"lab logs mtls{lab.selector} shows what the server saw; `lab up{lab.selector}` reloads it")

@@ -32,6 +32,9 @@ def writable_target(path: Path, what: str) -> Path:
     """Where a file will be written: refused now (before any connection) when it cannot be."""
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder: give a file name")
+    if path.exists() or path.is_symlink():
+        raise UsageError(f"{what} {path} already exists: lab does not overwrite it",
+                         hint="give a new file name, or remove that one first")
     parent = path.absolute().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UsageError(f"{what} {path}: cannot write into {parent}", hint="choose a path in a writable folder")

@@ -310,6 +310,11 @@ class StagedCertificates:
             clients = layout.clients_dir(lab_dir)
             dropped = tuple(sorted(p.name for p in clients.iterdir() if p.is_dir())) if clients.is_dir() else ()
             shutil.rmtree(clients, ignore_errors=True)
+            # Their .p12 passwords and handouts (zips, the password sheet) went with them: nothing of the old
+            # students is left to hand out by mistake.
+            for gone in (layout.PASSWORDS_DIR, layout.HANDOUTS_DIR):
+                if not (lab_dir / gone).is_symlink():
+                    shutil.rmtree(lab_dir / gone, ignore_errors=True)
             _replace_dir(tmp, final)
             _remember(lab_dir, result)
             _remember_made(lab_dir)

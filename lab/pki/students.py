@@ -213,7 +213,10 @@ def revoke(lab_dir: Path, name: str) -> Student:
     if student.status == "folder missing":       # nothing on disk to mark, nor to list again
         return replace(student, status="revoked", problem="")
     _mark_revoked(lab_dir, student)
-    return find(lab_dir, name)
+    found = find(lab_dir, name)
+    if found.status == "unreadable":     # its file is damaged: the CA database says what was revoked
+        return replace(found, status="revoked", serial=", ".join(r.serial_hex for r in valid))
+    return found
 
 
 def _mark_revoked(lab_dir: Path, student: Student) -> None:

@@ -105,7 +105,8 @@ def _certs_line(report: BuildReport) -> None:
 
 def up(report: UpReport, hints: list[tuple[str, str]]) -> None:
     out = out_console()
-    state = "is up" if report.changed else "was already up (nothing to do)"
+    state = ("is up" if report.changed else "was already up: brought up to its files without downtime"
+             if report.reloaded else "was already up (nothing to do)")
     ok("lab ", (report.lab.name, "bold"), f" {state} ({report.seconds:.1f} s)")
     out.print(f"  directory     {report.lab.dir}/  (certs/, demo-certs/, nginx-tls/, nginx-mtls/, "
               f"{layout.COMPOSE_FILE})", markup=False)

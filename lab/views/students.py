@@ -53,8 +53,10 @@ def revoked(report: RevokeReport) -> None:
         out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
         return
     if not report.observed:
+        why = (f"{student.name}'s certificate cannot be read ({report.unreadable})" if report.unreadable
+               else f"{student.name}'s key is not in this lab")
         out.print(f"  the mTLS server reloaded without downtime the CRL that lists it; no request shows it here: "
-                  f"{student.name}'s key is not in this lab", markup=False)
+                  f"{why}", markup=False)
         return
     out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
               markup=False)
