@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Literal
 
 from lab.core.errors import LabError, UsageError
 
@@ -60,13 +61,20 @@ class Capture:
 
     def __init__(self, path: Path, port: int):
         self.path, self.port = path, port
-        self.tmp = path.with_name(f".{path.name}.part")
+        self.folder: Path | None = None
+        self.tmp = path       # set on entry: a file in a new private folder beside the target
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Capture:
+        import tempfile
+
         exe = shutil.which("tcpdump")
         if exe is None:
             raise LabError("tcpdump is not installed: --pcap captures with it", hint=INSTALL_HINT)
+        # tcpdump writes by name (and truncates what it finds): into a folder this run made (mkdtemp: new,
+        # private), never a fixed name beside the target, where a planted link would send it anywhere.
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.absolute().parent))
+        self.tmp = self.folder / "capture.pcap"
         # --immediate-mode: every packet is handed over as it comes (without it, packets may still sit
         # in the kernel's buffer when the capture stops, and the file holds none).
         self.proc = subprocess.Popen([exe, "-i", interface(), "--immediate-mode", "-U", "-n", "-w", str(self.tmp),
@@ -84,7 +92,7 @@ class Capture:
         if "listening on" not in said:
             said = (said + (stderr.read() if self.proc.poll() is not None else "")).strip()
             self._stop()
-            self.tmp.unlink(missing_ok=True)
+            shutil.rmtree(self.folder, ignore_errors=True)
             denied = "permission" in said.lower() or "not permitted" in said.lower()
             raise LabError(f"tcpdump cannot capture on {interface()}: {said.splitlines()[-1] if said else '?'}",
                            hint=PRIVILEGE_HINT if denied else f"run it by hand to see why: tcpdump -i {interface()}")
@@ -99,12 +107,14 @@ class Capture:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __exit__(self, kind, value, tb):
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: object) -> Literal[False]:
         time.sleep(0.1)    # the last packets of the connection (its FINs) reach the capture
         self._stop()
-        if kind is None and self.tmp.is_file():
-            os.chmod(self.tmp, 0o600)      # the handshake, certificates and all: for the one who captured it
-            self.tmp.replace(self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            if kind is None and self.tmp.is_file():
+                os.chmod(self.tmp, 0o600)      # the handshake, certificates and all: for the one who captured it
+                self.tmp.replace(self.path)
+        finally:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
         return False
