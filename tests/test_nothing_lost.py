@@ -608,11 +608,17 @@ def test_room_mode_warns_what_is_reachable_and_names_this_machine(new_lab):
 
     assert set(names) <= set(server_sans(cert)) and f"DNS:{socket.gethostname()}" in names
     assert not any(n.startswith("IP:172.17.") for n in names)          # not the container bridge
-    url = f"https://{socket.gethostname()}:{lab.mtls_port}/hello-world.txt"
+    # Students are sent to this machine's address first; to its host name only where that name leads here
+    # from the network (here it resolves to loopback, as many machines' /etc/hosts has it).
+    address = next(n.split(":", 1)[1] for n in names if n.startswith("IP:"))
+    url = f"https://{settings.bracketed(address)}:{lab.mtls_port}/hello-world.txt"
     assert url in result.output
     assert f"students connect to: {url}" in ok(run("status", *lab.args())).output
+    host_url = f"https://{socket.gethostname()}:{lab.mtls_port}/hello-world.txt"
+    assert (host_url in result.output) == settings._leads_here(socket.gethostname())
     ok(run("client", "add", "vic", *lab.args()))
-    assert f"https://{socket.gethostname()}:{lab.mtls_port}/whoami" in (lab.dir / "clients" / "vic" / "README.txt").read_text()
+    assert f"https://{settings.bracketed(address)}:{lab.mtls_port}/whoami" in \
+        (lab.dir / "clients" / "vic" / "README.txt").read_text()
     # uma's folder got the new server CA: her certificate still works against the renewed server.
     assert (lab.dir / "clients" / "uma" / "server-ca.crt").read_bytes() == (lab.dir / "certs" / "server-ca.crt").read_bytes()
     assert status_code(lab, "uma") == 200

@@ -116,3 +116,23 @@ def test_san_refuses_what_would_widen_or_break_the_ca(value, says):
 ])
 def test_san_keeps_a_machines_names(value, made):
     assert settings.validate_san(value) == made
+
+
+def test_students_are_sent_to_addresses_first_and_never_to_a_name_only_this_machine_resolves(monkeypatch):
+    """Every handout URL in room mode was https://HOSTNAME:PORT/…, a name that resolved only here (to
+    127.0.1.1): most students' first request failed with "Could not resolve host"."""
+    import socket
+
+    answers = {"vm": "127.0.1.1", "lab.example.org": "192.0.2.2"}
+
+    def getaddrinfo(name, *args, **kwargs):
+        if name not in answers:
+            raise socket.gaierror("unknown")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[name], 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    s = Settings(bind="0.0.0.0", mtls_port=9443,
+                 sans=("DNS:vm", "DNS:lab.example.org", "DNS:nowhere.example", "IP:192.0.2.2"))
+    assert s.student_urls() == ["https://192.0.2.2:9443/hello-world.txt", "https://lab.example.org:9443/hello-world.txt"]
+    assert s.unreachable_names() == ["vm", "nowhere.example"]
+    assert Settings(bind="127.0.0.1", sans=("IP:192.0.2.2",)).student_urls() == []

@@ -189,6 +189,27 @@ def check_crl(lab_dir: Path, hours: float, now: dt.datetime, engine: Engine | No
     return Check("revocation list", True, f"valid until {nxt:%Y-%m-%d}{said}")
 
 
+def check_room_names(s: Settings) -> Check | None:
+    """Room mode: the names in the certificate that no student will reach this machine by (a host name that
+    resolves to loopback here). Not blocking: students are sent to the addresses instead."""
+    from lab.core import settings
+
+    if not settings.is_room(s.bind):
+        return None
+    full = Settings(**{**s.__dict__, "sans": tuple(dict.fromkeys(s.sans + settings.room_names(s.bind)))})
+    lost, urls = full.unreachable_names(), full.student_urls()
+    if not urls:
+        return Check("room names", False, "no address or name of this machine leads here from the room's network",
+                     "connect this machine to the room's network (or give --san a name students resolve)",
+                     blocking=False)
+    if lost:
+        return Check("room names", False, f"students would not reach this machine as {', '.join(lost)} (it resolves "
+                     f"to loopback or not at all): their URLs use {urls[0]}", "add the name to the room's DNS, or "
+                     "give --san a name students resolve", blocking=False)
+    return Check("room names", True, f"students reach this machine as {', '.join(u.split('/')[2] for u in urls)}",
+                 blocking=False)
+
+
 def check_capture() -> Check:
     """lab handshake --pcap needs tcpdump and the right to capture; nothing else does (never blocks lab up)."""
     from lab.engine import capture
@@ -227,6 +248,9 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
         checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, engine, s.name),
                    check_ca_database(lab_dir)]
     checks.append(check_clock(engine, now))
+    room = check_room_names(s)
+    if room is not None:
+        checks.append(room)
     if certificates:   # lab doctor only: lab up needs no capture
         checks.append(check_capture())
     return engine, checks

@@ -110,8 +110,10 @@ def refuse_elsewhere(engine: Engine, lab_name: str, lab_dir: Path, command: str)
 
 
 def student_host(s: Settings) -> str:
-    """The name students use for the instructor's machine: the first extra DNS name, else localhost."""
-    return next((x.split(":", 1)[1] for x in s.sans if x.startswith("DNS:")), "localhost")
+    """How students write the instructor's machine in a URL: the first that leads here from the room's
+    network (an address first: lab/core/settings.Settings.student_urls), else localhost."""
+    urls = s.student_urls()
+    return urls[0].split("/")[2].rsplit(":", 1)[0] if urls else "localhost"
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,20 @@ class Settings:
         return connect_host(self.bind)
 
     def student_urls(self, path: str = "/hello-world.txt") -> list[str]:
-        """The URLs students on the room's network use (empty on loopback)."""
+        """The URLs students on the room's network use (empty on loopback): this machine's addresses
+        first (they need no name service), then the names that lead to this machine from the network. A
+        name that resolves only to loopback here (a host name in /etc/hosts as 127.0.1.1) or not at all
+        is in the certificate, but no student is sent to it: `unreachable_names` lists them."""
         if not is_room(self.bind):
             return []
-        hosts = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS]
+        extra = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS]
+        hosts = [h for h in extra if _is_address(h)] + [h for h in extra if not _is_address(h) and _leads_here(h)]
         return [f"https://{bracketed(h)}:{self.mtls_port}{path}" for h in hosts]
+
+    def unreachable_names(self) -> list[str]:
+        """The certificate's extra DNS names that do not lead to this machine from the network."""
+        extra = [x.split(":", 1)[1] for x in self.sans if x.startswith("DNS:") and x not in layout.BASE_SANS]
+        return [h for h in extra if not h.startswith("*.") and not _leads_here(h)] if is_room(self.bind) else []
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,6 +88,23 @@ def is_room(bind: str) -> bool:
 
 
 _VIRTUAL = ("docker", "br-", "veth", "virbr", "cni", "flannel", "podman", "lxc")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _leads_here(name: str) -> bool:
+    """Does `name` resolve to an address that is not loopback (where a student's request can arrive)?"""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return False
+    return any(not ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in found)
 
 
 def _host_addresses(version: int | None) -> list[str]:
