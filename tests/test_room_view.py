@@ -63,12 +63,22 @@ def test_no_roster_is_an_error(rendered):
 
 
 @pytest.mark.docker
+def student_curl(lab, name: str) -> subprocess.CompletedProcess:
+    """A request as a student makes it: curl with their certificate (not lab's own request)."""
+    folder = lab.dir / "clients" / name
+    return subprocess.run(["curl", "-sS", "--cacert", str(lab.dir / "certs" / "server-ca.crt"), "--cert",
+                           str(folder / f"{name}.crt"), "--key", str(folder / f"{name}.key"),
+                           f"https://localhost:{lab.mtls_port}/hello-world.txt"], capture_output=True, text=True)
+
+
 def test_room_against_real_requests(new_lab):
     lab = new_lab()
     ok(run(*lab.up_args()))
     ok(run("client", "add", "dan", "eli", "fay", *lab.args()))
-    ok(run("verify", *lab.args("--as", "dan", "--scenario", "client-cert")))
-    ok(run("client", "revoke", "eli", *lab.args()))       # revoke checks eli's certificate: refused
+    student_curl(lab, "dan")
+    ok(run("client", "revoke", "eli", *lab.args()))       # revoke proves eli's certificate refused: lab's request
+    student_curl(lab, "eli")                              # eli tries: refused
+    ok(run("verify", *lab.args("--as", "fay", "--scenario", "client-cert")))   # the instructor's check: not fay
     data = json.loads(ok(run("room", "--json", *lab.args())).stdout)
     by = {s["name"]: s for s in data["students"]}
     assert data["connected"] == 1 and data["total"] == 3
@@ -104,7 +114,7 @@ def test_room_follow_refreshes_in_place_and_stops_on_ctrl_c(new_lab, tmp_path):
 
     try:
         wait_for("0 of 1 students connected")
-        ok(run("verify", *lab.args("--as", "gus", "--scenario", "client-cert")))
+        student_curl(lab, "gus")
         wait_for("1 of 1 students connected")
         assert screen().count("students connected") == 1          # in place, not scrolled
         subprocess.run([tmux, "send-keys", "-t", name, "C-c"], check=True)
@@ -141,3 +151,28 @@ def test_a_self_signed_kim_is_not_kim_against_the_real_server(new_lab, tmp_path)
     assert real.returncode == 0
     by = {s["name"]: s for s in json.loads(ok(run("room", "--json", *lab.args())).stdout)["students"]}
     assert by["kim"]["connected"] and by["kim"]["requests"] == 1
+
+
+def test_labs_own_requests_and_a_rehearsal_are_not_the_class():
+    """The instructor's `lab verify --as alice` marked alice connected; rehearsal traffic counted."""
+    import datetime as dt
+
+    own = line("10.0.0.5", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", serial="7A01") + ' agent="mtls-lab-verify"'
+    rehearsal = line("10.0.0.6", "CN=bob,OU=lab,O=mtls-lab", "SUCCESS", serial="7B01",
+                     when="28/Nov/2026:08:00:00 +0000") + ' agent="curl/8.14.1"'
+    class_time = line("10.0.0.7", "CN=cid,OU=lab,O=mtls-lab", "SUCCESS", serial="7C01",
+                      when="28/Nov/2026:09:30:00 +0000") + ' agent="Mozilla/5.0"'
+    since = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.timezone.utc)
+    found = room.read([own, rehearsal, class_time], room.Roster(ROSTER.names, CA, ROSTER.serials, since))
+    assert {n: s.requests for n, s in found.students.items()} == {"ann": 0, "bob": 0, "cid": 1}
+    assert found.connected == 1
+
+
+def test_since_takes_a_clock_time_or_an_iso_time():
+    from lab.app.students import since_time
+    from lab.core.errors import UsageError
+
+    assert since_time("09:30").hour == 9 and since_time("09:30").tzinfo is not None
+    assert since_time("2026-12-02T09:30+01:00").utcoffset().total_seconds() == 3600
+    with pytest.raises(UsageError, match="give HH:MM"):
+        since_time("after lunch")

@@ -4,6 +4,7 @@ them connected (the room), and the lab's whole PKI."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -95,36 +96,53 @@ def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
     return made, sheet, bad
 
 
-def _room_log(lab: Lab, follow: bool) -> tuple[Roster, Iterator[str]]:
-    """The roster (who, and the certificates the CA issued them), and the mTLS server's access log lines."""
+def since_time(text: Optional[str]) -> Optional[dt.datetime]:
+    """--since: HH:MM (today, this machine's time) or an ISO 8601 time; None when not given."""
+    if text is None:
+        return None
+    local = dt.datetime.now().astimezone()
+    try:
+        if len(text) <= 5 and ":" in text:
+            hours, minutes = (int(x) for x in text.split(":"))
+            return local.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give HH:MM (today) or a time such as 2026-12-02T09:30") from None
+    return when if when.tzinfo else when.replace(tzinfo=local.tzinfo)
+
+
+def _room_log(lab: Lab, follow: bool, since: Optional[str] = None) -> tuple[Roster, Iterator[str]]:
+    """The roster (who, and the certificates the CA issued them), and the mTLS server's access log lines.
+    The demo's throwaway student is no student of the class."""
     from lab.engine import runtime
     from lab.pki import ca, students
     from lab.teach.room import Roster
 
-    names = [s.name for s in students.list_students(lab.dir)]
+    start = since_time(since)
+    names = [s.name for s in students.list_students(lab.dir) if s.name != students.DEMO_STUDENT]
     if not names:
         raise UsageError("no students in this lab yet: lab room reads who of them connected",
                          hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
     serials = {r.serial: r.common_name for r in ca.ca_records(lab.dir) if r.common_name in names}
     issuer = ca.load_cert(layout.certs_dir(lab.dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
     engine = runtime.connect()
-    return Roster(names, issuer, serials), (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all",
+    return Roster(names, issuer, serials, start), (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all",
                                                                                    follow=follow))
 
 
-def room(lab: Lab) -> Room:
+def room(lab: Lab, since: Optional[str] = None) -> Room:
     """Who has connected, from the mTLS server's access log."""
     from lab.teach import room as rooms
 
-    roster, lines = _room_log(lab, follow=False)
+    roster, lines = _room_log(lab, follow=False, since=since)
     return rooms.read(lines, roster)
 
 
-def room_updates(lab: Lab) -> Iterator[Room]:
+def room_updates(lab: Lab, since: Optional[str] = None) -> Iterator[Room]:
     """The room, anew whenever a line arrives in the access log (until the log ends)."""
     from lab.teach import room as rooms
 
-    roster, lines = _room_log(lab, follow=True)
+    roster, lines = _room_log(lab, follow=True, since=since)
 
     def updates() -> Iterator[Room]:
         current = rooms.start(roster)

@@ -441,15 +441,19 @@ def handout_cmd(
 def room_cmd(
     directory: DirOpt = None, name: NameOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Refresh in place as students connect (Ctrl-C stops).")] = False,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="Leave out requests before this time (a rehearsal): HH:MM today, or 2026-12-02T09:30.",
+        show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Who has connected: per student last seen, requests, last verdict, address; who has not yet."""
-
+    """Who has connected: per student last seen, requests, last verdict, address; who has not yet.
+    lab's own requests (verify, --as, revocation proofs) and the demo's throwaway student are not counted."""
+    students.since_time(since)   # a bad --since fails before the lab is read
     lab = selection.select(directory, name, require=True)
     if follow and not as_json:
-        room_view.room_follow(students.room_updates(lab))
+        room_view.room_follow(students.room_updates(lab, since))
         return
-    found = students.room(lab)
+    found = students.room(lab, since)
     console.emit_json(found) if as_json else room_view.room(found)
 
 

@@ -135,6 +135,10 @@ SERVERS: dict[Server, tuple[str, int]] = {   # folder in the lab directory, defa
     "mtls": ("nginx-mtls", DEFAULT_MTLS_PORT),
 }
 
+# lab's own requests (verify, --as, revocation proofs, handshakes) say so in their User-Agent, so that
+# `lab room` leaves them out: an instructor's `lab verify --as alice` is not alice connecting.
+OWN_AGENT = "mtls-lab"
+
 # Labels on everything lab creates; `lab down` and `lab status` filter on them
 # and never touch anything without them.
 LABEL_LAB = "io.mtls-lab.lab"

@@ -203,11 +203,14 @@ def rooted(argv: list[str], folder: str) -> list[str]:
     return [f"{folder}/{a}" if i and argv[i - 1] in files else a for i, a in enumerate(argv)]
 
 
-def request_text(hostname: str, port: int) -> str:
-    """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close)."""
+def request_text(hostname: str, port: int, own: bool = True) -> str:
+    """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close).
+    lab's own request says so (User-Agent), and `lab room` leaves it out; the one printed for a person
+    to run is theirs, and counts."""
     from lab.teach import verify
 
-    return f"GET {verify.PATH} HTTP/1.1\r\nHost: {hostname}:{port}\r\nConnection: close\r\n\r\n"
+    agent = f"User-Agent: {layout.OWN_AGENT}-handshake\r\n" if own else ""
+    return f"GET {verify.PATH} HTTP/1.1\r\nHost: {hostname}:{port}\r\n{agent}Connection: close\r\n\r\n"
 
 
 def shell_line(cmd: list[str], request: str) -> str:
@@ -257,6 +260,6 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
             msg.details = {"note": "middlebox compatibility only (RFC 8446, D.4)"}
     return Handshake(sc.name, sc.server, host_port(address, port), negotiated, version.group(2) if version else None,
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
-                     shell_line(command(lab_dir, sc, address, hostname, port, tls), request),
+                     shell_line(command(lab_dir, sc, address, hostname, port, tls), request_text(hostname, port, own=False)),
                      failure.group(1).strip() if failure and not status else "",
                      command(lab_dir, sc, address, hostname, port, tls))

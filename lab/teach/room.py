@@ -18,9 +18,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from lab.core import layout
+
 _LINE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) \d+ '
                    r'tls=\S* cipher=\S* client_verify=(?P<verdict>.*?) client_dn="(?P<dn>[^"]*)"'
-                   r' client_serial=(?P<serial>\S*) client_issuer="(?P<issuer>[^"]*)"\s*$')
+                   r' client_serial=(?P<serial>\S*) client_issuer="(?P<issuer>[^"]*)"'
+                   r'(?: agent="(?P<agent>[^"]*)")?\s*$')
 # Verdicts reached after the CA's signature was checked: they are about this very certificate.
 _CREDITED = ("SUCCESS", "FAILED:certificate has expired", "FAILED:certificate revoked")
 
@@ -57,6 +60,13 @@ class Room:
                 "total": self.total}
 
 
+def _time(nginx_time: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(nginx_time, "%d/%b/%Y:%H:%M:%S %z")
+    except ValueError:
+        return None
+
+
 def _iso(nginx_time: str) -> str:
     try:
         return dt.datetime.strptime(nginx_time, "%d/%b/%Y:%H:%M:%S %z").isoformat()
@@ -72,6 +82,7 @@ class Roster:
     names: list[str]
     issuer: str                          # the client CA's subject, as nginx writes it (RFC 2253)
     serials: dict[int, str]              # serial -> student
+    since: dt.datetime | None = None     # earlier requests (a rehearsal) are left out
 
 
 def start(roster: Roster) -> Room:
@@ -88,7 +99,10 @@ def _serial(text: str) -> int | None:
 def add(room: Room, line: str, roster: Roster) -> None:
     """Count one log line (lines that are not requests, e.g. nginx's notices, are passed over)."""
     m = _LINE.match(line)
-    if not m:
+    if not m or (m.group("agent") or "").startswith(layout.OWN_AGENT):
+        return          # not a request, or lab's own (verify, --as, a revocation's proof, a handshake)
+    when = _time(m.group("time"))
+    if roster.since is not None and when is not None and when < roster.since:
         return
     serial = _serial(m.group("serial"))
     name = roster.serials.get(serial) if serial is not None and m.group("issuer") == roster.issuer else None

@@ -284,7 +284,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             suite = tls.cipher()
             obs.tls_version, obs.cipher = tls.version(), suite[0] if suite else None
             host = bracketed(hostname) + ("" if port == 443 else f":{port}")
-            tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-verify\r\nConnection: close\r\n\r\n".encode())
+            tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {layout.OWN_AGENT}-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
             resp.begin()
             body = resp.read(65536).decode(errors="replace")
