@@ -62,7 +62,6 @@ def test_no_roster_is_an_error(rendered):
     assert result.exit_code == 2 and "no students in this lab yet" in result.output
 
 
-@pytest.mark.docker
 def student_curl(lab, name: str) -> subprocess.CompletedProcess:
     """A request as a student makes it: curl with their certificate (not lab's own request)."""
     folder = lab.dir / "clients" / name
@@ -71,6 +70,7 @@ def student_curl(lab, name: str) -> subprocess.CompletedProcess:
                            f"https://localhost:{lab.mtls_port}/hello-world.txt"], capture_output=True, text=True)
 
 
+@pytest.mark.docker
 def test_room_against_real_requests(new_lab):
     lab = new_lab()
     ok(run(*lab.up_args()))
