@@ -292,3 +292,27 @@ def test_new_cas_take_the_old_students_passwords_and_handouts_with_them(rendered
     assert (rendered.dir / "passwords" / "eve.p12.password").is_file()
     ok(run("render", "--regenerate", "--discard-students", *rendered.args()))
     assert not (rendered.dir / "passwords").exists() and not (rendered.dir / "handouts").exists()
+
+
+def test_a_student_made_by_mistake_is_removed(rendered):
+    """There was no way to remove a student made by mistake: revoked, then forgotten (folder, password,
+    handout, sheet row); the CA database keeps the record; without a terminal it asks for --yes."""
+    import csv
+
+    from lab.pki import ca
+
+    no_engine = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    ok(run("client", "add", "ann", "typo", *rendered.args()))
+    ok(run("handout", "--all", *rendered.args()))
+    asked = run("client", "remove", "typo", *rendered.args(), env=no_engine)
+    assert asked.exit_code == 2 and "--yes" in asked.output and (rendered.dir / "clients" / "typo").is_dir()
+    result = ok(run("client", "remove", "typo", "--yes", *rendered.args(), env=no_engine))
+    assert "revoked typo" in result.output and "removed typo" in result.output
+    assert not (rendered.dir / "clients" / "typo").exists()
+    assert not (rendered.dir / "passwords" / "typo.p12.password").exists()
+    assert not (rendered.dir / "handouts" / "typo.zip").exists()
+    rows = {r["name"] for r in csv.DictReader((rendered.dir / "handouts" / "roster.csv").open())}
+    assert rows == {"ann"}
+    assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["typo"] == "R"
+    listed = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)
+    assert [s["name"] for s in listed] == ["ann"]

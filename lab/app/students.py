@@ -5,6 +5,7 @@ them connected (the room), and the lab's whole PKI."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -231,6 +232,46 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
         raise LabError(f"the mTLS server still does not refuse {name}: {result.observed}",
                        hint=f"lab logs mtls{lab.selector} shows what the server saw; `lab up{lab.selector}` reloads it")
     return RevokeReport(revoked, True, result.observed, result.curl)
+
+
+def find(lab: Lab, name: str) -> Student:
+    from lab.pki import students
+
+    return students.find(lab.dir, name)
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    name: str
+    revoked: Optional[RevokeReport]      # None: the certificate was revoked already
+    deleted: list[str]                   # what was deleted, relative to the lab directory
+
+
+def remove(lab: Lab, name: str) -> RemoveReport:
+    """Revoke (when the certificate still works) and forget a student: their folder, .p12 password, handout
+    zip and password-sheet row. The CA database keeps the revoked record: serials are never reused."""
+    from lab.core.files import refuse_links
+    from lab.core.locking import lab_lock
+    from lab.pki import handout
+    from lab.pki import students as pki_students
+
+    student = pki_students.find(lab.dir, name)
+    revoked = revoke(lab, name) if student.status in ("valid", "expired", "unreadable", "folder missing") else None
+    with lab_lock(lab.name, wait=LOCK_WAIT):
+        deleted = []
+        for path in (student.directory, layout.password_file(lab.dir, name),
+                     lab.dir / layout.HANDOUTS_DIR / f"{name}.zip"):
+            refuse_links(lab.dir, path)
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            deleted.append(str(path.relative_to(lab.dir)))
+        if handout.drop_row(lab.dir / layout.HANDOUTS_DIR, name):
+            deleted.append(f"{layout.HANDOUTS_DIR}/{handout.ROSTER} ({name}'s row)")
+    return RemoveReport(name, revoked, deleted)
 
 
 def pki(lab: Lab) -> list[CertInfo]:

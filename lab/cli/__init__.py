@@ -10,6 +10,7 @@ functions, so that `lab --help` does not pay for them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -474,6 +475,26 @@ def client_revoke(
     """Revoke a student's certificate; the running mTLS server enforces it at once, without downtime."""
 
     students_view.revoked(students.revoke(selection.select(directory, name, require=True), student))
+
+
+@client_app.command("remove")
+@handles_errors
+def client_remove(
+    student: Annotated[str, typer.Argument(help="Student name.")], directory: DirOpt = None, name: NameOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask (for scripts).")] = False,
+) -> None:
+    """Remove a student made by mistake: revoke their certificate (enforced at once), then forget them: folder,
+    .p12 password, handout and password-sheet row. The CA database keeps the revoked record."""
+    lab = selection.select(directory, name, require=True)
+    found = students.find(lab, student)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"lab client remove {student} asks first, and there is no terminal to ask in",
+                             hint=f"add --yes: lab client remove {student} --yes{lab.selector}")
+        if not typer.confirm(f"remove {found.name} (serial {found.serial}): revoke, and delete their folder, password "
+                             "and handout?", default=False):
+            raise typer.Exit(1)
+    students_view.removed(students.remove(lab, student))
 
 
 @app.command("certs")

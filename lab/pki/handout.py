@@ -98,6 +98,21 @@ ROSTER = "roster.csv"
 ROSTER_HEADER = ["name", "zip", "p12 password", "serial", "expiry"]
 
 
+def drop_row(out: Path, name: str) -> bool:
+    """Take a student's row out of the password sheet in `out` (a student removed); True when there was one."""
+    sheet = out / ROSTER
+    rows = _sheet_rows(sheet)
+    kept = [row for row in rows if row[0] != name]
+    if len(kept) == len(rows):
+        return False
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(ROSTER_HEADER)
+    writer.writerows(kept)
+    write_atomically(sheet, buf.getvalue(), 0o600)
+    return True
+
+
 def _sheet_rows(sheet: Path) -> list[list[str]]:
     """The rows of the password sheet already there: every student handed out before keeps their row (one
     student handed out again must not cost the others theirs). A file of that name lab did not write is

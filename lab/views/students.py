@@ -10,7 +10,7 @@ from lab.core import layout
 from lab.views.console import escape, new_table, ok, out_console, warn
 
 if TYPE_CHECKING:
-    from lab.app.students import AddReport, RevokeReport
+    from lab.app.students import AddReport, RemoveReport, RevokeReport
     from lab.pki.handout import Handout
     from lab.pki.inventory import CertInfo
     from lab.pki.students import IssuedStudent, Student
@@ -61,6 +61,13 @@ def revoked(report: RevokeReport) -> None:
     out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
               markup=False)
     out.print(f"  see it: {report.curl}", markup=False)
+
+
+def removed(report: RemoveReport) -> None:
+    if report.revoked is not None:
+        revoked(report.revoked)
+    ok(f"removed {report.name}: " + (", ".join(report.deleted) if report.deleted else "nothing of theirs was left")
+       + "; the CA database keeps their revoked certificate (its serial is never reused)")
 
 
 def signed(student: IssuedStudent, selector: str) -> None:
