@@ -121,6 +121,14 @@ def test_a_killed_runs_staging_folder_is_cleaned_by_the_next(lab_params, docker_
     proc.communicate(timeout=60)
     left = list(lab.dir.parent.glob(".lab-certs-*"))
     assert left, "the run was killed too late to leave its staging folder"
+    # The killed run's gen-certs.sh lives on a moment, orphaned, writing into the folder: let it end (a lab
+    # command after a SIGKILL comes seconds later, not in the same millisecond).
+    def files():
+        return sorted(str(f) for d in left for f in d.rglob("*")) if all(d.exists() for d in left) else []
+    seen, deadline = None, time.monotonic() + 20
+    while seen != (now := files()) and time.monotonic() < deadline:
+        seen = now
+        time.sleep(1)
     live = lab.dir.parent / f".lab-certs-{os.getpid()}-live"
     live.mkdir()
     try:

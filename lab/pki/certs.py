@@ -257,8 +257,9 @@ def clean_stale_staging(parent: Path) -> list[Path]:
     for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
         m = re.fullmatch(rf"{re.escape(STAGING_PREFIX)}(\d+)-.+", path.name)
         if m and path.is_dir() and not path.is_symlink() and not _alive(int(m.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+            shutil.rmtree(path, ignore_errors=True)    # (a script the killed run left may still write: next time)
+            if not path.exists():
+                removed.append(path)
     return removed
 
 
