@@ -303,3 +303,12 @@ def test_exercise_reset_never_writes_through_a_link(lab, tmp_path):
         conf.write_text(kept)
         ok(run("exercise", "reset", *lab.args()))
     assert " passed, 0 failed" in ok(run("verify", *lab.args())).output
+
+
+def test_exercise_list_takes_the_lab_like_every_command(rendered, tmp_path):
+    """`lab exercise list` was the one command that refused --dir/--name; the texts carry this lab's ports."""
+    found = json.loads(ok(run("exercise", "list", "--json", *rendered.args())).stdout)
+    stories = {e["id"]: e["story"] for e in found}
+    assert f"https://localhost:{rendered.mtls_port}/hello-world.txt" in stories["verification-optional"]
+    missing = run("exercise", "list", "--dir", tmp_path / "no-lab-here")
+    assert missing.exit_code == 3 and "no lab in" in missing.output
