@@ -311,7 +311,7 @@ def test_a_student_made_by_mistake_is_removed(rendered):
     assert not (rendered.dir / "clients" / "typo").exists()
     assert not (rendered.dir / "passwords" / "typo.p12.password").exists()
     assert not (rendered.dir / "handouts" / "typo.zip").exists()
-    rows = {r["name"] for r in csv.DictReader((rendered.dir / "handouts" / "roster.csv").open())}
+    rows = {r["name"] for r in csv.DictReader((rendered.dir / "passwords" / "roster.csv").open())}
     assert rows == {"ann"}
     assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["typo"] == "R"
     listed = json.loads(ok(run("client", "list", "--json", *rendered.args())).stdout)

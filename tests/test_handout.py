@@ -32,20 +32,36 @@ def test_handouts_hold_no_password_and_the_sheet_holds_them_all(rendered, tmp_pa
     assert refused.exit_code == 2 and "cy (revoked): no handout" in refused.output
     hint = refused.output.split("fix: ", 1)[1].strip()         # the command it suggests, as printed
     assert hint.startswith("lab client add --force cy --dir ") and hint.endswith(" issues new ones"), hint
-    assert sorted(p.name for p in out.iterdir()) == ["ada.zip", "bo.zip", "roster.csv"]
+    # The sheet of passwords is never beside the zips (the folder that goes on a USB stick).
+    assert sorted(p.name for p in out.iterdir()) == ["ada.zip", "bo.zip"]
+    sheet = rendered.dir / "passwords" / "roster.csv"
+    assert f"passwords: {sheet}" in result.output
     with zipfile.ZipFile(out / "ada.zip") as z:
-        assert sorted(z.namelist()) == ["ada/README.html", "ada/README.txt", "ada/ada.crt", "ada/ada.key",
-                                        "ada/ada.p12", "ada/server-ca.crt"]
+        assert sorted(z.namelist()) == ["ada/README.html", "ada/README.txt", "ada/ada-legacy.p12", "ada/ada.crt",
+                                        "ada/ada.key", "ada/ada.p12", "ada/server-ca.crt"]
         readme = z.read("ada/README.txt").decode()
         everything = b"".join(z.read(n) for n in z.namelist())
-    rows = {r["name"]: r for r in csv.DictReader((out / "roster.csv").open())}
+        z.extractall(tmp_path / "unzipped")
+    rows = {r["name"]: r for r in csv.DictReader(sheet.open())}
     assert set(rows) == {"ada", "bo"}
     for name, row in rows.items():
         password = (rendered.dir / "passwords" / f"{name}.p12.password").read_text()
         assert row["p12 password"] == password and row["zip"] == f"{name}.zip"
         assert password.encode() not in everything and password not in result.output
-    assert (out / "roster.csv").stat().st_mode & 0o077 == 0
-    for platform in ("curl", "Python (requests)", "Firefox", "Windows", "macOS", "--legacy-p12", "Java",
+    assert sheet.stat().st_mode & 0o077 == 0
+    # The password protects the key wherever it travels: encrypted in the zip, both bundles open with it.
+    unzipped, password = tmp_path / "unzipped" / "ada", rows["ada"]["p12 password"]
+    assert b"BEGIN ENCRYPTED PRIVATE KEY" in (unzipped / "ada.key").read_bytes()
+    assert b"BEGIN PRIVATE KEY" not in everything
+    for cmd in (["openssl", "pkey", "-in", str(unzipped / "ada.key"), "-noout", "-passin", f"pass:{password}"],
+                ["openssl", "pkcs12", "-in", str(unzipped / "ada.p12"), "-noout", "-passin", f"pass:{password}"],
+                ["openssl", "pkcs12", "-legacy", "-in", str(unzipped / "ada-legacy.p12"), "-noout", "-passin",
+                 f"pass:{password}"]):
+        assert subprocess.run(cmd, capture_output=True).returncode == 0, cmd
+    legacy = subprocess.run(["openssl", "pkcs12", "-legacy", "-info", "-noout", "-in", str(unzipped / "ada-legacy.p12"),
+                             "-passin", f"pass:{password}"], capture_output=True, text=True)
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in legacy.stderr + legacy.stdout and "MAC: sha1" in legacy.stderr
+    for platform in ("curl", "Python (requests", "Firefox", "Windows", "macOS", "ada-legacy.p12", "--pass", "Java",
                      "After the workshop: remove both"):
         assert platform in readme
     assert f"https://localhost:{rendered.mtls_port}/whoami" in readme
@@ -176,9 +192,9 @@ def test_a_lost_p12_password_stops_before_any_zip_is_written(rendered, tmp_path)
     assert "lab client add --force ann" in refused.output and "Traceback" not in refused.output
     assert not out.exists() or not list(out.iterdir())
     everyone = ok(run("handout", "--all", "--out", out, *rendered.args()))
-    assert sorted(p.name for p in out.iterdir()) == ["cy.zip", "roster.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["cy.zip"]
     assert "no handout for ann (.p12 password lost" in everyone.output and "bob (.p12 password lost" in everyone.output
-    rows = list(csv.DictReader((out / "roster.csv").open()))
+    rows = list(csv.DictReader((rendered.dir / "passwords" / "roster.csv").open()))
     assert [r["name"] for r in rows] == ["cy"] and rows[0]["p12 password"]
     ok(run("client", "add", "--force", "ann", *rendered.args()))      # the fix it names
     ok(run("handout", "ann", "--out", out, *rendered.args()))
@@ -243,7 +259,7 @@ def test_handing_out_one_student_keeps_everyone_elses_password_row(rendered, tmp
     one row (every other password lost)."""
     ok(run("client", "add", "ann", "eve", "zoe", *rendered.args()))
     ok(run("handout", "--all", *rendered.args()))
-    sheet = rendered.dir / "handouts" / "roster.csv"
+    sheet = rendered.dir / "passwords" / "roster.csv"
     before = {r["name"]: r for r in csv.DictReader(sheet.open())}
     ok(run("client", "add", "--force", "eve", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"}))
     ok(run("handout", "eve", *rendered.args()))
@@ -256,7 +272,35 @@ def test_handing_out_one_student_keeps_everyone_elses_password_row(rendered, tmp
 
 def test_a_roster_csv_lab_did_not_write_is_never_replaced(rendered, tmp_path):
     ok(run("client", "add", "ann", *rendered.args()))
-    (tmp_path / "roster.csv").write_text("student,grade\nann,A\n")
-    result = run("handout", "ann", "--out", tmp_path, *rendered.args())
+    (tmp_path / "roster.csv").write_text("student,grade\nann,A\n")       # a file of that name in --out: not ours
+    ok(run("handout", "ann", "--out", tmp_path, *rendered.args()))
+    assert (tmp_path / "roster.csv").read_text() == "student,grade\nann,A\n" and (tmp_path / "ann.zip").is_file()
+    sheet = rendered.dir / "passwords" / "roster.csv"
+    sheet.write_text("student,grade\nann,A\n")                           # the sheet itself, replaced by hand
+    result = run("handout", "ann", *rendered.args())
     assert result.exit_code == 2 and "not a password sheet lab wrote" in result.output
-    assert (tmp_path / "roster.csv").read_text() == "student,grade\nann,A\n" and not (tmp_path / "ann.zip").exists()
+    assert sheet.read_text() == "student,grade\nann,A\n"
+
+
+@pytest.mark.docker
+def test_the_zip_as_a_student_unpacks_it_gets_in(new_lab, tmp_path):
+    """From the zip alone, as its README says: curl with the encrypted key and its password, and with the
+    legacy bundle (what a Mac imports)."""
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    ok(run("client", "add", "noa", *lab.args()))
+    ok(run("handout", "noa", *lab.args()))
+    with zipfile.ZipFile(lab.dir / "handouts" / "noa.zip") as z:
+        z.extractall(tmp_path)
+    folder = tmp_path / "noa"
+    password = next(r for r in csv.DictReader((lab.dir / "passwords" / "roster.csv").open()))["p12 password"]
+    url = f"https://localhost:{lab.mtls_port}/whoami"
+    for cert_args in (["--cert", "noa.crt", "--key", "noa.key", "--pass", password],
+                      ["--cert-type", "P12", "--cert", f"noa-legacy.p12:{password}"],
+                      ["--cert-type", "P12", "--cert", f"noa.p12:{password}"]):
+        answer = subprocess.run(["curl", "-sS", "--cacert", "server-ca.crt", *cert_args, url], cwd=folder,
+                                capture_output=True, text=True)
+        assert answer.returncode == 0 and "Hello, noa!" in answer.stdout, (cert_args[:2], answer.stderr)
+    wrong = subprocess.run(["curl", "-sS", "--cacert", "server-ca.crt", "--cert", "noa.crt", "--key", "noa.key",
+                            "--pass", "not-the-password", url], cwd=folder, capture_output=True, text=True)
+    assert wrong.returncode != 0

@@ -269,8 +269,8 @@ def remove(lab: Lab, name: str) -> RemoveReport:
             else:
                 continue
             deleted.append(str(path.relative_to(lab.dir)))
-        if handout.drop_row(lab.dir / layout.HANDOUTS_DIR, name):
-            deleted.append(f"{layout.HANDOUTS_DIR}/{handout.ROSTER} ({name}'s row)")
+        if handout.drop_row(lab.dir, name):
+            deleted.append(f"{layout.PASSWORDS_DIR}/{handout.ROSTER} ({name}'s row)")
     return RemoveReport(name, revoked, deleted)
 
 

@@ -431,7 +431,8 @@ def handout_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the zips [default: LAB/handouts].",
                                                 show_default=False)] = None,
 ) -> None:
-    """A zip per student (certificate, key, .p12, server CA, README for curl, Python, browsers, Java) and roster.csv."""
+    """A zip per student (certificate, encrypted key, modern and legacy .p12, server CA, README) and the password
+    sheet (passwords/roster.csv, never beside the zips)."""
 
     made, sheet, skipped = students.handouts(selection.select(directory, name, require=True), names, all_students, out)
     students_view.handouts(made, sheet, skipped)

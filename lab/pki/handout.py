@@ -1,6 +1,14 @@
 """Handouts: one zip per student with what that student needs and nothing else
 (certificate, key, .p12, the server CA, a README in text and HTML), and the
-instructor's sheet of .p12 passwords, roster.csv, which no zip contains."""
+instructor's sheet of .p12 passwords, roster.csv, which no zip contains.
+
+The password protects the key wherever the key travels: in a zip, the key is
+encrypted with it (PKCS#8, AES-256), like the two bundles: NAME.p12 (modern:
+PBES2/AES-256, Windows 10+, Firefox, Chrome, Java) and NAME-legacy.p12
+(3DES/SHA-1: the macOS and iOS Keychain, older Windows, Go's pkcs12), so that
+every laptop opens one without anyone being re-issued. The sheet lives in the
+instructor's passwords/ folder, never beside the zips (the folder that is
+copied to a USB stick or a course page)."""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lab.core import layout
 from lab.core.errors import UsageError
@@ -62,29 +71,59 @@ def p12_password(lab_dir: Path, student) -> str | None:
         return None
 
 
-def make(lab_dir: Path, settings, students: list, out: Path, urls: list[str],
+def sheet_path(lab_dir: Path) -> Path:
+    """The instructor's password sheet: in passwords/ (0700), never beside the zips."""
+    return lab_dir / layout.PASSWORDS_DIR / ROSTER
+
+
+def _protected(student: Any, password: str, lab: str) -> dict[str, bytes]:
+    """The student's key encrypted with their password, and the legacy bundle, made from the key in their folder."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key = serialization.load_pem_private_key(student.file("key").read_bytes(), password=None)
+    cert = x509.load_pem_x509_certificate(student.file("crt").read_bytes())
+    secret = password.encode()
+    legacy = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+              .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(secret))
+    return {
+        layout.student_file(student.name, "key"): key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(secret)),
+        f"{student.name}-legacy.p12": pkcs12.serialize_key_and_certificates(
+            f"{student.name} ({lab})".encode(), key, cert, None, legacy),   # type: ignore[arg-type]
+    }
+
+
+def make(lab_dir: Path, settings: Any, students: list[Any], out: Path, urls: list[str],
          passwords: dict[str, str]) -> tuple[list[Handout], Path]:
-    """A zip per student, then roster.csv; each written under a temporary name and renamed when complete."""
+    """A zip per student, then the password sheet; each written under a temporary name and renamed when complete."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file: give a folder for the handouts")
     out.mkdir(parents=True, exist_ok=True)
-    kept = {row[0]: row for row in _sheet_rows(out / ROSTER)}    # checked before any zip is written
+    kept = {row[0]: row for row in _sheet_rows(sheet_path(lab_dir))}    # checked before any zip is written
     made: list[Handout] = []
     rows = []
     for st in students:
         folder = st.directory
         target = out / f"{st.name}.zip"
         text = readme(lab_dir, settings, st, urls)
+        protected = _protected(st, passwords[st.name], settings.name) if st.file("key").is_file() else {}
         with replacing(target, 0o600) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
             for name in (*(layout.student_file(st.name, k) for k in ("crt", "key", "p12")), layout.SERVER_CA_CRT):
-                if (folder / name).is_file():
+                if name in protected:
+                    z.writestr(f"{st.name}/{name}", protected.pop(name))
+                elif (folder / name).is_file():
                     z.write(folder / name, f"{st.name}/{name}")
+            for name, data in protected.items():
+                z.writestr(f"{st.name}/{name}", data)
             z.writestr(f"{st.name}/README.txt", text)
             z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
         rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
         made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
                             st.file("key").exists()))
-    sheet = out / ROSTER
+    sheet = sheet_path(lab_dir)
+    sheet.parent.mkdir(mode=0o700, exist_ok=True)
     kept.update({row[0]: row for row in rows})       # a student handed out again: their new row
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -98,9 +137,9 @@ ROSTER = "roster.csv"
 ROSTER_HEADER = ["name", "zip", "p12 password", "serial", "expiry"]
 
 
-def drop_row(out: Path, name: str) -> bool:
-    """Take a student's row out of the password sheet in `out` (a student removed); True when there was one."""
-    sheet = out / ROSTER
+def drop_row(lab_dir: Path, name: str) -> bool:
+    """Take a student's row out of the password sheet (a student removed); True when there was one."""
+    sheet = sheet_path(lab_dir)
     rows = _sheet_rows(sheet)
     kept = [row for row in rows if row[0] != name]
     if len(kept) == len(rows):
