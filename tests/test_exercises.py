@@ -312,3 +312,28 @@ def test_exercise_list_takes_the_lab_like_every_command(rendered, tmp_path):
     assert f"https://localhost:{rendered.mtls_port}/hello-world.txt" in stories["verification-optional"]
     missing = run("exercise", "list", "--dir", tmp_path / "no-lab-here")
     assert missing.exit_code == 3 and "no lab in" in missing.output
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+@pytest.mark.parametrize("exercise_id", ["crl-expired", "tls13-only"])
+def test_an_insecure_fix_is_not_a_fix(lab, exercise_id):
+    """crl-expired said "✓ fixed" with ssl_crl commented out (revocation off); tls13-only passed with TLSv1
+    and TLSv1.1 on. Each exercise lists such fixes (insecure_fixes); each is refused, the defence named."""
+    from lab.core.settings import load_saved
+    from lab.teach import exercise
+
+    ex = exercise.find(exercise_id)
+    assert len(ex.insecure_fixes) >= 2
+    for fix in ex.insecure_fixes:
+        ok(run("exercise", "start", exercise_id, *lab.args()))
+        try:
+            from lab.core.settings import Settings
+
+            exercise.apply(lab.dir, fix, exercise.values(lab.dir, Settings(**load_saved(lab.dir))))
+            result = run("exercise", "check", *lab.args())
+            assert result.exit_code == 1 and "you turned off" in result.output, result.output
+            assert "fixed: " + exercise_id not in result.output
+        finally:
+            ok(run("exercise", "reset", *lab.args()))
+            ok(run("reset", *lab.args()))

@@ -15,7 +15,7 @@ from lab.core.errors import LabError, UsageError
 if TYPE_CHECKING:
     from lab.engine.seam import Engine
     from lab.teach.exercise import Exercise, State
-    from lab.teach.verify import Result
+    from lab.teach.verify import Result, Scenario
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,12 @@ class ExerciseReport:
     restored: list[str] = field(default_factory=list)
     kept: list[tuple[str, Path]] = field(default_factory=list)   # (file, where the student's edit of it was kept)
     not_loaded: list[str] = field(default_factory=list)   # status: files changed since the servers loaded them
+    turned_off: list[str] = field(default_factory=list)   # the lesson's defences a fix turned off (named)
 
     @property
     def fixed(self) -> bool:
         # Files the servers have not loaded (status reads, never loads) leave the question open: not fixed.
-        return (not self.config_error and not self.not_loaded and bool(self.results)
+        return (not self.config_error and not self.not_loaded and not self.turned_off and bool(self.results)
                 and all(r.passed for r in self.results))
 
 
@@ -100,7 +101,25 @@ def _judge_exercise(lab: Lab, ex: Exercise, engine: Engine, load: bool = True) -
         except (OSError, ValueError) as e:   # a client certificate the exercise made is gone or broken
             raise LabError(f"check {check.label} cannot load its client certificate ({e})",
                            hint="lab exercise reset, then start the exercise again") from None
-    return ExerciseReport(ex, results, not_loaded=not_loaded)
+    return ExerciseReport(ex, results, not_loaded=not_loaded, turned_off=_lesson_broken(lab, ex, available, results))
+
+
+def _lesson_broken(lab: Lab, ex: Exercise, available: list[Scenario], results: list[Result]) -> list[str]:
+    """A check is the symptom fixed and the lesson intact: the refusals every `lab verify` makes (those the
+    exercise does not check itself), as real requests, and the defences no request shows (lab/teach/defences.py)."""
+    from lab.teach import defences
+    from lab.teach import verify as checks
+
+    checked = {c.scenario for c in ex.checks}
+    lesson = [sc for sc in available if sc.name in (*defences.REFUSALS, "revoked") and sc.name not in checked]
+    broken = []
+    for sc in lesson:
+        result = checks.run_one(sc, lab.dir, lab.settings)
+        if not result.passed:
+            what = defences.REFUSAL_DEFENCES.get(sc.name, sc.name)
+            broken.append(f"{what}: {result.scenario} now gets {result.observed}")
+    broken += [d.name for d in defences.turned_off(lab.dir)]
+    return broken
 
 
 def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) -> ExerciseReport:

@@ -56,11 +56,14 @@ class Exercise:
     solution: tuple = ()
     checks: tuple[Check, ...] = ()
     source: str = ""
+    # Fixes that make the symptom go away by turning a defence off: the test suite applies each and expects
+    # `lab exercise check` to refuse it, naming the defence.
+    insecure_fixes: tuple[tuple[dict[str, Any], ...], ...] = ()
 
     def writes(self) -> list[str]:
         """Every file the exercise or its solution may write (relative to the lab directory)."""
         found = []
-        for step in (*self.breaks, *self.solution):
+        for step in (*self.breaks, *self.solution, *(s for fix in self.insecure_fixes for s in fix)):
             for key in ("edit", "write", "to"):
                 if key in step:
                     found.append(step[key])
@@ -198,7 +201,8 @@ def load_file(path: Path) -> Exercise:
     try:
         if not isinstance(doc, dict):
             raise _Bad("(file)", "must be a mapping of id, title, story, break, hint, check, solution, explain")
-        unknown = sorted(set(map(str, doc)) - {"id", "title", "story", "break", "hint", "check", "solution", "explain"})
+        unknown = sorted(set(map(str, doc)) - {"id", "title", "story", "break", "hint", "check", "solution", "explain",
+                                               "insecure_fixes"})
         if unknown:
             raise _Bad(unknown[0], "is not a key of an exercise")
         ex_id = _text(doc.get("id"), "id", 40)
@@ -207,9 +211,14 @@ def load_file(path: Path) -> Exercise:
         if not isinstance(doc.get("check"), list) or not doc["check"]:
             raise _Bad("check", "must be a list of checks")
         checks = tuple(_check(c, f"check[{i}]") for i, c in enumerate(doc["check"]))
+        insecure = doc.get("insecure_fixes", [])
+        if not isinstance(insecure, list):
+            raise _Bad("insecure_fixes", "must be a list of fixes, each a list of steps")
+        insecure_fixes = tuple(_steps(fix, f"insecure_fixes[{i}]") for i, fix in enumerate(insecure))
         return Exercise(ex_id, _text(doc.get("title"), "title", 200), _text(doc.get("story", ""), "story").strip(),
                         _text(doc.get("hint", ""), "hint").strip(), _text(doc.get("explain", ""), "explain").strip(),
-                        _steps(doc.get("break"), "break"), _steps(doc.get("solution"), "solution"), checks, str(path))
+                        _steps(doc.get("break"), "break"), _steps(doc.get("solution"), "solution"), checks, str(path),
+                        insecure_fixes)
     except _Bad as e:
         raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
 

@@ -53,9 +53,17 @@ def exercise_checked(report: ExerciseReport) -> None:
     if report.fixed:
         ok(f"fixed: {report.exercise.id}")
         out.print(report.exercise.explain, markup=False)
-    else:
-        failing = [r.scenario for r in report.results if not r.passed] or ["the configuration"]
-        out.print(f"[bold red]not fixed yet:[/] {', '.join(failing)} still fail{'s' if len(failing) == 1 else ''}")
+        return
+    if report.turned_off:
+        gone = bool(report.results) and all(r.passed for r in report.results) and not report.config_error
+        out.print("[bold red]not fixed: " + ("the symptom is gone, but " if gone else "") + "you turned off[/]")
+        for what in report.turned_off:
+            out.print(f"    ✗ {escape(what)}")
+        out.print("  a fix that weakens the lesson is no fix: undo that part, then lab exercise check", markup=False)
+        if gone:
+            return
+    failing = [r.scenario for r in report.results if not r.passed] or ["the configuration"]
+    out.print(f"[bold red]not fixed yet:[/] {', '.join(failing)} still fail{'s' if len(failing) == 1 else ''}")
 
 
 def exercise_solution(report: ExerciseReport, applied: bool) -> None:
