@@ -337,3 +337,23 @@ def test_an_insecure_fix_is_not_a_fix(lab, exercise_id):
         finally:
             ok(run("exercise", "reset", *lab.args()))
             ok(run("reset", *lab.args()))
+
+
+@pytest.mark.docker
+@pytest.mark.faults
+def test_a_reset_says_when_the_lab_is_not_the_lesson(lab):
+    """A wrong fix (# ssl_crl) survived three resets while `exercise reset` said "back to the lesson" and
+    `lab status` said the mTLS server runs its revocation list; only `lab diff` showed it."""
+    ok(run("exercise", "start", "client-purpose", *lab.args()))      # it never touches nginx-mtls/
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("ssl_crl ", "# ssl_crl ", 1))
+    try:
+        reset = ok(run("exercise", "reset", *lab.args()))
+        assert "back to the lesson" not in reset.output and "the lab is not the lesson" in reset.output
+        assert "edited by hand: nginx-mtls/nginx.conf" in reset.output and "revocation" in reset.output
+        status = ok(run("status", *lab.args())).output
+        assert "not the lesson: revocation" in status and "its revocation list" not in status
+    finally:
+        ok(run("reset", *lab.args()))
+    ok(run("exercise", "start", "client-purpose", *lab.args()))
+    assert "back to the lesson" in ok(run("exercise", "reset", *lab.args())).output

@@ -27,6 +27,7 @@ class ExerciseReport:
     kept: list[tuple[str, Path]] = field(default_factory=list)   # (file, where the student's edit of it was kept)
     not_loaded: list[str] = field(default_factory=list)   # status: files changed since the servers loaded them
     turned_off: list[str] = field(default_factory=list)   # the lesson's defences a fix turned off (named)
+    still_edited: list[str] = field(default_factory=list) # reset: files that still differ from the lesson
 
     @property
     def fixed(self) -> bool:
@@ -184,10 +185,11 @@ def exercise_solution(lab: Lab, apply: bool = False) -> ExerciseReport:
 def exercise_reset(lab: Lab) -> ExerciseReport:
     """Back to the lesson's state: every file the exercise wrote restored (a student's
     edit of it kept beside it), what it made removed, running servers reloaded."""
+    from lab.config import render as rendering
     from lab.core.errors import DockerUnavailable
     from lab.core.locking import lab_lock
     from lab.engine import runtime
-    from lab.teach import exercise
+    from lab.teach import defences, exercise
 
     state, ex = _running_exercise(lab)
     with lab_lock(lab.name):
@@ -196,7 +198,13 @@ def exercise_reset(lab: Lab) -> ExerciseReport:
             sync(lab, runtime.connect())
         except DockerUnavailable:
             pass
-    return ExerciseReport(ex, restored=restored, kept=kept)
+    # Honest about what is not the lesson: an edit the exercise never touched survives its reset.
+    try:
+        edited = [e.file for e in rendering.edits(lab.dir, lab.settings)]
+    except LabError:
+        edited = ["(a file that is not text)"]
+    return ExerciseReport(ex, restored=restored, kept=kept, still_edited=edited,
+                          turned_off=[d.name for d in defences.turned_off(lab.dir)])
 
 
 def exercise_status(lab: Lab) -> Optional[ExerciseReport]:

@@ -283,6 +283,7 @@ class StatusReport:
     urls: list[str] = field(default_factory=list)     # room mode: what students open
     files: dict[Server, dict[Kind, str]] = field(default_factory=dict)  # per server, per kind: the file (lab/engine/loaded.py)
     unlisted: int = 0      # revocations of the CA database the CRL on disk does not list
+    turned_off: list[str] = field(default_factory=list)   # the lesson's defences the configuration lacks
 
     @property
     def all_running(self) -> bool:
@@ -292,6 +293,7 @@ class StatusReport:
 def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     from lab.engine import loaded, runtime
     from lab.pki import ca
+    from lab.teach import defences
 
     lab_dir = lab_dir_for(directory, name)   # bad input fails before the engine is asked
     saved = (lab_dir / layout.SETTINGS_FILE).is_file()
@@ -305,7 +307,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,
                         lab.settings.student_urls() if lab else [],
                         {server: loaded.files(server) for server in layout.SERVERS},
-                        len(ca.unlisted_revocations(lab_dir)) if here else 0)
+                        len(ca.unlisted_revocations(lab_dir)) if here else 0,
+                        [d.name for d in defences.turned_off(lab_dir)] if here else [])
 
 
 def all_labs() -> list[LabSummary]:

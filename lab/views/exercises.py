@@ -81,8 +81,18 @@ def exercise_solution(report: ExerciseReport, applied: bool) -> None:
 
 
 def exercise_reset(report: ExerciseReport) -> None:
-    ok(f"exercise {report.exercise.id} ended: the lab is back to the lesson"
-        + (f" ({', '.join(report.restored)} put back)" if report.restored else ""))
+    put_back = f" ({', '.join(report.restored)} put back)" if report.restored else ""
+    if not report.still_edited and not report.turned_off:
+        ok(f"exercise {report.exercise.id} ended: the lab is back to the lesson{put_back}")
+    else:
+        out = out_console()
+        out.print(f"exercise {escape(report.exercise.id)} ended{escape(put_back)}, [bold red]but the lab is not the "
+                  f"lesson[/]:")
+        for rel in report.still_edited:
+            out.print(f"    edited by hand: {rel} (lab diff shows it; lab reset {rel} puts the lesson back)",
+                      markup=False)
+        for what in report.turned_off:
+            out.print(f"    ✗ turned off: {what}", markup=False)
     for rel, copy in report.kept:
         out_console().print(f"  your changes to {rel} are kept in {copy.name} beside it", markup=False)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def status_table(name: str, lab_dir: Path | None, servers: list[ServerStatus], expiry: Expiry | None,
                  loaded: dict[Server, dict[Kind, LoadedState] | None] | None = None,
-                 files: dict[Server, dict[Kind, str]] | None = None) -> None:
+                 files: dict[Server, dict[Kind, str]] | None = None, turned_off: list[str] | None = None) -> None:
     out = out_console()
     table = new_table(f"lab {name}" + (f"  ({escape(lab_dir)}/)" if lab_dir else ""),
                    ("server", "container", "state", "health", "published", "image", "uptime"))
@@ -47,7 +47,7 @@ def status_table(name: str, lab_dir: Path | None, servers: list[ServerStatus], e
                 out.print(f"  [bold red]{server}: runs an older {what} than the lab directory[/]: "
                           f"{_LOADED_FIX[kind]}")
     if loaded and all(states is not None and all(v == "current" for v in states.values())
-                      for states in loaded.values()):
+                      for states in loaded.values()) and not turned_off:
         out.print("  configuration: both servers run the files in the lab directory (and the mTLS server its "
                   "revocation list)")
 
@@ -60,7 +60,10 @@ _LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
 
 
 def status(report: StatusReport) -> None:
-    status_table(report.name, report.dir, report.servers, report.expiry, report.loaded, report.files)
+    status_table(report.name, report.dir, report.servers, report.expiry, report.loaded, report.files,
+                 report.turned_off)
+    for what in report.turned_off:
+        out_console().print(f"  [bold red]not the lesson: {escape(what)}[/] (lab diff shows it; lab reset puts it back)")
     if report.unlisted:
         out_console().print(f"  [bold red]revocation list: misses {report.unlisted} certificate(s) the client CA "
                             "revoked[/]: those students still get in; lab up makes it anew and reloads the server")
