@@ -75,7 +75,7 @@ def test_rogue_ca_let_in_names_the_ca_the_server_trusts(lab):
                   "ssl_client_certificate /etc/nginx/lab/rogue-ca.crt;")
     assert not rows["rogue-ca"]["passed"]
     assert rows["rogue-ca"]["cause"] == ("the server trusts a CA other than the lab's client CA: "
-                                         "ssl_client_certificate in nginx-mtls/nginx.conf is nginx-…/rogue-ca.crt")
+                                         "ssl_client_certificate in nginx-mtls/nginx.conf is nginx-mtls/rogue-ca.crt")
     assert not rows["client-cert"]["passed"]
     assert "trusts a CA other than the lab's client CA" in rows["client-cert"]["cause"]
 

@@ -357,3 +357,35 @@ def test_a_reset_says_when_the_lab_is_not_the_lesson(lab):
         ok(run("reset", *lab.args()))
     ok(run("exercise", "start", "client-purpose", *lab.args()))
     assert "back to the lesson" in ok(run("exercise", "reset", *lab.args())).output
+
+
+@pytest.mark.docker
+def test_start_shows_the_symptom_and_the_texts_teach(lab):
+    """start gave the answer away ("ssl_verify_client is `optional`, not `on`"); tls13-only printed two rows
+    both called client-cert; solution printed `- renew-crl: true`; verify-depth's cause blamed
+    ssl_client_certificate."""
+    started = ok(run("exercise", "start", "verification-optional", *lab.args()))
+    try:
+        assert "✗" in started.output and "ssl_verify_client" not in started.output and "→" not in started.output
+        checked = run("exercise", "check", *lab.args())
+        assert "ssl_verify_client" in checked.output          # check, after a try, says where to look
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    ok(run("exercise", "start", "tls13-only", *lab.args()))
+    try:
+        checked = run("exercise", "check", *lab.args()).output
+        assert "client-cert (TLS 1.2 at most):" in checked and "\n✓ client-cert:" in checked
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    ok(run("exercise", "start", "crl-expired", *lab.args()))
+    try:
+        solution = ok(run("exercise", "solution", *lab.args())).output
+        assert "renew-crl" not in solution and "make the CRL anew from the client CA's database" in solution
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    ok(run("exercise", "start", "verify-depth", *lab.args()))
+    try:
+        checked = run("exercise", "check", *lab.args()).output
+        assert "ssl_verify_depth" in checked
+    finally:
+        ok(run("exercise", "reset", *lab.args()))

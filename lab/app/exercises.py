@@ -98,7 +98,7 @@ def _judge_exercise(lab: Lab, ex: Exercise, engine: Engine, load: bool = True) -
         if check.tls:
             sc = replace(sc, max_tls=check.tls, shows=sc.shows + f" (a client that offers TLS {check.tls} at most)")
         try:
-            results.append(checks.run_one(sc, lab.dir, lab.settings))
+            results.append(replace(checks.run_one(sc, lab.dir, lab.settings), scenario=check.label))
         except (OSError, ValueError) as e:   # a client certificate the exercise made is gone or broken
             raise LabError(f"check {check.label} cannot load its client certificate ({e})",
                            hint="lab exercise reset, then start the exercise again") from None

@@ -99,6 +99,20 @@ class Seen:
         found = self.directive("ssl_client_certificate")
         return found if found and found != f"{layout.CONTAINER_CERT_DIR}/{layout.CLIENT_CA_CRT}" else None
 
+    def intermediates(self) -> int:
+        """How many CA certificates the client sent above its own (the chain in its certificate file)."""
+        if not self.scenario.client_cert:
+            return 0
+        try:
+            text = (self.lab_dir / self.scenario.client_cert[0]).read_text(errors="replace")
+        except OSError:
+            return 0
+        return max(0, text.count("-----BEGIN CERTIFICATE-----") - 1)
+
+    def depth(self) -> int:
+        found = self.directive("ssl_verify_depth")
+        return int(found) if found and found.isdigit() else 1      # nginx's default is 1
+
     def certificate(self) -> tuple[str, list[str]]:
         return _certificate_names(self.lab_dir, self.conf, self.scenario.server)
 
@@ -177,19 +191,22 @@ RULES: list[Rule] = [
                f"not `on`, in {s.rel} (its verdict was {s.obs.client_verify})"),
     (lambda s: _admitted(s) and s.name == "rogue-ca",
      lambda s: f"the server trusts a CA other than the lab's client CA: ssl_client_certificate in {s.rel} "
-               f"is {_in_lab(s.directive('ssl_client_certificate'))}"),
+               f"is {_in_lab(s.directive('ssl_client_certificate'), s.scenario.server)}"),
     (lambda s: _admitted(s) and s.name == "revoked" and not s.directive("ssl_crl"),
      lambda s: f"the server does not check revocations: ssl_crl is not set in {s.rel}"),
     (lambda s: _admitted(s) and s.name == "revoked",
-     lambda s: f"the server has not loaded the current revocation list ({_in_lab(s.directive('ssl_crl'))}): "
+     lambda s: f"the server has not loaded the current revocation list ({_in_lab(s.directive('ssl_crl'), s.scenario.server)}): "
                "lab reload loads it"),
     # The mTLS server refused the lab's own client certificate.
-    (lambda s: _lab_cert_refused(s) and s.foreign_client_ca(),
-     lambda s: f"the server trusts a CA other than the lab's client CA: ssl_client_certificate in {s.rel} "
-               f"is {_in_lab(s.foreign_client_ca())} ({s.verdict})"),
+    (lambda s: _lab_cert_refused(s) and s.intermediates() > s.depth(),
+     lambda s: f"the client's chain has {s.intermediates()} intermediate CAs and the server accepts "
+               f"{s.depth()}: ssl_verify_depth in {s.rel} ({s.verdict})"),
     (lambda s: _lab_cert_refused(s) and ("chain too long" in s.verdict or "depth" in s.verdict),
      lambda s: f"the client's chain is longer than the server accepts: ssl_verify_depth in {s.rel} is "
                f"{s.directive('ssl_verify_depth')} ({s.verdict})"),
+    (lambda s: _lab_cert_refused(s) and s.foreign_client_ca(),
+     lambda s: f"the server trusts a CA other than the lab's client CA: ssl_client_certificate in {s.rel} "
+               f"is {_in_lab(s.foreign_client_ca(), s.scenario.server)} ({s.verdict})"),
     (lambda s: _lab_cert_refused(s) and "crl" in s.verdict.lower(),
      lambda s: f"the server cannot use its revocation list ({s.verdict}): check ssl_crl in {s.rel} and "
                f"{layout.CRL_DIR}/{layout.CRL_FILE} (lab doctor; lab up renews it)"),
@@ -201,7 +218,7 @@ RULES: list[Rule] = [
     (lambda s: _refused_otherwise(s) and s.foreign_client_ca(),
      lambda s: f"refused for another reason than the lesson's ({s.obs.client_verify}): the server trusts a CA "
                f"other than the lab's client CA: ssl_client_certificate in {s.rel} is "
-               f"{_in_lab(s.foreign_client_ca())}"),
+               f"{_in_lab(s.foreign_client_ca(), s.scenario.server)}"),
     (_refused_otherwise,
      lambda s: f"refused, but for another reason than the lesson's: the server said {s.obs.client_verify} "
                f"(ssl_verify_depth, ssl_crl and ssl_client_certificate in {s.rel})"),

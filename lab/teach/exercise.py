@@ -223,6 +223,28 @@ def load_file(path: Path) -> Exercise:
         raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
 
 
+def describe_steps(steps: tuple[dict[str, Any], ...]) -> list[str]:
+    """Steps in words a student can follow by hand (the file's data is for lab)."""
+    import shlex
+
+    lines = []
+    for step in steps:
+        if "edit" in step:
+            lines.append(f"in {step['edit']}, replace `{step['replace']}` with `{step['with']}`")
+        elif "write" in step:
+            lines.append(f"write {step['write']}")
+        elif "copy" in step:
+            lines.append(f"copy {step['copy']} to {step['to']}")
+        elif "append" in step:
+            lines.append(f"add {step['append']} at the end of {step['to']}")
+        elif "run" in step:
+            where = f"(in {step['cwd']}/) " if step.get("cwd") else ""
+            lines.append(f"run {where}{shlex.join(str(a) for a in step['run'])}")
+        elif step.get("renew-crl"):
+            lines.append("make the CRL anew from the client CA's database (lab up does it; so does lab client revoke)")
+    return lines
+
+
 def load_all(from_dir: Path | None = None) -> list[Exercise]:
     """The exercises shipped with lab, then an instructor's own (--from DIR), in file-name order."""
     from lab.core.resources import exercises_dir

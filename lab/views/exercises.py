@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.teach.exercise import describe_steps
 from lab.views.console import emit_json, escape, new_table, ok, out_console
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def exercises(found: list[Exercise]) -> None:
     out_console().print(table)
 
 
-def _checks(report: ExerciseReport) -> None:
+def _checks(report: ExerciseReport, causes: bool = True) -> None:
     out = out_console()
     if report.config_error:
         out.print("[bold red]✗[/] nginx refuses the configuration on disk (the server still serves its previous one):")
@@ -28,7 +29,7 @@ def _checks(report: ExerciseReport) -> None:
     for r in report.results:
         mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
         out.print(f"{mark} {r.scenario}: {escape(r.observed)}")
-        if r.cause:
+        if r.cause and causes:
             out.print(f"    → {r.cause}", markup=False)
 
 
@@ -37,8 +38,8 @@ def exercise_started(report: ExerciseReport, selector: str) -> None:
     ex = report.exercise
     out.print(f"[bold]Exercise {ex.id}: {escape(ex.title)}[/]")
     out.print(ex.story, markup=False)
-    out.print("\nAs it is now:", markup=False)
-    _checks(report)
+    out.print("\nAs a student meets it:", markup=False)
+    _checks(report, causes=False)        # the symptom only: finding the cause is the exercise
     out.print(f"\nDiagnose it with lab verify, lab logs, curl and openssl; then: lab exercise check{selector}"
               f"   (stuck? lab exercise hint{selector})", markup=False)
 
@@ -67,13 +68,12 @@ def exercise_checked(report: ExerciseReport) -> None:
 
 
 def exercise_solution(report: ExerciseReport, applied: bool) -> None:
-    import yaml
-
     out = out_console()
     ex = report.exercise
     if not applied:
         out.print(f"The reference fix of {ex.id}:", markup=False)
-        out.print(yaml.safe_dump(list(ex.solution), sort_keys=False, allow_unicode=True).rstrip(), markup=False)
+        for line in describe_steps(ex.solution):
+            out.print(f"  {line}", markup=False)
         out.print(ex.explain, markup=False)
         return
     out.print(f"Applied the reference fix of {ex.id}.", markup=False)
