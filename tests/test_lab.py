@@ -454,3 +454,34 @@ def test_bind_ipv6_loopback(new_lab):
     assert all(r["passed"] for r in data) and data[0]["detail"]["address"] == f"[::1]:{lab.tls_port}"
     seen = json.loads(ok(run("handshake", "--json", *lab.args())).stdout)
     assert seen["address"] == f"[::1]:{lab.mtls_port}" and seen["http_status"] == 200
+
+
+@pytest.mark.docker
+def test_the_same_lab_named_another_way_is_the_same_lab(new_lab, monkeypatch):
+    """`lab status --dir /abs/path` after `lab up --dir rel` said both servers ran an older nginx.conf and CRL
+    (what a server loaded was remembered by the path as typed)."""
+    lab = new_lab()
+    monkeypatch.chdir(lab.dir.parent)
+    assert_ok(run("up", "--dir", lab.dir.name, "--name", lab.name, "--image", lab.image, "--tls-port", lab.tls_port,
+                  "--mtls-port", lab.mtls_port))
+    for spelling in (lab.dir.resolve(), f"./{lab.dir.name}", lab.dir.name):
+        shown = ok(run("status", "--dir", spelling)).output
+        assert "runs an older" not in shown and "both servers run the files" in shown, (spelling, shown)
+
+
+@pytest.mark.docker
+def test_on_an_80_column_projector_no_fact_is_cut(new_lab):
+    """At 80 columns `lab status` cut the published address to `0.0.0.0:2…` and `lab verify` ran past 80 lines
+    with verdicts cut mid-word. In the projector's layout the ports and verdicts are whole, verify one screen."""
+    lab = new_lab()
+    ok(run(*lab.up_args()))
+    narrow = {"COLUMNS": "80"}
+    status = ok(run("status", *lab.args(), env=narrow)).output
+    assert f"127.0.0.1:{lab.tls_port}" in status and f"127.0.0.1:{lab.mtls_port}" in status and "…" not in status
+    shown = ok(run("verify", *lab.args(), env=narrow)).output
+    lines = shown.splitlines()
+    assert len(lines) <= 24 and "…" not in shown and max(len(line.rstrip()) for line in lines) <= 80, shown
+    for verdict in ("FAILED:certificate has expired", "FAILED:unsuitable certificate purpose", "Hostname mismatch"):
+        assert verdict in " ".join(line.strip() for line in lines), verdict
+    wide = ok(run("verify", "--explain", *lab.args(), env=narrow)).output
+    assert "what it shows" in wide

@@ -360,13 +360,15 @@ def verify_cmd(
     scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="Run only this scenario; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario on stdout.")] = False,
     show_commands: Annotated[bool, typer.Option("--show-commands", help="Print the equivalent curl command under each row.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="What each scenario shows, in a table (the default above "
+                                          "100 columns).")] = False,
     host: HostOpt = None, as_student: AsOpt = None,
 ) -> None:
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
     lesson.check_names(scenario or [])  # a misspelt name fails before the lab is read
     lab = selection.select(directory, name, require=True)
     report = lesson.verify(lab, only=scenario, host=host, as_student=as_student)
-    console.emit_json(report.results) if as_json else checks_view.verify(report.results, show_commands)
+    console.emit_json(report.results) if as_json else checks_view.verify(report.results, show_commands, explain)
     if report.failure:
         raise report.failure
 

@@ -35,7 +35,8 @@ def files(server: Server) -> dict[Kind, str]:
 
 
 def _digests(lab_dir: Path, server: Server) -> dict[Kind, str]:
-    return {kind: cache.digest(files=[lab_dir / rel]) for kind, rel in files(server).items()}
+    # By the resolved path: the same lab named another way (mtls-lab, ./mtls-lab, /abs/mtls-lab) is the same file.
+    return {kind: cache.digest(files=[lab_dir.resolve() / rel]) for kind, rel in files(server).items()}
 
 
 def note(lab_dir: Path, server: Server, container_id: str | None) -> None:

@@ -4,14 +4,45 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lab.views.console import escape, new_table, out_console
+from lab.views.console import escape, new_table, out_console, projector
 
 if TYPE_CHECKING:
     from lab.teach.verify import Result
 
 
-def verify(results: list[Result], show_commands: bool) -> None:
+def _compact(results: list[Result], show_commands: bool) -> None:
+    """The projector's layout (100 columns or fewer): a line per scenario, mark, name, what was observed;
+    for a failure, what was expected and why. Prose wraps under the name; nothing is cut."""
+    from rich.table import Table
+
     out = out_console()
+    for server, title in (("tls", "TLS server"), ("mtls", "mTLS server")):
+        rows = [r for r in results if r.server == server]
+        if not rows:
+            continue
+        out.print(f"[bold]{title}[/] (port {rows[0].observation.port})")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for r in rows:
+            mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
+            text = escape(r.observed) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(r.observed)}"
+                                                          + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else ""))
+            if show_commands:
+                text += f"\n[dim]$ {escape(r.curl)}[/]"
+            grid.add_row(mark, r.scenario, text)
+        out.print(grid)
+
+
+def verify(results: list[Result], show_commands: bool, explain: bool = False) -> None:
+    out = out_console()
+    if projector(out) and not explain:
+        _compact(results, show_commands)
+        passed = sum(r.passed for r in results)
+        out.print(f"{passed} passed, {len(results) - passed} failed   (lab verify --explain: what each one shows)",
+                  markup=False)
+        return
     for server, title in (("tls", "TLS server"), ("mtls", "mTLS server")):
         rows = [r for r in results if r.server == server]
         if not rows:

@@ -49,6 +49,14 @@ def out_console() -> Console:
     return console
 
 
+#: At this width or less the output is laid out for a projector: one fact a column, nothing cut.
+PROJECTOR_WIDTH = 100
+
+
+def projector(console: Console) -> bool:
+    return console.width <= PROJECTOR_WIDTH
+
+
 def new_table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]], **options: Any) -> Table:
     from rich import box
     from rich.table import Table

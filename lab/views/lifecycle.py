@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lab.core import layout
-from lab.views.console import emit_json, escape, human, new_table, ok, out_console, warn
+from lab.views.console import emit_json, escape, human, new_table, ok, out_console, projector, warn
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,13 +24,27 @@ def status_table(name: str, lab_dir: Path | None, servers: list[ServerStatus], e
                  loaded: dict[Server, dict[Kind, LoadedState] | None] | None = None,
                  files: dict[Server, dict[Kind, str]] | None = None, turned_off: list[str] | None = None) -> None:
     out = out_console()
-    table = new_table(f"lab {name}" + (f"  ({escape(lab_dir)}/)" if lab_dir else ""),
-                   ("server", "container", "state", "health", "published", "image", "uptime"))
-    for st in servers:
-        state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
-        table.add_row(st.server, st.container, state, st.health, st.published or "-", st.image or "-",
-                      human(st.uptime_s))
-    out.print(table)
+    title = f"lab {name}" + (f"  ({escape(lab_dir)}/)" if lab_dir else "")
+    if projector(out):
+        # 100 columns or fewer: the facts students need (the port above all) whole, one line a server.
+        keep = {"no_wrap": True}
+        table = new_table(title, [("server", keep), ("state", keep), ("TLS", keep), ("published", keep),
+                                  ("uptime", keep)])
+        for st in servers:
+            state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
+            tls = st.health.removeprefix("answers TLS (").removesuffix(")") if st.health.startswith("answers") \
+                else st.health
+            table.add_row(st.server, state, escape(tls), st.published or "-", human(st.uptime_s))
+        out.print(table)
+        out.print(f"  containers {', '.join(st.container for st in servers)}; image "
+                  f"{next((st.image for st in servers if st.image), '-')}", markup=False)
+    else:
+        table = new_table(title, ("server", "container", "state", "health", "published", "image", "uptime"))
+        for st in servers:
+            state = st.state if st.state == "running" else f"[bold red]{st.state}[/]"
+            table.add_row(st.server, st.container, state, st.health, st.published or "-", st.image or "-",
+                          human(st.uptime_s))
+        out.print(table)
     stopped = [st for st in servers if st.state != "running"]
     if stopped and all(st.state == "missing" for st in servers):
         out.print("  [bold red]not running[/]: lab up starts it")
