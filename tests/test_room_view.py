@@ -176,3 +176,19 @@ def test_since_takes_a_clock_time_or_an_iso_time():
     assert since_time("2026-12-02T09:30+01:00").utcoffset().total_seconds() == 3600
     with pytest.raises(UsageError, match="give HH:MM"):
         since_time("after lunch")
+
+
+def test_thirty_students_on_an_80x24_projector(monkeypatch, capsys):
+    """Names were cut (`Alice_Mart…`) and --follow showed 16 of 30 students on a 24-line screen."""
+    from lab.views import room as view
+
+    monkeypatch.setenv("COLUMNS", "80")
+    names = ["José_Núñez", "Alice_Martin", "Liam_OConnor", "Amelie_Poulain"] + [f"student{i:02d}" for i in range(26)]
+    found = room.start(room.Roster(names, CA, {}))
+    found.students["Alice_Martin"].connected, found.students["Alice_Martin"].requests = True, 1
+    view.room(found)
+    shown = capsys.readouterr().out
+    lines = shown.rstrip("\n").splitlines()
+    assert len(lines) <= 24 and "…" not in shown and all(len(line.rstrip()) <= 80 for line in lines)
+    assert "1 of 30 students connected" in lines[0] and "✓ Alice_Martin" in shown
+    assert all(name in shown for name in names)

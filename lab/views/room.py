@@ -14,7 +14,33 @@ if TYPE_CHECKING:
     from lab.teach.room import Room
 
 
+def _room_grid(found: Room, width: int) -> Table:
+    """The projector's room (100 columns or fewer): every name whole, a mark each, in as many columns as fit,
+    so that 30 students fit a 24-line screen: ✓ connected, ✗ tried and refused, · not yet."""
+    from rich.table import Table
+
+    names = sorted(found.students.values(), key=lambda s: (not s.connected, not s.requests, s.name))
+    cell = max((len(s.name) for s in names), default=4) + 3
+    columns = max(1, min(len(names) or 1, (width - 2) // (cell + 1)))
+    grid = Table.grid(padding=(0, 1))
+    grid.title = (f"{found.connected} of {found.total} students connected   "
+                  "✓ connected  ✗ tried, refused  · not yet")
+    grid.title_justify = "left"
+    for _ in range(columns):
+        grid.add_column(no_wrap=True, min_width=cell)
+    marks = [("[green]✓[/]" if s.connected else "[red]✗[/]" if s.requests else "[dim]·[/]") + f" {escape(s.name)}"
+             for s in names]
+    for i in range(0, len(marks), columns):
+        grid.add_row(*marks[i:i + columns])
+    return grid
+
+
 def _room_table(found: Room) -> Table:
+    from lab.views.console import projector
+
+    out = out_console()
+    if projector(out):
+        return _room_grid(found, out.width)
     table = new_table(f"{found.connected} of {found.total} students connected", ("student", "connected", "requests",
                    "last verdict", "last seen", "address"))
     for st in sorted(found.students.values(), key=lambda s: (not s.connected, s.name)):
@@ -28,10 +54,12 @@ def _room_table(found: Room) -> Table:
 
 
 def room(found: Room) -> None:
+    from lab.views.console import projector
+
     out = out_console()
     out.print(_room_table(found))
     missing = [s.name for s in found.students.values() if not s.requests]
-    if missing:
+    if missing and not projector(out):      # the projector's grid marks them already
         out.print(f"  not seen yet: {', '.join(missing)}", markup=False)
 
 
