@@ -169,3 +169,13 @@ def test_an_existing_keylog_or_pcap_is_never_overwritten(rendered, tmp_path):
         result = run("handshake", option, existing, *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
         assert result.exit_code == 2 and "already exists: lab does not overwrite it" in result.output
     assert existing.read_text() == "my notes\n"
+
+
+@pytest.mark.docker
+def test_the_handshake_on_an_80_column_projector(lab):
+    """63 to 80 lines at 80 columns, "what it carries" cut at about 15 characters (`TLS_AES_256_GC…`)."""
+    shown = ok(run("handshake", *lab.args(), env={"COLUMNS": "80"})).output
+    lines = [line for line in shown.splitlines() if "see it yourself" not in line]
+    assert "…" not in shown and all(len(line.rstrip()) <= 80 for line in lines)
+    assert "TLS_AES_256_GCM_SHA384" in shown or "TLS_AES_128_GCM_SHA256" in shown or "TLS_CHACHA20" in shown
+    assert len(shown.splitlines()) <= 30      # (24 is the aim; long lab names fold their DNs)

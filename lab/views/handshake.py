@@ -5,23 +5,58 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lab.teach.handshake import carries
-from lab.views.console import escape, new_table, out_console
+from lab.views.console import escape, new_table, out_console, projector
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from lab.teach.handshake import Handshake
+    from rich.table import Table
+
+    from lab.teach.handshake import Handshake, Message
 
 
 def handshake(h: Handshake, lab_dir: Path) -> None:
     """A two-column sequence diagram: the client on the left, the server on the right."""
     out = out_console()
     kind = "mTLS" if h.server == "mtls" else "TLS"
-    out.print(f"[bold]Handshake of scenario {h.scenario}[/]: client → {kind} server at {escape(h.address)}"
+    out.print(f"[bold]Handshake of {h.scenario}[/]: client → {kind} server at {escape(h.address)}"
               + (f", {h.tls_version}" if h.tls_version else ""))
+    had_request = any(m.type == "CertificateRequest" for m in h.messages)
+    if projector(out):
+        out.print(_narrow(h))
+    else:
+        out.print(_wide(h))
+    _after(h, lab_dir, had_request)
+
+
+def _narrow(h: Handshake) -> Table:
+    """100 columns or fewer: a message a line, the arrow saying who sent it, what it carries beside it,
+    folded (never cut) when it is long."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    runs: list[tuple[Message, int]] = []          # the same message sent again in a row: one line, ×N
+    for m in h.messages:
+        if runs and (runs[-1][0].sender, runs[-1][0].type, carries(runs[-1][0])) == (m.sender, m.type, carries(m)):
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((m, 1))
+    for m, times in runs:
+        style = "bold red" if m.type == "Alert" else ("magenta" if m.mtls_only else "")
+        name = (f"[{style}]{m.type}[/]" if style else m.type) + (f" ×{times}" if times > 1 else "")
+        arrow = "client ─▶" if m.sender == "client" else "◀─ server"
+        grid.add_row(arrow, name + (" [magenta](mTLS)[/]" if m.mtls_only else ""), escape(carries(m)))
+        if m.type == "ServerHello" and h.tls_version == "TLSv1.3":
+            grid.add_row("[dim]· · · · ·[/]", "", "[dim]below: encrypted on the wire (TLS 1.3)[/]")
+    return grid
+
+
+def _wide(h: Handshake) -> Table:
     table = new_table("", [("", {"no_wrap": True}), ("client", {"no_wrap": True, "justify": "right"}),
                         ("", {"no_wrap": True}), ("server", {"no_wrap": True}), "what it carries"], show_edge=False)
-    had_request = any(m.type == "CertificateRequest" for m in h.messages)
     for m in h.messages:
         mark = "[magenta]mTLS[/]" if m.mtls_only else ""
         style = "bold red" if m.type == "Alert" else ("magenta" if m.mtls_only else "")
@@ -33,7 +68,11 @@ def handshake(h: Handshake, lab_dir: Path) -> None:
         if m.type == "ServerHello" and h.tls_version == "TLSv1.3":
             table.add_row("", "", "[dim]· · · · · ·[/]", "", "[dim]TLS 1.3: everything below is encrypted on the "
                           "wire (certificates included)[/]")
-    out.print(table)
+    return table
+
+
+def _after(h: Handshake, lab_dir: Path, had_request: bool) -> None:
+    out = out_console()
     if not had_request and h.server == "tls" and h.tls_version:
         out.print("  No CertificateRequest: plain TLS never asks the client who it is; only the server proves "
                   "its identity.", markup=False)

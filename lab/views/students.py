@@ -33,7 +33,9 @@ def issued(report: AddReport, selector: str, show_passwords: bool = False) -> No
 
 
 def students(found: list[Student]) -> None:
-    table = new_table(f"{len(found)} student(s)", ("name", "serial", "valid until", "status"))
+    keep = {"no_wrap": True}      # facts: a serial or a date is never cut; the name folds when it must
+    table = new_table(f"{len(found)} student(s)", [("name", {"overflow": "fold"}), ("serial", keep),
+                                                   ("valid until", keep), ("status", keep)])
     for c in found:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
         table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
