@@ -203,3 +203,10 @@ def test_in_a_terminal_the_note_waits_and_q_leaves_before_any_step(lab, tmp_path
         ok(run("reset", "nginx-tls/hello-world.txt", *lab.args()))
         for copy in conf.parent.glob("hello-world.txt.edited-*"):
             copy.unlink()
+
+
+def test_list_tells_the_labs_own_ports(rendered):
+    """--list said 8888/8889 whatever the lab's ports."""
+    listed = ok(run("demo", "--list", *rendered.args())).output
+    assert f"The TLS server (port {rendered.tls_port})" in listed and f"(port {rendered.mtls_port})" in listed
+    assert "(port 8888)" in ok(run("demo", "--list")).output       # no lab: the defaults

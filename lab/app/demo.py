@@ -76,19 +76,30 @@ def demo_step(lab: Lab, steps: list[Step], number: int) -> Screen:
 
 def _demo_revocation(lab: Lab, steps: list[Step], number: int, subs: dict[str, str]) -> Screen:
     """Issue (or re-issue) the throwaway student, revoke it live, and show the next request refused."""
+    from lab.pki import students
     from lab.teach import demo
     from lab.teach import verify as checks
 
     name = demo.THROWAWAY
     exists = (layout.clients_dir(lab.dir) / name).is_dir()
     add_students(lab, [name], None, force=exists, legacy_p12=False, demo=True)
-    revoked = revoke(lab, name)
-    # The very request lab made to prove the refusal, with paths as typed from where the demo runs.
-    curl = shlex.split(checks.curl_command(checks.revoked_scenario(revoked.student), Path(subs["lab"]), lab.settings))
-    after = demo.run_command(curl, ("^HTTP/", "X-Client-Verify", "SSL certificate error"))
-    said = [f"revoked {name}; the mTLS server reloaded without downtime"]
-    return demo.screen(number, len(steps), steps[number - 1], subs,
-                       [["lab", "client", "revoke", name], curl], said + after)
+    student = students.find(lab.dir, name)
+    # The same request before and after, with paths as typed from where the demo runs: first let in…
+    curl = shlex.split(checks.curl_command(checks.revoked_scenario(student), Path(subs["lab"]), lab.settings))
+    before = demo.run_command(curl, ("^HTTP/",))
+    revoke(lab, name)
+    after = demo.run_command(curl, ("^HTTP/", "X-Client-Verify", "SSL certificate error"))        # …then refused
+    said = [f"before: {' '.join(before)}", f"$ lab client revoke {name}: the mTLS server reloaded without downtime",
+            "the same request again:"]
+    return demo.screen(number, len(steps), steps[number - 1], subs, [curl], said + after)
+
+
+def titles(lab: Lab, steps: list[Step]) -> list[str]:
+    """The steps' titles with this lab's ports (the defaults when there is no lab yet)."""
+    from lab.teach import demo
+
+    made = (lab.dir / layout.SETTINGS_FILE).is_file()
+    return demo.titles(steps, demo.values(lab.dir, lab.settings) if made else None)
 
 
 def check_from(start: int, steps: list[Step]) -> int:

@@ -257,7 +257,7 @@ def demo_cmd(
     """The lesson, live, one step a screen: each step's command run for real. Enter next, b back, r rerun, q quit."""
     steps = demo.demo_steps()
     if list_steps:
-        demo_view.demo_list(steps)
+        demo_view.demo_list(demo.titles(selection.select(directory, name), steps))
         return
     demo.check_from(start, steps)
     if auto is not None and auto < 0:

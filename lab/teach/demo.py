@@ -16,7 +16,7 @@ import subprocess
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lab.core.errors import LabError, UsageError
 from lab.pki.students import DEMO_STUDENT
@@ -84,12 +84,12 @@ def check_from(start: int, steps: list[Step]) -> int:
     return start
 
 
-def titles(steps: list[Step]) -> list[str]:
-    """Step titles for --list, with the default ports."""
+def titles(steps: list[Step], subs: dict[str, Any] | None = None) -> list[str]:
+    """Step titles for --list: with a lab's ports (its `values`), else the defaults."""
     from lab.core import layout
 
-    subs = {"lab": layout.DEFAULT_NAME, "tls_port": layout.DEFAULT_TLS_PORT, "mtls_port": layout.DEFAULT_MTLS_PORT,
-            "host": "localhost"}
+    subs = subs or {"lab": layout.DEFAULT_NAME, "tls_port": layout.DEFAULT_TLS_PORT,
+                    "mtls_port": layout.DEFAULT_MTLS_PORT, "host": "localhost"}
     return [s.title.format_map(subs) for s in steps]
 
 

@@ -10,15 +10,13 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from lab.app.demo import Departures
-    from lab.teach.demo import Screen, Step
+    from lab.teach.demo import Screen
 
 
-def demo_list(steps: list[Step]) -> None:
+def demo_list(titles: list[str]) -> None:
     import typer
 
-    from lab.teach.demo import titles
-
-    for i, title in enumerate(titles(steps), 1):
+    for i, title in enumerate(titles, 1):
         typer.echo(f"{i:>2}. {title}")
 
 
