@@ -485,3 +485,12 @@ def test_on_an_80_column_projector_no_fact_is_cut(new_lab):
         assert verdict in " ".join(line.strip() for line in lines), verdict
     wide = ok(run("verify", "--explain", *lab.args(), env=narrow)).output
     assert "what it shows" in wide
+
+
+def test_width_chooses_the_projector_layout(rendered):
+    """`lab --width 80 …` lays out for a projector whatever the terminal says (tests run at COLUMNS=200)."""
+    wide = run("--width", "200", "verify", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    narrow = run("--width", "80", "verify", *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert "what it shows" in wide.output and "what it shows" not in narrow.output
+    assert "lab verify --explain" in narrow.output
+    assert run("--width", "5", "status").exit_code == 2

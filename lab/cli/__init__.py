@@ -72,8 +72,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    width: Annotated[Optional[int], typer.Option(
+        "--width", help="Lay the output out for this many columns (100 or fewer: the projector's layout, where "
+                        "no port or verdict is cut) [default: the terminal's, or COLUMNS].", show_default=False)] = None,
 ) -> None:
-    pass
+    if width is not None:
+        if not 40 <= width <= 1000:
+            raise typer.BadParameter("from 40 to 1000 columns", param_hint="--width")
+        import os
+
+        os.environ["COLUMNS"] = str(width)     # every console reads it (lab/views/console.py)
 
 
 # --------------------------------------------------------------------------- up, render, down
