@@ -67,7 +67,7 @@ def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise
     assert {k: status[k] for k in ("id", "fixed")} == {"id": exercise_id, "fixed": False}
     # Read-only: what the running servers do; a file nginx refused to load (key-mismatch) is named.
     assert isinstance(status["not_loaded"], list)
-    assert ok(run("exercise", "hint", *lab.args())).output.startswith(f"Hint for {exercise_id}:")
+    assert ok(run("exercise", "hint", *lab.args())).output.startswith(f"Hint for {exercise_id}")
     shown = ok(run("exercise", "solution", *lab.args()))
     assert "The reference fix" in shown.output
     fixed = ok(run("exercise", "solution", "--apply", *lab.args()))
@@ -387,5 +387,21 @@ def test_start_shows_the_symptom_and_the_texts_teach(lab):
     try:
         checked = run("exercise", "check", *lab.args()).output
         assert "ssl_verify_depth" in checked
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+
+
+@pytest.mark.docker
+def test_hints_are_graded(lab):
+    """`hint` gave one text that named the directive; now each call gives the next, closer hint."""
+    ok(run("exercise", "start", "verification-optional", *lab.args()))
+    try:
+        first = ok(run("exercise", "hint", *lab.args())).output
+        second = ok(run("exercise", "hint", *lab.args())).output
+        third = ok(run("exercise", "hint", *lab.args())).output
+        again = ok(run("exercise", "hint", *lab.args())).output
+        assert "(1 of 3)" in first and "ssl_verify_client" not in first and "a closer one" in first
+        assert "(2 of 3)" in second and "(3 of 3)" in third and "ssl_verify_client" in third
+        assert again == third
     finally:
         ok(run("exercise", "reset", *lab.args()))

@@ -160,8 +160,16 @@ def exercise_check(lab: Lab) -> ExerciseReport:
     return report
 
 
-def exercise_hint(lab: Lab) -> Exercise:
-    return _running_exercise(lab)[1]
+def exercise_hint(lab: Lab) -> tuple[Exercise, int]:
+    """The next of the exercise's graded hints (1-based; the last one again once all were given)."""
+    from lab.core.locking import lab_lock
+    from lab.teach import exercise
+
+    state, ex = _running_exercise(lab)
+    with lab_lock(lab.name):
+        state.hints = min(state.hints + 1, max(1, len(ex.hints)))
+        exercise.save_state(lab.dir, state)
+    return ex, state.hints
 
 
 def exercise_solution(lab: Lab, apply: bool = False) -> ExerciseReport:

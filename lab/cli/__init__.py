@@ -313,7 +313,7 @@ def exercise_start(
 def exercise_hint(directory: DirOpt = None, name: NameOpt = None) -> None:
     """A nudge for the running exercise (not the answer)."""
 
-    exercises_view.exercise_hint(exercises.exercise_hint(selection.select(directory, name, require=True)))
+    exercises_view.exercise_hint(*exercises.exercise_hint(selection.select(directory, name, require=True)))
 
 
 @exercise_app.command("check")

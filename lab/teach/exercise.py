@@ -50,12 +50,13 @@ class Exercise:
     id: str
     title: str
     story: str
-    hint: str
+    hint: str                   # the first hint (the file's `hint`, or the first of its list)
     explain: str
     breaks: tuple = ()
     solution: tuple = ()
     checks: tuple[Check, ...] = ()
     source: str = ""
+    hints: tuple[str, ...] = ()     # graded: each `lab exercise hint` gives the next, the last comes closest
     # Fixes that make the symptom go away by turning a defence off: the test suite applies each and expects
     # `lab exercise check` to refuse it, naming the defence.
     insecure_fixes: tuple[tuple[dict[str, Any], ...], ...] = ()
@@ -215,10 +216,13 @@ def load_file(path: Path) -> Exercise:
         if not isinstance(insecure, list):
             raise _Bad("insecure_fixes", "must be a list of fixes, each a list of steps")
         insecure_fixes = tuple(_steps(fix, f"insecure_fixes[{i}]") for i, fix in enumerate(insecure))
+        raw_hints = doc.get("hint", "")
+        hints = tuple(_text(h, f"hint[{i}]").strip() for i, h in enumerate(raw_hints)) if isinstance(raw_hints, list) \
+            else (_text(raw_hints, "hint").strip(),)
         return Exercise(ex_id, _text(doc.get("title"), "title", 200), _text(doc.get("story", ""), "story").strip(),
-                        _text(doc.get("hint", ""), "hint").strip(), _text(doc.get("explain", ""), "explain").strip(),
+                        hints[0] if hints else "", _text(doc.get("explain", ""), "explain").strip(),
                         _steps(doc.get("break"), "break"), _steps(doc.get("solution"), "solution"), checks, str(path),
-                        insecure_fixes)
+                        hints, insecure_fixes)
     except _Bad as e:
         raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
 
@@ -331,7 +335,7 @@ def for_lab(ex: Exercise, values: dict) -> Exercise:
     """The texts a student reads, with this lab's values ({mtls_port}, …) in place. Only the known
     names are replaced: nginx snippets in a text keep their own braces."""
     return replace(ex, title=fill(ex.title, values), story=fill(ex.story, values), hint=fill(ex.hint, values),
-                   explain=fill(ex.explain, values))
+                   explain=fill(ex.explain, values), hints=tuple(fill(h, values) for h in ex.hints))
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -352,6 +356,7 @@ class State:
     saved: dict = field(default_factory=dict)      # file -> True (saved copy) / False (did not exist)
     fixed: bool = False
     written: dict = field(default_factory=dict)    # file -> sha-256 of what lab last wrote there (None: no file)
+    hints: int = 0                                 # how many of the graded hints were given
 
 
 def _state_dir(lab_dir: Path) -> Path:

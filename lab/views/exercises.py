@@ -44,8 +44,12 @@ def exercise_started(report: ExerciseReport, selector: str) -> None:
               f"   (stuck? lab exercise hint{selector})", markup=False)
 
 
-def exercise_hint(ex: Exercise) -> None:
-    out_console().print(f"Hint for {ex.id}: {ex.hint}", markup=False)
+def exercise_hint(ex: Exercise, number: int) -> None:
+    hints = ex.hints or (ex.hint,)
+    which = f" ({number} of {len(hints)})" if len(hints) > 1 else ""
+    out_console().print(f"Hint for {ex.id}{which}: {hints[number - 1]}", markup=False)
+    if number < len(hints):
+        out_console().print("  (lab exercise hint again: a closer one)", markup=False)
 
 
 def exercise_checked(report: ExerciseReport) -> None:
