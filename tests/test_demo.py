@@ -64,15 +64,18 @@ def test_list_and_from(lab):
 
 
 class Tmux:
+    """A tmux of the test's own (its own server, -L): a session ended by one test never races with the
+    next test's new one on a server that is just exiting ("server exited unexpectedly", seen in CI)."""
+
     def __init__(self, tmux, name):
-        self.tmux, self.name = tmux, name
+        self.tmux, self.name = [tmux, "-L", name], name
 
     def capture(self, escapes: bool = False) -> str:
-        return subprocess.run([self.tmux, "capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name],
+        return subprocess.run([*self.tmux, "capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name],
                               capture_output=True, text=True).stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run([self.tmux, "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def wait_for(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -87,14 +90,16 @@ class Tmux:
 @pytest.fixture
 def terminal(lab, tmp_path):
     tmux = need_tool("tmux", "tmux")
-    name = f"labdemo{os.getpid()}"
+    import uuid
+
+    term = Tmux(tmux, f"labdemo{os.getpid()}-{uuid.uuid4().hex[:6]}")
     done = tmp_path / "exit-code"
     command = " ".join(demo_cmd(lab)) + f"; echo $? > {done}; sleep 30"
     env = ["-e", f"PYTHONPATH={REPO}", "-e", "NO_COLOR=1"]
-    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *env, "-c", str(lab.dir.parent),
-                    command], check=True)
-    yield Tmux(tmux, name), done
-    subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+    subprocess.run([*term.tmux, "new-session", "-d", "-s", term.name, "-x", "80", "-y", "24", *env, "-c",
+                    str(lab.dir.parent), command], check=True)
+    yield term, done
+    subprocess.run([*term.tmux, "kill-server"], capture_output=True)
 
 
 def test_a_real_terminal_step_by_step(lab, terminal):
@@ -184,11 +189,11 @@ def test_in_a_terminal_the_note_waits_and_q_leaves_before_any_step(lab, tmp_path
     tmux = need_tool("tmux", "tmux")
     conf = lab.dir / "nginx-tls" / "hello-world.txt"
     conf.write_text(conf.read_text() + "edited live\n")
-    name, done = f"labdemonote{os.getpid()}", tmp_path / "exit-code"
+    done = tmp_path / "exit-code"
+    term = Tmux(tmux, f"labdemonote{os.getpid()}-{tmp_path.name[-6:]}")
     command = " ".join(demo_cmd(lab)) + f"; echo $? > {done}; sleep 30"
-    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-e", f"PYTHONPATH={REPO}",
-                    "-c", str(lab.dir.parent), command], check=True)
-    term = Tmux(tmux, name)
+    subprocess.run([*term.tmux, "new-session", "-d", "-s", term.name, "-x", "80", "-y", "24", "-e",
+                    f"PYTHONPATH={REPO}", "-c", str(lab.dir.parent), command], check=True)
     try:
         deadline = time.monotonic() + 30
         while "start the demo all the same" not in term.capture():
@@ -199,7 +204,7 @@ def test_in_a_terminal_the_note_waits_and_q_leaves_before_any_step(lab, tmp_path
         assert wait_exit(done) == "0"
         assert "demo not started" in term.capture() and f"1/{len(STEPS)}" not in term.capture()
     finally:
-        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+        subprocess.run([*term.tmux, "kill-server"], capture_output=True)
         ok(run("reset", "nginx-tls/hello-world.txt", *lab.args()))
         for copy in conf.parent.glob("hello-world.txt.edited-*"):
             copy.unlink()

@@ -98,13 +98,16 @@ def test_room_follow_refreshes_in_place_and_stops_on_ctrl_c(new_lab, tmp_path):
     lab = new_lab()
     ok(run(*lab.up_args()))
     ok(run("client", "add", "gus", *lab.args()))
-    name, done = f"labroom{os.getpid()}", tmp_path / "exit-code"
+    import uuid
+
+    name, done = f"labroom{os.getpid()}-{uuid.uuid4().hex[:6]}", tmp_path / "exit-code"
+    tmux = [tmux, "-L", name]          # a tmux server of its own (see tests/test_demo.py)
     command = " ".join([sys.executable, "-m", "lab", "room", "--follow", *map(str, lab.args())])
-    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "120", "-y", "30", "-e", f"PYTHONPATH={REPO}",
+    subprocess.run([*tmux, "new-session", "-d", "-s", name, "-x", "120", "-y", "30", "-e", f"PYTHONPATH={REPO}",
                     f"{command}; echo $? > {done}; sleep 30"], check=True)
 
     def screen():
-        return subprocess.run([tmux, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
 
     def wait_for(text):
         deadline = time.monotonic() + 20
@@ -117,14 +120,14 @@ def test_room_follow_refreshes_in_place_and_stops_on_ctrl_c(new_lab, tmp_path):
         student_curl(lab, "gus")
         wait_for("1 of 1 students connected")
         assert screen().count("students connected") == 1          # in place, not scrolled
-        subprocess.run([tmux, "send-keys", "-t", name, "C-c"], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", name, "C-c"], check=True)
         deadline = time.monotonic() + 20
         while not done.exists():
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert done.read_text().strip() == "0" and "Traceback" not in screen()
     finally:
-        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
 @pytest.mark.docker
