@@ -8,6 +8,7 @@ no input can escape into nginx or YAML syntax.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -225,15 +226,15 @@ def validate_san(value: str) -> str:
 def _public_suffix(name: str) -> bool:
     """A suffix under which anyone registers names (the Public Suffix List, as the publicsuffixlist package
     ships it; a single label it does not know, such as a machine's own name, is not one)."""
+    return bool(_psl().is_public(name))
+
+
+@functools.cache
+def _psl() -> Any:
+    """The list, read once per process."""
     from publicsuffixlist import PublicSuffixList
 
-    return bool(_psl(PublicSuffixList).is_public(name))
-
-
-def _psl(make: Any, cache: dict[str, Any] = {}) -> Any:  # noqa: B006 - the list is read once per process
-    if "psl" not in cache:
-        cache["psl"] = make(accept_unknown=False)
-    return cache["psl"]
+    return PublicSuffixList(accept_unknown=False)
 
 
 def validate_days(days: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lab.teach.exercise import describe_steps
 from lab.views.console import emit_json, escape, new_table, ok, out_console
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ def exercise_checked(report: ExerciseReport) -> None:
 
 
 def exercise_solution(report: ExerciseReport, applied: bool) -> None:
+    from lab.teach.exercise import describe_steps
+
     out = out_console()
     ex = report.exercise
     if not applied:

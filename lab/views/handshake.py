@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lab.teach.handshake import carries
 from lab.views.console import escape, new_table, out_console, projector
 
 if TYPE_CHECKING:
@@ -34,6 +33,8 @@ def _narrow(h: Handshake) -> Table:
     folded (never cut) when it is long."""
     from rich.table import Table
 
+    from lab.teach.handshake import carries
+
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True)
@@ -55,6 +56,8 @@ def _narrow(h: Handshake) -> Table:
 
 
 def _wide(h: Handshake) -> Table:
+    from lab.teach.handshake import carries
+
     table = new_table("", [("", {"no_wrap": True}), ("client", {"no_wrap": True, "justify": "right"}),
                         ("", {"no_wrap": True}), ("server", {"no_wrap": True}), "what it carries"], show_edge=False)
     for m in h.messages:
