@@ -4,8 +4,8 @@
 # revoke one, renew the revocation list. Run by `lab client …` through
 # subprocess with an argument list; names are validated by lab before this.
 #
-#   client-ca.sh issue  --certs CERTS --out DIR --name NAME --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
-#   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name NAME --subject /O=org/OU=unit --days N
+#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
+#   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
@@ -16,12 +16,13 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
+certs="" out="" name="" display="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
+        --display) display=$2; shift 2 ;;
         --lab) lab=$2; shift 2 ;;
         --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
@@ -38,6 +39,11 @@ done
 cd "$certs"
 conf=client-ca-db/ca.cnf
 [ -f "$conf" ] || { echo "client-ca.sh: $certs/$conf is missing (made by gen-certs.sh)" >&2; exit 1; }
+# A student's subject: the lab's O and OU, their login (UID: ASCII, their files' name) and their display name
+# (CN, any script, a UTF8String: -utf8). -preserveDN keeps the UID, which ca.cnf's policy (made by labs of
+# before) does not name. lab/pki/names.py checks a display name has none of -subj's / + = \.
+display=${display:-$name}
+student_subject="$subject/UID=$name/CN=$display"
 
 gencrl() {
     [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }
@@ -51,8 +57,8 @@ issue)
     [ -n "$out" ] && [ -n "$name" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] ||
         { echo "client-ca.sh issue: --out, --name, --lab, --subject and --days are required" >&2; exit 2; }
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
-    openssl req -new -config "$conf" -key "$out/$name.key" -subj "$subject/CN=$name" -out "$out/$name.csr"
-    openssl ca -batch -config "$conf" -notext -days "$days" -extensions v3_client \
+    openssl req -new -utf8 -config "$conf" -key "$out/$name.key" -subj "$student_subject" -out "$out/$name.csr"
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extensions v3_client \
         -in "$out/$name.csr" -out "$out/$name.crt"
     rm -f "$out/$name.csr"
     cp server-ca.crt client-ca.crt "$out/"
@@ -67,7 +73,7 @@ issue)
         p12_opts=(-certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1)
     fi
     openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" -certfile client-ca.crt \
-        -name "$name ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
+        -name "$display ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
     ;;
 sign)
     [ -n "$out" ] && [ -n "$name" ] && [ -n "$subject" ] && [ -n "$days" ] && [ -n "$csr" ] ||
@@ -76,7 +82,8 @@ sign)
     # public key. The certificate gets the lab's subject and extensions
     # (v3_client), whatever the request asked for: ca.cnf copies no extension
     # from a request (copy_extensions is not set) and -subj replaces its subject.
-    openssl ca -batch -config "$conf" -notext -days "$days" -extensions v3_client -subj "$subject/CN=$name" \
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extensions v3_client \
+        -subj "$student_subject" \
         -in "$csr" -out "$out/$name.crt"
     cp server-ca.crt client-ca.crt "$out/"
     ;;

@@ -119,7 +119,7 @@ def test_the_lab_decides_the_extensions_whatever_the_request_asks(rendered, tmp_
     (["-addext", "basicConstraints=critical,CA:TRUE"], "gil", None, "asks to be a CA"),
     (["-addext", "extendedKeyUsage=serverAuth"], "hal", None, "asks for serverAuth"),
     ([], "server-ca", None, "reserved"),
-    ([], "bad name", None, "invalid student name"),
+    ([], "bad<name>", None, "'<' is not allowed in a name"),
     ([], "ivy", "taken", "is taken"),
 ])
 def test_bad_requests_are_refused_and_nothing_is_written(rendered, tmp_path, extra, cn, student, message):

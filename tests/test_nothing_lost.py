@@ -279,8 +279,8 @@ def test_a_mistyped_dir_never_reaches_a_lab_running_elsewhere(new_lab, tmp_path,
 
 def _ca_orphans(lab_dir: Path, names) -> list[str]:
     """Valid certificates the client CA issued to these names that have no student folder."""
-    return [r.common_name for r in ca.ca_records(lab_dir)
-            if r.status == "V" and r.common_name in names and not (lab_dir / "clients" / r.common_name).is_dir()]
+    return [r.login for r in ca.ca_records(lab_dir)
+            if r.status == "V" and r.login in names and not (lab_dir / "clients" / r.login).is_dir()]
 
 
 def test_ctrl_c_during_a_roster_keeps_what_finished_and_a_rerun_completes_it(rendered, tmp_path):
@@ -414,7 +414,7 @@ def test_a_corrupt_student_certificate_is_flagged_and_the_rest_shown(rendered):
     assert verify.exit_code == 1
     # ... and the damaged student can still be revoked: the CA keeps its own copy.
     ok(run("client", "revoke", "bad", *rendered.args()))
-    assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["bad"] == "R"
+    assert {r.login: r.status for r in ca.ca_records(rendered.dir)}["bad"] == "R"
 
 
 def test_a_truncated_ca_certificate_is_flagged_by_certs(rendered):
@@ -729,7 +729,7 @@ def test_a_linked_student_folder_is_revoked_but_never_written_through(rendered, 
     readme = (elsewhere / "README.txt").read_text()
     ok(run("client", "revoke", "lou", *rendered.args(), env=NO_ENGINE))
     assert (elsewhere / "README.txt").read_text() == readme                    # not written through
-    assert {r.common_name: r.status for r in ca.ca_records(rendered.dir)}["lou"] == "R"   # but revoked
+    assert {r.login: r.status for r in ca.ca_records(rendered.dir)}["lou"] == "R"   # but revoked
     before = ca.ca_records(rendered.dir)
     again = run("client", "add", "--force", "lou", *rendered.args(), env=NO_ENGINE)
     assert again.exit_code != 0 and "symbolic link" in again.output

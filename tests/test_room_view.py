@@ -38,7 +38,7 @@ def test_the_log_read_per_student():
     data = found.to_dict()
     assert data["connected"] == 1 and data["total"] == 3
     ann, bob, cid = data["students"]
-    assert ann == {"name": "ann", "connected": True, "requests": 2, "last_verdict": "SUCCESS",
+    assert ann == {"name": "ann", "display": "ann", "connected": True, "requests": 2, "last_verdict": "SUCCESS",
                    "last_seen": "2026-11-28T09:05:00+00:00", "address": "10.0.0.9"}
     assert bob["connected"] is False and bob["last_verdict"] == "FAILED:certificate revoked"
     assert cid["requests"] == 0 and cid["last_seen"] is None

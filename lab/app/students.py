@@ -37,16 +37,21 @@ def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path]
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
     from lab.core.locking import lab_lock
+    from lab.pki import names as naming
     from lab.pki import students
 
-    roster = students.read_roster(from_file) if from_file else []
-    wanted = list(names or []) + roster
-    if not wanted:
+    roster, problems = naming.read_class_list(from_file) if from_file else ([], [])
+    wanted = [naming.Asked(naming.tidy(n)) for n in names or []] + roster
+    if not wanted and not problems:
         raise UsageError("no student names: give NAME… or --from-file FILE")
     with lab_lock(lab.name, wait=LOCK_WAIT, waiting=progress):
         progress("issuing…")
-        issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
-                                       host=student_host(lab.settings), skip_existing=bool(roster), demo=demo)
+        try:
+            issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
+                                           host=student_host(lab.settings), skip_existing=bool(roster), demo=demo,
+                                           problems=problems)
+        finally:
+            _load_names(lab)
         if force:
             _enforce_revocation(lab, "the re-issued students' old certificates")
     return AddReport(issued, skipped, lab.dir / layout.PASSWORDS_DIR)
@@ -63,7 +68,10 @@ def sign_request(lab: Lab, request: Path, name: Optional[str] = None) -> IssuedS
     from lab.pki import students
 
     with lab_lock(lab.name, wait=LOCK_WAIT):
-        return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
+        try:
+            return students.sign(lab.dir, lab.settings, request, name, host=student_host(lab.settings))
+        finally:
+            _load_names(lab)
 
 
 def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
@@ -76,9 +84,7 @@ def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
     found = {s.name: s for s in students.list_students(lab.dir)}
     chosen = list(found.values()) if all_students else []
     for name in names or []:
-        if name not in found:
-            raise UsageError(f"no student named {name!r} in this lab: known are {', '.join(found) or 'none yet'}")
-        chosen.append(found[name])
+        chosen.append(found.get(name) or students.find(lab.dir, name))   # a login, or a display name
     # Checked before any zip is written: a certificate that does not work, or a .p12 no one can open.
     passwords = {s.name: handout.p12_password(lab.dir, s) for s in chosen if s.status == "valid"}
     bad = [(s.name, s.status if s.status != "valid" else
@@ -120,14 +126,15 @@ def _room_log(lab: Lab, follow: bool, since: Optional[str] = None) -> tuple[Rost
     from lab.teach.room import Roster
 
     start = since_time(since)
-    names = [s.name for s in students.list_students(lab.dir) if s.name != students.DEMO_STUDENT]
+    found = [s for s in students.list_students(lab.dir) if s.name != students.DEMO_STUDENT]
+    names = [s.name for s in found]
     if not names:
         raise UsageError("no students in this lab yet: lab room reads who of them connected",
                          hint=f"lab client add NAME… (or --from-file class.txt){lab.selector}")
-    serials = {r.serial: r.common_name for r in ca.ca_records(lab.dir) if r.common_name in names}
+    serials = {r.serial: r.login for r in ca.ca_records(lab.dir) if r.login in names}
     issuer = ca.load_cert(layout.certs_dir(lab.dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
     engine = runtime.connect()
-    return Roster(names, issuer, serials, start), (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all",
+    return Roster(names, issuer, serials, start, {s.name: s.shown for s in found}), (line for _, line in runtime.logs(engine, lab.name, ["mtls"], tail="all",
                                                                                    follow=follow))
 
 
@@ -188,6 +195,21 @@ def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
                       f"if the lab is running, it still admits them", details=e.details,
                       hint=f"{e.hint + '; ' if e.hint else ''}`lab up{lab.selector}` reloads the server with the "
                            "new CRL") from None
+
+
+def _load_names(lab: Lab) -> None:
+    """The running mTLS server greets new students by their display name: it reloads crl/students.map (a
+    reload without downtime). Best effort: a server that cannot be reached reads the list when it starts,
+    and until then greets a new student by the common name as nginx writes it."""
+    from lab.engine import runtime
+
+    try:
+        engine = runtime.connect()
+        found = runtime.server_state(engine, lab.name, "mtls")
+        if found is not None and found[1] == "running":
+            sync(lab, engine, ["mtls"])
+    except LabError:
+        pass
 
 
 def _mtls_port_answers(lab: Lab) -> bool:
@@ -256,6 +278,7 @@ def remove(lab: Lab, name: str) -> RemoveReport:
     from lab.pki import students as pki_students
 
     student = pki_students.find(lab.dir, name)
+    name = student.name                   # a display name given: the student's login
     revoked = revoke(lab, name) if student.status in ("valid", "expired", "unreadable", "folder missing") else None
     with lab_lock(lab.name, wait=LOCK_WAIT):
         deleted = []

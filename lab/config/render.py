@@ -30,6 +30,7 @@ _FILES = {
     "server_key": layout.SERVER_KEY,
     "hello": layout.HELLO_FILE,
     "crl": layout.CRL_FILE,
+    "names": layout.NAMES_FILE,
 }
 _DESCRIPTIONS = {
     "tls": "plain TLS: the client checks the server",

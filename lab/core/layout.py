@@ -86,6 +86,9 @@ DEMO_FILES = (ROGUE_CA_CRT, "rogue-ca.key", *ROGUE_CLIENT, *EXPIRED_CLIENT, *WRO
 CLIENT_CA_DB = "client-ca-db"
 CRL_DIR = "crl"
 CRL_FILE = "client-ca.crl"
+# Beside it, each student's display name by certificate serial, for the mTLS server's pages: nginx writes a
+# name's bytes past ASCII as \C3\A9 in $ssl_client_s_dn, so the page looks the name up by $ssl_client_serial.
+NAMES_FILE = "students.map"
 CONTAINER_CRL_DIR = "/etc/nginx/crl"
 # Renew the CRL on `lab up` when it has fewer days than this left.
 CRL_DAYS = 90
@@ -167,6 +170,10 @@ def demo_dir(lab_dir: Path) -> Path:
 
 def crl_file(lab_dir: Path) -> Path:
     return lab_dir / CRL_DIR / CRL_FILE
+
+
+def names_file(lab_dir: Path) -> Path:
+    return lab_dir / CRL_DIR / NAMES_FILE
 
 
 def clients_dir(lab_dir: Path) -> Path:

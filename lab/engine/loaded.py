@@ -19,9 +19,10 @@ from lab.core import cache, layout
 from lab.core.layout import Server
 
 # What a server loads, by kind, relative to the lab directory.
-Kind = Literal["config", "crl"]
+Kind = Literal["config", "crl", "names"]
 CONFIG: Kind = "config"
 CRL: Kind = "crl"
+NAMES: Kind = "names"     # the students' display names by serial, for the pages
 #: Does the server run the file as it is on disk, or an older version of it?
 LoadedState = Literal["current", "older"]
 
@@ -31,6 +32,7 @@ def files(server: Server) -> dict[Kind, str]:
     found: dict[Kind, str] = {CONFIG: f"{folder}/{layout.NGINX_CONF}"}
     if server == "mtls":
         found[CRL] = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
+        found[NAMES] = f"{layout.CRL_DIR}/{layout.NAMES_FILE}"
     return found
 
 

@@ -56,7 +56,8 @@ class CaRecord:
 
     status: str          # V valid, R revoked, E expired
     serial_hex: str      # as openssl ca writes it, also the name of its copy: issued/SERIAL.pem
-    common_name: str
+    login: str           # the subject's UID (the student's login), or its CN for a certificate without one
+    display: str = ""    # the subject's CN: the student's display name
 
     @property
     def serial(self) -> int:
@@ -67,11 +68,22 @@ def ca_index(lab_dir: Path) -> Path:
     return layout.certs_dir(lab_dir) / layout.CLIENT_CA_DB / "index.txt"
 
 
+def _unescape(text: str) -> str:
+    """A name as openssl ca writes it into index.txt: each byte past ASCII as \\xNN (UTF-8)."""
+    if "\\x" not in text:
+        return text
+    raw = re.sub(rb"\\x([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode())
+    return raw.decode("utf-8", errors="replace")
+
+
 def _record(line: str) -> CaRecord | None:
     fields = line.split("\t")
     if len(fields) < 6 or fields[0] not in ("V", "R", "E") or not re.fullmatch(r"[0-9A-Fa-f]+", fields[3]):
         return None
-    return CaRecord(fields[0], fields[3], fields[5].rsplit("/CN=", 1)[-1] if "/CN=" in fields[5] else "")
+    subject = fields[5]
+    cn = _unescape(subject.rsplit("/CN=", 1)[-1]) if "/CN=" in subject else ""
+    uid = re.search(r"/UID=([^/]+)", subject)
+    return CaRecord(fields[0], fields[3], uid.group(1) if uid else cn, cn)
 
 
 def ca_records(lab_dir: Path) -> list[CaRecord]:
@@ -139,6 +151,41 @@ def write_crl(lab_dir: Path) -> None:
     certs = require_ca(lab_dir)
     layout.crl_file(lab_dir).parent.mkdir(mode=0o700, exist_ok=True)
     run_script("crl", "--certs", str(certs), "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
+    write_names(lab_dir)
+
+
+def der_serial(serial: int) -> str:
+    """A serial as nginx's $ssl_client_serial writes it (OpenSSL's i2a_ASN1_INTEGER): its bytes in hex, an
+    even number of digits."""
+    return serial.to_bytes((serial.bit_length() + 7) // 8 or 1, "big").hex().upper()
+
+
+def _names_text(lab_dir: Path) -> str:
+    lines = ["# Made by lab from the client CA's database (certs/client-ca-db/index.txt), each time it changes:",
+             "# a student's display name by certificate serial, for the mTLS server's pages. Not to be edited.", ""]
+    for r in ca_records(lab_dir):
+        name = r.display
+        if r.status != "V" or not name or not name.isprintable() or any(c in name for c in '"\\$;{}'):
+            continue
+        lines.append(f'{der_serial(r.serial)} "{name}";')
+    return "\n".join(lines) + "\n"
+
+
+def write_names(lab_dir: Path) -> bool:
+    """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
+    True when written."""
+    from lab.core.files import write_atomically
+
+    path = layout.names_file(lab_dir)
+    text = _names_text(lab_dir)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomically(path, text, root=lab_dir)
+    return True
 
 
 def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
@@ -147,6 +194,7 @@ def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
     now = now or dt.datetime.now(dt.UTC)
     nxt = crl_next_update(lab_dir)
     if nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS) and _crl_has_every_revocation(lab_dir):
+        write_names(lab_dir)
         return False
     write_crl(lab_dir)
     return True

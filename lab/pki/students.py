@@ -23,6 +23,7 @@ from lab.core import layout
 from lab.core.errors import CertificateError, Interrupted, LabError, UsageError
 from lab.core.files import refuse_links
 from lab.core.settings import Settings
+from lab.pki import names as naming
 from lab.pki.ca import (
     CaRecord,
     ca_records,
@@ -33,11 +34,13 @@ from lab.pki.ca import (
     run_script,
     serial_hex,
     write_crl,
+    write_names,
 )
 
-# A student's name becomes a file name, a folder and a certificate subject:
-# letters, digits, dot, dash and underscore; no leading dot or dash.
-_STUDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A student's login becomes a file name, a folder and the subject's UID:
+# letters, digits, dot, dash and underscore; no leading dot or dash. Their display name
+# (any script) is the certificate's CN: lab/pki/names.py.
+_STUDENT_RE = naming.LOGIN_RE
 
 
 #: A student's certificate: works, revoked, past its end, cannot be read, or its folder was deleted by hand.
@@ -54,6 +57,12 @@ class Student:
     status: StudentStatus
     directory: Path
     problem: str = ""               # why it is unreadable
+    display: str = ""               # the name as the class list writes it (the certificate's CN)
+
+    @property
+    def shown(self) -> str:
+        """The student's name for people: the display name, or the login where there is none."""
+        return self.display or self.name
 
     def file(self, kind: layout.StudentFile) -> Path:
         """clients/NAME/NAME.crt (.key, .p12)."""
@@ -75,6 +84,11 @@ class IssuedStudent:
     serial: str
     password: str
     not_after: dt.datetime
+    display: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.display or self.name
 
 
 # Names a student cannot have: their files would collide with the lab's own in
@@ -103,38 +117,15 @@ def validate_student(name: str) -> str:
     return name
 
 
-def read_roster(path: Path) -> list[str]:
-    """One name a line; blank lines and lines starting with # are skipped.
-
-    UTF-8, with or without the byte-order mark spreadsheets write; UTF-16 with
-    its byte-order mark (Windows' "Unicode text"). Anything else is refused
-    with the line where it stops being UTF-8, not guessed at."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read {path} ({e.strerror})") from None
-    try:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = raw.decode("utf-16")
-        else:
-            text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise UsageError(f"{path} is not UTF-8 text (line {line}, byte {e.start})",
-                         hint="save the class list as UTF-8 (e.g. \"CSV UTF-8\" in a spreadsheet), one name a line") \
-            from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-
-
 def orphaned(lab_dir: Path) -> dict[str, list[CaRecord]]:
     """Valid certificates of students whose folder is gone (deleted by hand): they still let in
     whoever holds a copy (a handout), so they are listed, and revoked with the student."""
     clients = layout.clients_dir(lab_dir)
     found: dict[str, list[CaRecord]] = {}
     for r in ca_records(lab_dir):
-        if r.status == "V" and _STUDENT_RE.fullmatch(r.common_name) and r.common_name.lower() not in RESERVED \
-                and not (clients / r.common_name).is_dir():
-            found.setdefault(r.common_name, []).append(r)
+        if r.status == "V" and _STUDENT_RE.fullmatch(r.login) and r.login.lower() not in RESERVED \
+                and not (clients / r.login).is_dir():
+            found.setdefault(r.login, []).append(r)
     return found
 
 
@@ -154,7 +145,7 @@ def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student
     out = [Student(name, records[-1].serial_hex, None, "folder missing", clients / name,
                    f"{name}'s folder is gone, yet the client CA's certificate of {name} (serial "
                    f"{', '.join(r.serial_hex for r in records)}) still lets in whoever holds a copy (a handout): "
-                   f"lab client revoke {name} stops it")
+                   f"lab client revoke {name} stops it", records[-1].display)
            for name, records in lost.items()]
     if not clients.is_dir():
         return out         # a new lab: no student, and nothing to read (lab up starts OpenSSL sooner)
@@ -172,16 +163,33 @@ def list_students(lab_dir: Path, now: dt.datetime | None = None) -> list[Student
             continue
         status: StudentStatus = ("revoked" if cert.serial_number in revoked
                   else "expired" if cert.not_valid_after_utc <= now else "valid")
-        out.append(Student(folder.name, serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder))
+        out.append(Student(folder.name, serial_hex(cert.serial_number), cert.not_valid_after_utc, status, folder,
+                           display=_common_name(cert)))
     return sorted(out, key=lambda s: s.name)
 
 
+def _common_name(cert: Any) -> str:
+    from cryptography.x509.oid import NameOID
+
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else ""
+
+
 def find(lab_dir: Path, name: str) -> Student:
-    validate_student(name)
+    """A student by login, or by display name ("José Núñez") when exactly one student has it."""
     students = list_students(lab_dir)
     for student in students:
         if student.name == name:
             return student
+    wanted = naming.tidy(name).casefold()
+    same = [s for s in students if s.display and naming.tidy(s.display).casefold() == wanted]
+    if len(same) == 1:
+        return same[0]
+    if same:
+        raise UsageError(f"{len(same)} students are named {name!r}: give the login "
+                         f"({', '.join(s.name for s in same)})")
+    if not _STUDENT_RE.fullmatch(name or "") and naming.display_problem(naming.tidy(name)):
+        validate_student(name)
     known = ", ".join(s.name for s in students) or "none yet (lab client add NAME)"
     raise UsageError(f"no student named {name!r} in this lab: known are {known}")
 
@@ -200,7 +208,8 @@ def revoke(lab_dir: Path, name: str) -> Student:
     """Revoke every certificate the client CA issued to this student and write a new
     CRL; the caller has the running server reload it."""
     student = find(lab_dir, name)
-    valid = [r for r in ca_records(lab_dir) if r.status == "V" and r.common_name == name]
+    name = student.name
+    valid = [r for r in ca_records(lab_dir) if r.status == "V" and r.login == name]
     if not valid:
         if student.status == "revoked":
             if int(student.serial, 16) not in crl_serials(lab_dir):
@@ -246,7 +255,7 @@ def _undo_unfinished(lab_dir: Path, names: list[str]) -> list[str]:
     orphans = [r for name in names for r in lost.get(name, [])]
     if orphans:
         _revoke_records(lab_dir, orphans)
-    return sorted({r.common_name for r in orphans})
+    return sorted({r.login for r in orphans})
 
 
 def _collisions(names: list[str], existing: list[str]) -> list[str]:
@@ -262,60 +271,98 @@ def _collisions(names: list[str], existing: list[str]) -> list[str]:
     return clashes
 
 
-def add(lab_dir: Path, settings: Settings, names: list[str], force: bool = False, legacy_p12: bool = False,
-        host: str = "localhost", skip_existing: bool = False,
-        demo: bool = False) -> tuple[list[IssuedStudent], list[str]]:
-    """Issue a certificate per name; returns (issued, skipped: already had one).
+def _asked(names: list[str] | list[naming.Asked]) -> list[naming.Asked]:
+    return [n if isinstance(n, naming.Asked) else naming.Asked(naming.tidy(n)) for n in names]
 
-    All names are checked before anything is written. skip_existing (a roster
-    run again) keeps students who already have a certificate instead of
-    refusing. Interrupted, what finished is kept, the certificate under way is
-    revoked, and the Interrupted error says which were issued."""
-    for name in names:
-        validate_student(name)
-        refuse_links(lab_dir, layout.clients_dir(lab_dir) / name)   # before the CA issues anything
-    if not demo:
-        _refuse_demo_name(names)
-    dupes = sorted({n for n in names if names.count(n) > 1})
+
+def enroll(lab_dir: Path, names: list[str] | list[naming.Asked], problems: list[str] | None = None,
+           demo: bool = False) -> list[naming.Enrollee]:
+    """The students asked for, each with a login (lab/pki/names.py), or one UsageError listing every problem
+    (of the class list, of each name) before anything is issued."""
+    asked = _asked(names)
+    problems = list(problems or [])
+    typed = [a.display for a in asked if not a.origin]
+    dupes = sorted({n for n in typed if typed.count(n) > 1})
     if dupes:
-        raise UsageError(f"{', '.join(dupes)} given more than once")
+        problems.append(f"{', '.join(dupes)} given more than once")
+    existing = {s.name: s.shown for s in list_students(lab_dir)}
+    enrollees, found = naming.assign(asked, existing, (*RESERVED, DEMO_STUDENT))
+    problems += found
+    for e in enrollees:
+        try:
+            validate_student(e.login)
+            if not demo:
+                _refuse_demo_name([e.login])
+        except UsageError as err:
+            problems.append(f"{e.origin}: {err}" if e.origin else str(err))
+    if len(problems) == 1 and asked and not asked[0].origin:
+        raise UsageError(problems[0])
+    if problems:
+        def line(problem: str) -> int:
+            found = re.search(r" line (\d+): ", problem)
+            return int(found.group(1)) if found else 0
+
+        where = "the class list" if any(a.origin for a in asked) else "the names given"
+        raise UsageError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in {where}: nothing "
+                         "was issued", details="\n".join(sorted(problems, key=line)),
+                         hint="fix these lines and run the same command again")
+    return enrollees
+
+
+def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked], force: bool = False,
+        legacy_p12: bool = False, host: str = "localhost", skip_existing: bool = False, demo: bool = False,
+        problems: list[str] | None = None) -> tuple[list[IssuedStudent], list[str]]:
+    """Issue a certificate per name; returns (issued, skipped: already had one, by login).
+
+    Every name (and every problem of the class list) is checked before anything
+    is written. skip_existing (a roster run again) keeps students who already
+    have a certificate instead of refusing. Interrupted, what finished is kept,
+    the certificate under way is revoked, and the Interrupted error says which
+    were issued."""
+    enrollees = enroll(lab_dir, names, problems, demo)
+    logins = [e.login for e in enrollees]
+    for login in logins:
+        refuse_links(lab_dir, layout.clients_dir(lab_dir) / login)   # before the CA issues anything
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
         if clients.is_dir() else []
-    clashes = _collisions(names, present)
+    clashes = _collisions(logins, present)
     if clashes:
         raise UsageError(f"student names differ only in case: {'; '.join(clashes)} (one folder on macOS and "
                          "Windows): choose distinct names")
     if not force:
-        _refuse_lost(lab_dir, names, "lab client revoke {names} stops it; or --force revokes it and issues a new one")
-    existing = [n for n in names if n in present]
+        _refuse_lost(lab_dir, logins, "lab client revoke {names} stops it; or --force revokes it and issues a new one")
+    existing = [n for n in logins if n in present]
     skipped = existing if skip_existing and not force else []
     if existing and not force and not skip_existing:
         raise UsageError(f"{', '.join(existing)} already {'has' if len(existing) == 1 else 'have'} a certificate: "
                          "use --force to revoke it and issue a new one")
-    todo = [n for n in names if n not in skipped]
+    todo = [e for e in enrollees if e.login not in skipped]
     issued: list[IssuedStudent] = []
     try:
-        for name in todo:
-            issued.append(_issue(lab_dir, certs, settings, name, legacy_p12, host, force))
+        for e in todo:
+            issued.append(_issue(lab_dir, certs, settings, e, legacy_p12, host, force))
     except KeyboardInterrupt:
         done = [i.name for i in issued]
-        undone = _undo_unfinished(lab_dir, todo)
-        rest = [n for n in todo if n not in done]
+        undone = _undo_unfinished(lab_dir, [e.login for e in todo])
+        rest = [e.login for e in todo if e.login not in done]
         raise Interrupted(
             f"interrupted: {len(done)} of {len(todo)} students issued and kept"
             + (f" ({', '.join(done)})" if done else "") + f"; not issued: {', '.join(rest)}"
             + (f" (the certificate under way was revoked: {', '.join(undone)})" if undone else ""),
             hint="run the same command again: students already issued are kept, the rest are issued") from None
+    finally:
+        write_names(lab_dir)
     return issued, skipped
 
 
 def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key: bool) -> str:
     from lab.core.templates import render_text
 
-    return render_text("student-README.txt.j2", lab=settings.name, name=name, serial=serial, host=host,
-                       mtls_port=settings.mtls_port, not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
+    return render_text("student-README.txt.j2", lab=settings.name, name=name, display=_common_name(cert) or name,
+                       serial=serial, host=host, mtls_port=settings.mtls_port,
+                       not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
 
 
 @contextlib.contextmanager
@@ -348,13 +395,14 @@ def _issued(tmp: Path, settings: Settings, name: str, host: str, own_key: bool) 
     return cert, serial
 
 
-def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12: bool, host: str,
+def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrollee, legacy_p12: bool, host: str,
            force: bool) -> IssuedStudent:
-    if force and any(r.status == "V" and r.common_name == name for r in ca_records(lab_dir)):
+    name = student.login
+    if force and any(r.status == "V" and r.login == name for r in ca_records(lab_dir)):
         revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
     with _staged_folder(lab_dir, name, undo_always=False) as tmp:
-        run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--lab", settings.name,
-                   "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+        run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--display", student.display,
+                   "--lab", settings.name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
                    *(["--legacy-p12"] if legacy_p12 else []))
         cert, serial = _issued(tmp, settings, name, host, own_key=False)
         made = tmp / (layout.student_file(name, "p12") + ".password")
@@ -362,7 +410,8 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, name: str, legacy_p12
         secret = layout.password_file(lab_dir, name)
         secret.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(made, secret)     # the instructor's, not the student's folder
-    return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial, password, cert.not_valid_after_utc)
+    return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial, password, cert.not_valid_after_utc,
+                         student.display)
 
 
 def _read_request(request: Path) -> Any:
@@ -443,30 +492,35 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     request asks."""
     csr = _read_request(request)
     _refuse_powers(csr, request)
-    name = validate_student(name if name is not None else _request_name(csr, request))
-    _refuse_demo_name([name])
+    asked = name if name is not None else _request_name(csr, request)
+    student = enroll(lab_dir, [asked])[0]
+    name = student.login
     refuse_links(lab_dir, layout.clients_dir(lab_dir) / name)
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
         if clients.is_dir() else []
     if name in present or _collisions([name], present):
-        raise UsageError(f"the name {name!r} is taken by a student of this lab",
+        raise UsageError(f"the name {asked!r} is taken by a student of this lab",
                          hint="--student another name (--name selects the lab)")
     _refuse_lost(lab_dir, [name], "lab client revoke {names} first, or --student another name")
-    with _staged_folder(lab_dir, name, undo_always=True) as tmp:
-        # The script reads PEM: a DER request is handed over as the same request in PEM.
-        from cryptography.hazmat.primitives.serialization import Encoding
+    try:
+        with _staged_folder(lab_dir, name, undo_always=True) as tmp:
+            # The script reads PEM: a DER request is handed over as the same request in PEM.
+            from cryptography.hazmat.primitives.serialization import Encoding
 
-        pem = tmp.parent / f"{tmp.name}.csr"
-        pem.write_bytes(csr.public_bytes(Encoding.PEM))
-        try:
-            run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(pem),
-                       "--name", name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
-        finally:
-            pem.unlink(missing_ok=True)
-        cert, serial = _issued(tmp, settings, name, host, own_key=True)
-    return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc)
+            pem = tmp.parent / f"{tmp.name}.csr"
+            pem.write_bytes(csr.public_bytes(Encoding.PEM))
+            try:
+                run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(pem), "--name", name,
+                           "--display", student.display, "--subject", layout.subject_base(settings.name),
+                           "--days", str(settings.days))
+            finally:
+                pem.unlink(missing_ok=True)
+            cert, serial = _issued(tmp, settings, name, host, own_key=True)
+    finally:
+        write_names(lab_dir)
+    return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc, student.display)
 
 
 # --------------------------------------------------------------------------- the whole PKI, for `lab certs`

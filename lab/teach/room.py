@@ -30,15 +30,20 @@ _CREDITED = ("SUCCESS", "FAILED:certificate has expired", "FAILED:certificate re
 
 @dataclass
 class Seen:
-    name: str
+    name: str                        # the login
     connected: bool = False          # at least one request with a certificate the server verified
     requests: int = 0
     last_verdict: str | None = None
     last_seen: str | None = None     # ISO 8601
     address: str | None = None
+    display: str = ""                # the name as the class list writes it
+
+    @property
+    def shown(self) -> str:
+        return self.display or self.name
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "connected": self.connected, "requests": self.requests,
+        return {"name": self.name, "display": self.shown, "connected": self.connected, "requests": self.requests,
                 "last_verdict": self.last_verdict, "last_seen": self.last_seen, "address": self.address}
 
 
@@ -83,10 +88,11 @@ class Roster:
     issuer: str                          # the client CA's subject, as nginx writes it (RFC 2253)
     serials: dict[int, str]              # serial -> student
     since: dt.datetime | None = None     # earlier requests (a rehearsal) are left out
+    displays: dict[str, str] = field(default_factory=dict)   # login -> display name
 
 
 def start(roster: Roster) -> Room:
-    return Room({name: Seen(name) for name in roster.names})
+    return Room({name: Seen(name, display=roster.displays.get(name, "")) for name in roster.names})
 
 
 def _serial(text: str) -> int | None:

@@ -14,13 +14,22 @@ if TYPE_CHECKING:
     from lab.teach.room import Room
 
 
+def _labels(found: Room) -> dict[str, str]:
+    """Each student by their display name; two of the same name told apart by login."""
+    shown = [s.shown for s in found.students.values()]
+    return {s.name: s.shown if shown.count(s.shown) == 1 or s.shown == s.name else f"{s.shown} ({s.name})"
+            for s in found.students.values()}
+
+
 def _room_grid(found: Room, width: int) -> Table:
     """The projector's room (100 columns or fewer): every name whole, a mark each, in as many columns as fit,
     so that 30 students fit a 24-line screen: ✓ connected, ✗ tried and refused, · not yet."""
+    from rich.cells import cell_len
     from rich.table import Table
 
-    names = sorted(found.students.values(), key=lambda s: (not s.connected, not s.requests, s.name))
-    cell = max((len(s.name) for s in names), default=4) + 3
+    label = _labels(found)
+    names = sorted(found.students.values(), key=lambda s: (not s.connected, not s.requests, label[s.name]))
+    cell = max((cell_len(label[s.name]) for s in names), default=4) + 3
     columns = max(1, min(len(names) or 1, (width - 2) // (cell + 1)))
     grid = Table.grid(padding=(0, 1))
     grid.title = (f"{found.connected} of {found.total} students connected   "
@@ -28,7 +37,7 @@ def _room_grid(found: Room, width: int) -> Table:
     grid.title_justify = "left"
     for _ in range(columns):
         grid.add_column(no_wrap=True, min_width=cell)
-    marks = [("[green]✓[/]" if s.connected else "[red]✗[/]" if s.requests else "[dim]·[/]") + f" {escape(s.name)}"
+    marks = [("[green]✓[/]" if s.connected else "[red]✗[/]" if s.requests else "[dim]·[/]") + f" {escape(label[s.name])}"
              for s in names]
     for i in range(0, len(marks), columns):
         grid.add_row(*marks[i:i + columns])
@@ -43,12 +52,13 @@ def _room_table(found: Room) -> Table:
         return _room_grid(found, out.width)
     table = new_table(f"{found.connected} of {found.total} students connected", ("student", "connected", "requests",
                    "last verdict", "last seen", "address"))
-    for st in sorted(found.students.values(), key=lambda s: (not s.connected, s.name)):
+    label = _labels(found)
+    for st in sorted(found.students.values(), key=lambda s: (not s.connected, label[s.name])):
         mark = "[green]yes[/]" if st.connected else ("[yellow]tried[/]" if st.requests else "[dim]not yet[/]")
         verdict = st.last_verdict or "-"
         verdict = f"[green]{verdict}[/]" if verdict == "SUCCESS" else (f"[red]{escape(verdict)}[/]"
                                                                        if verdict != "-" else verdict)
-        table.add_row(st.name, mark, str(st.requests), verdict, (st.last_seen or "-")[:19].replace("T", " "),
+        table.add_row(escape(label[st.name]), mark, str(st.requests), verdict, (st.last_seen or "-")[:19].replace("T", " "),
                       st.address or "-")
     return table
 
@@ -58,7 +68,8 @@ def room(found: Room) -> None:
 
     out = out_console()
     out.print(_room_table(found))
-    missing = [s.name for s in found.students.values() if not s.requests]
+    label = _labels(found)
+    missing = [label[s.name] for s in found.students.values() if not s.requests]
     if missing and not projector(out):      # the projector's grid marks them already
         out.print(f"  not seen yet: {', '.join(missing)}", markup=False)
 

@@ -20,7 +20,7 @@ def issued(report: AddReport, selector: str, show_passwords: bool = False) -> No
     """Never a password on screen (a projector shows it to the class) unless asked for."""
     out = out_console()
     for i in report.issued:
-        ok(f"{i.name}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
+        ok(f"{_who(i)}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
         if show_passwords:
             out.print(f"    p12 password: {i.password}", markup=False)
     if report.issued:
@@ -32,13 +32,21 @@ def issued(report: AddReport, selector: str, show_passwords: bool = False) -> No
         out.print(f"Try: lab verify --as {report.issued[0].name}{selector}", markup=False)
 
 
+def _who(student: IssuedStudent | Student) -> str:
+    """"José Núñez (login jose-nunez)", or the login alone where it is the name."""
+    return student.name if student.shown == student.name else f"{student.shown} (login {student.name})"
+
+
 def students(found: list[Student]) -> None:
     keep = {"no_wrap": True}      # facts: a serial or a date is never cut; the name folds when it must
-    table = new_table(f"{len(found)} student(s)", [("name", {"overflow": "fold"}), ("serial", keep),
-                                                   ("valid until", keep), ("status", keep)])
+    logins = any(c.shown != c.name for c in found)      # a login column only where a login is not the name
+    table = new_table(f"{len(found)} student(s)", [("name", {"overflow": "fold"}),
+                                                   *([("login", {"overflow": "fold"})] if logins else []),
+                                                   ("serial", keep), ("valid until", keep), ("status", keep)])
     for c in found:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
-        table.add_row(c.name, c.serial, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
+        table.add_row(escape(c.shown), *([c.name] if logins else []), c.serial,
+                      f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
     out_console().print(table)
     for c in found:
         if c.status == "folder missing":
@@ -50,7 +58,7 @@ def students(found: list[Student]) -> None:
 def revoked(report: RevokeReport) -> None:
     out = out_console()
     student = report.student
-    ok(f"revoked {student.name} (serial {student.serial}); the CRL is renewed")
+    ok(f"revoked {_who(student)} (serial {student.serial}); the CRL is renewed")
     if not report.enforced:
         out.print("  the lab is not running: the next `lab up` uses the new CRL", markup=False)
         return
@@ -73,7 +81,7 @@ def removed(report: RemoveReport) -> None:
 
 
 def signed(student: IssuedStudent, selector: str) -> None:
-    ok(f"signed {student.name}'s own request: {student.directory}/{student.name}.crt (serial {student.serial}, "
+    ok(f"signed {_who(student)}'s own request: {student.directory}/{student.name}.crt (serial {student.serial}, "
         f"valid until {student.not_after:%Y-%m-%d}); the key stayed with the student")
     out_console().print(f"  hand it out: lab handout {student.name}{selector}", markup=False)
 
