@@ -55,7 +55,8 @@ def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
     server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())
     names = ", ".join(n.split(":", 1)[1] for n in server_sans(server))
     whoami = urls[0].rsplit("/", 1)[0] + "/whoami"
-    return render_text("handout-README.txt.j2", lab=settings.name, name=student.name, serial=student.serial,
+    return render_text("handout-README.txt.j2", lab=settings.name, name=student.name, display=student.shown,
+                       serial=student.serial,
                        not_after=f"{student.not_after:%Y-%m-%d}", has_key=student.file("key").exists(),
                        server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls, whoami=whoami)
 
@@ -91,7 +92,7 @@ def _protected(student: Any, password: str, lab: str) -> dict[str, bytes]:
         layout.student_file(student.name, "key"): key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(secret)),
         f"{student.name}-legacy.p12": pkcs12.serialize_key_and_certificates(
-            f"{student.name} ({lab})".encode(), key, cert, None, legacy),   # type: ignore[arg-type]
+            f"{student.shown} ({lab})".encode(), key, cert, None, legacy),   # type: ignore[arg-type]
     }
 
 
@@ -119,7 +120,7 @@ def make(lab_dir: Path, settings: Any, students: list[Any], out: Path, urls: lis
                 z.writestr(f"{st.name}/{name}", data)
             z.writestr(f"{st.name}/README.txt", text)
             z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
-        rows.append([st.name, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
+        rows.append([st.name, st.shown, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])
         made.append(Handout(st.name, target, st.serial, f"{st.not_after:%Y-%m-%d}",
                             st.file("key").exists()))
     sheet = sheet_path(lab_dir)
@@ -129,12 +130,16 @@ def make(lab_dir: Path, settings: Any, students: list[Any], out: Path, urls: lis
     writer = csv.writer(buf)
     writer.writerow(ROSTER_HEADER)
     writer.writerows(kept[name] for name in sorted(kept))
-    write_atomically(sheet, buf.getvalue(), 0o600)
+    write_atomically(sheet, _SHEET_BOM + buf.getvalue(), 0o600)
     return made, sheet
 
 
 ROSTER = "roster.csv"
-ROSTER_HEADER = ["name", "zip", "p12 password", "serial", "expiry"]
+ROSTER_HEADER = ["login", "name", "zip", "p12 password", "serial", "expiry"]
+# The sheet before display names (a lab made before): its rows are read, and written again with the name.
+_OLD_HEADER = ["name", "zip", "p12 password", "serial", "expiry"]
+# Excel reads a CSV file as UTF-8 only when it starts with the byte-order mark: "José", not "JosÃ©".
+_SHEET_BOM = "\ufeff"
 
 
 def drop_row(lab_dir: Path, name: str) -> bool:
@@ -148,7 +153,7 @@ def drop_row(lab_dir: Path, name: str) -> bool:
     writer = csv.writer(buf)
     writer.writerow(ROSTER_HEADER)
     writer.writerows(kept)
-    write_atomically(sheet, buf.getvalue(), 0o600)
+    write_atomically(sheet, _SHEET_BOM + buf.getvalue(), 0o600)
     return True
 
 
@@ -159,9 +164,11 @@ def _sheet_rows(sheet: Path) -> list[list[str]]:
     if not sheet.exists():
         return []
     try:
-        rows = list(csv.reader(sheet.read_text(encoding="utf-8").splitlines()))
+        rows = list(csv.reader(sheet.read_text(encoding="utf-8-sig").splitlines()))
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = []
+    if rows and rows[0] == _OLD_HEADER and all(len(r) == len(_OLD_HEADER) for r in rows[1:]):
+        rows = [ROSTER_HEADER] + [[r[0], r[0], *r[1:]] for r in rows[1:]]
     if not rows or rows[0] != ROSTER_HEADER or any(len(r) != len(ROSTER_HEADER) for r in rows[1:]):
         raise UsageError(f"{sheet} is not a password sheet lab wrote: not replacing it",
                          hint="move it away, or give another folder with --out")
