@@ -304,3 +304,17 @@ def test_the_zip_as_a_student_unpacks_it_gets_in(new_lab, tmp_path):
     wrong = subprocess.run(["curl", "-sS", "--cacert", "server-ca.crt", "--cert", "noa.crt", "--key", "noa.key",
                             "--pass", "not-the-password", url], cwd=folder, capture_output=True, text=True)
     assert wrong.returncode != 0
+
+
+def test_a_link_in_the_html_readme_ends_where_the_url_does():
+    """The Windows line of the HTML README linked to `…/whoami.` (a 404): a sentence's full stop is not
+    part of the URL."""
+    import re
+
+    from lab.pki.handout import _html
+
+    page = _html("Open https://192.0.2.5:8889/whoami. Or (https://lab.example:8889/hello-world.txt), "
+                 "or https://[fd00::5]:8889/whoami; done", "t")
+    assert re.findall(r'href="([^"]+)"', page) == ["https://192.0.2.5:8889/whoami",
+                                                   "https://lab.example:8889/hello-world.txt",
+                                                   "https://[fd00::5]:8889/whoami"]

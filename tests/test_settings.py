@@ -136,3 +136,35 @@ def test_students_are_sent_to_addresses_first_and_never_to_a_name_only_this_mach
     assert s.student_urls() == ["https://192.0.2.2:9443/hello-world.txt", "https://lab.example.org:9443/hello-world.txt"]
     assert s.unreachable_names() == ["vm", "nowhere.example"]
     assert Settings(bind="127.0.0.1", sans=("IP:192.0.2.2",)).student_urls() == []
+
+
+def test_a_public_name_comes_first_in_the_certificate_and_every_url(tmp_path):
+    """--public-name: the name the instructor knows students reach this machine by (the room's DNS, say),
+    first in the server certificate's extra names and in every student URL; never "unreachable"."""
+    from helpers import ok, run
+
+    lab = tmp_path / "lab"
+    ok(run("render", "--dir", lab, "--name", "labtest-public", "--bind", "0.0.0.0",
+           "--public-name", "Lab.Room.Example.org.", "--public-name", "192.0.2.50"))
+    from lab.core import settings as lab_settings
+
+    s = lab_settings.resolve(lab, {})
+    assert s.public_names == ("DNS:lab.room.example.org", "IP:192.0.2.50")
+    assert s.student_urls()[:2] == [f"https://lab.room.example.org:{s.mtls_port}/hello-world.txt",
+                                    f"https://192.0.2.50:{s.mtls_port}/hello-world.txt"]
+    assert "lab.room.example.org" not in s.unreachable_names()
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((lab / "certs" / "server.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in sans][3:5] == ["lab.room.example.org", "192.0.2.50"]
+    # Saved with the lab: a later `lab handout` uses it without the flag.
+    ok(run("client", "add", "ann", "--dir", lab))
+    ok(run("handout", "ann", "--dir", lab))
+    import zipfile
+
+    with zipfile.ZipFile(lab / "handouts" / "ann.zip") as z:
+        readme = z.read("ann/README.txt").decode()
+    assert f"--pass PASSWORD https://lab.room.example.org:{s.mtls_port}/hello-world.txt" in readme
+    bad = run("render", "--dir", tmp_path / "other", "--bind", "0.0.0.0", "--public-name", "com")
+    assert bad.exit_code == 2 and "invalid --public-name 'com': com is a public suffix" in bad.output

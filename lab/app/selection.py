@@ -74,8 +74,9 @@ def select(directory: Optional[Path] = None, name: Optional[str] = None, *, requ
         raise LabError(f"no lab in {lab_dir} (no {layout.SETTINGS_FILE})",
                        hint="run `lab up` first, or point --dir at the lab")
     given = {k: v for k, v in given.items()}
-    if given.get("sans") is not None:
-        given["sans"] = tuple(given["sans"])
+    for key in ("sans", "public_names"):
+        if given.get(key) is not None:
+            given[key] = tuple(given[key])
     s = settings.resolve(lab_dir, {"name": name, **given}, port_offset=port_offset, publishing=publishing)
     return Lab(lab_dir, s, _selector(directory, lab_dir, name))
 

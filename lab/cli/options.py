@@ -45,6 +45,10 @@ SanOpt = Annotated[Optional[list[str]], typer.Option(
     "--san", show_default=False,
     help="Extra name for the server certificate (DNS name or IP); repeatable. "
          "localhost, 127.0.0.1 and ::1 are always in it.")]
+PublicNameOpt = Annotated[Optional[list[str]], typer.Option(
+    "--public-name", show_default=False,
+    help="Room mode: a DNS name or address students reach this machine by (the room's DNS, a fixed address); "
+         "first in the server certificate and in every student URL; repeatable.")]
 DaysOpt = Annotated[Optional[int], typer.Option(
     "--days", show_default=False,
     help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; at most {layout.MAX_DAYS}].")]

@@ -50,12 +50,16 @@ class Settings:
     image: str = layout.DEFAULT_IMAGE
     days: int = layout.DEFAULT_DAYS
     sans: tuple[str, ...] = field(default_factory=tuple)
+    # Names or addresses the instructor knows students reach this machine by (the room's DNS name, a
+    # projector-friendly address): first in the certificate's extra names and in every student URL.
+    public_names: tuple[str, ...] = field(default_factory=tuple)
 
     def ports(self) -> dict[str, int]:
         return {"tls": self.tls_port, "mtls": self.mtls_port}
 
     def all_sans(self) -> tuple[str, ...]:
-        return layout.BASE_SANS + tuple(s for s in self.sans if s not in layout.BASE_SANS)
+        extra = tuple(dict.fromkeys(self.public_names + self.sans))
+        return layout.BASE_SANS + tuple(s for s in extra if s not in layout.BASE_SANS)
 
     def connect_address(self) -> str:
         """Where a client on this machine reaches the published ports."""
@@ -68,18 +72,23 @@ class Settings:
         is in the certificate, but no student is sent to it: `unreachable_names` lists them."""
         if not is_room(self.bind):
             return []
-        extra = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS]
-        hosts = [h for h in extra if _is_address(h)] + [h for h in extra if not _is_address(h) and _leads_here(h)]
-        return [f"https://{bracketed(h)}:{self.mtls_port}{path}" for h in hosts]
+        public = [x.split(":", 1)[1] for x in self.public_names]
+        extra = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS and x not in self.public_names]
+        hosts = public + [h for h in extra if _is_address(h)] + [h for h in extra if not _is_address(h) and _leads_here(h)]
+        return [f"https://{bracketed(h)}:{self.mtls_port}{path}" for h in dict.fromkeys(hosts)]
 
     def unreachable_names(self) -> list[str]:
         """The certificate's extra DNS names that do not lead to this machine from the network."""
-        extra = [x.split(":", 1)[1] for x in self.sans if x.startswith("DNS:") and x not in layout.BASE_SANS]
+        extra = [x.split(":", 1)[1] for x in self.sans
+                 if x.startswith("DNS:") and x not in layout.BASE_SANS and x not in self.public_names]
         return [h for h in extra if not h.startswith("*.") and not _leads_here(h)] if is_room(self.bind) else []
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sans"] = list(self.sans)
+        d["public_names"] = list(self.public_names)
+        if not self.public_names:
+            del d["public_names"]      # lab.yml as labs of before wrote it
         return d
 
 
@@ -193,7 +202,7 @@ def validate_bind(bind: str) -> str:
     return str(addr)
 
 
-def validate_san(value: str) -> str:
+def validate_san(value: str, option: str = "--san") -> str:
     """Normalise a subjectAltName to 'DNS:name' or 'IP:address'. What looks like an address must be one
     (999.1.1.1 is no name); a zone id (fe80::1%eth0) has no place in a certificate; a public suffix (com,
     co.uk, github.io) is refused: the server CA is constrained to the names given, and a student who
@@ -205,19 +214,19 @@ def validate_san(value: str) -> str:
         raw = rest
     hint = "give a DNS name (room-pc.local) or an IP address (192.0.2.10)"
     if "%" in raw:
-        raise UsageError(f"invalid --san {value!r}: a zone id (%…) is local to one machine and cannot be in a "
+        raise UsageError(f"invalid {option} {value!r}: a zone id (%…) is local to one machine and cannot be in a "
                          "certificate", hint="give the address without it, or a DNS name")
     try:
         return f"IP:{ipaddress.ip_address(raw)}"
     except ValueError:
         if explicit == "IP" or ":" in raw or re.fullmatch(r"[\d.]+", raw):
-            raise UsageError(f"invalid --san {value!r}: not an IP address (IPv4 is four numbers 0 to 255; "
+            raise UsageError(f"invalid {option} {value!r}: not an IP address (IPv4 is four numbers 0 to 255; "
                              "IPv6 as in fd00::10)", hint=hint) from None
     if not (_DNS_RE.fullmatch(raw) and len(raw) <= 253):
-        raise UsageError(f"invalid --san {value!r}: {hint}")
+        raise UsageError(f"invalid {option} {value!r}: {hint}")
     name = raw.lower().rstrip(".")
     if _public_suffix(name.removeprefix("*.")):
-        raise UsageError(f"invalid --san {value!r}: {name.removeprefix('*.')} is a public suffix: the server CA "
+        raise UsageError(f"invalid {option} {value!r}: {name.removeprefix('*.')} is a public suffix: the server CA "
                          "would vouch for every name under it, for anyone who trusts it",
                          hint="give a name of this machine (room-pc.local, lab.example.org)")
     return f"DNS:{name}"
@@ -259,7 +268,8 @@ def validate(s: Settings) -> Settings:
     validate_image(s.image)
     validate_days(s.days)
     sans = tuple(dict.fromkeys(validate_san(x) for x in s.sans))
-    return Settings(s.name, s.tls_port, s.mtls_port, bind, s.image, s.days, sans)
+    public = tuple(dict.fromkeys(validate_san(x, "--public-name") for x in s.public_names))
+    return Settings(s.name, s.tls_port, s.mtls_port, bind, s.image, s.days, sans, public)
 
 
 def parse_yaml(text: str):
@@ -286,10 +296,10 @@ def load_saved(lab_dir: Path) -> dict:
         raise UsageError(f"{path} has unknown settings {', '.join(map(str, unknown))}: known are {', '.join(sorted(known))}")
     hint = "fix it, or delete the line to use the default"
     for key, value in data.items():
-        if key == "sans":
+        if key in ("sans", "public_names"):
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-                raise UsageError(f"{path}: sans must be a list of names", hint=hint)
-            data["sans"] = tuple(value)
+                raise UsageError(f"{path}: {key} must be a list of names", hint=hint)
+            data[key] = tuple(value)
             continue
         want = _TYPES[key]
         if not isinstance(value, want) or isinstance(value, bool):

@@ -39,7 +39,8 @@ def _html(text: str, title: str) -> str:
     import re
 
     body = html.escape(text)
-    body = re.sub(r"(https://[^\s&<]+)", r'<a href="\1">\1</a>', body)
+    # A link ends before the sentence does: "…/whoami." links to /whoami, not to "/whoami." (a 404).
+    body = re.sub(r"(https://[^\s&<]*[^\s&<.,;:)])", r'<a href="\1">\1</a>', body)
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>body{{font:1em sans-serif;margin:2em}}pre{{font-size:1em;white-space:pre-wrap}}</style>"
             f"</head><body><pre>{body}</pre></body></html>\n")
