@@ -74,3 +74,33 @@ def test_a_revoked_students_readme_says_so(lab):
     readme = (lab.dir / "clients" / "xia" / "README.txt").read_text()
     assert readme.startswith("REVOKED on ") and "no longer works" in readme
     assert not (lab.dir / "clients" / "wes" / "README.txt").read_text().startswith("REVOKED")
+
+
+def test_the_start_page_says_who_you_are_and_what_to_try(lab):
+    """`/` with a valid certificate was nginx's bare 404."""
+    status, kind, body = get(lab, "/", WES)
+    assert status == 200 and kind.startswith("text/plain") and body.startswith("Hello, wes: you are in.")
+    assert "/whoami" in body and "/help" in body and "/hello-world.txt" in body
+    status, kind, page = get(lab, "/", WES, HTML)
+    assert status == 200 and kind.startswith("text/html") and '<a href="/help">/help</a>' in page
+    status, _, body = get(lab, "/", None)            # without a certificate: refused, and told why
+    assert status == 400 and "your client sent none" in body
+    status, _, _ = get(lab, "/nothing-here", WES)
+    assert status == 404
+
+
+@pytest.mark.parametrize("who", [None, WES, ("clients/xia/xia.crt", "clients/xia/xia.key"),
+                                 ("demo-certs/rogue-client.crt", "demo-certs/rogue-client.key")])
+def test_help_answers_with_any_certificate_or_none(lab, who):
+    """/help explains the errors students actually meet (the browser's words, the cause, the fix); a student
+    without a working certificate needs it most."""
+    status, kind, body = get(lab, "/help", who)
+    assert status == 200 and kind.startswith("text/plain") and "charset=utf-8" in kind, (status, body[:200])
+    for words in ("NET::ERR_CERT_AUTHORITY_INVALID", "SEC_ERROR_UNKNOWN_ISSUER", "No required SSL certificate was sent",
+                  "NAME-legacy.p12", "--cert-type P12", "Could not resolve host", f"{lab.mtls_port} for this server",
+                  "ERR_BAD_SSL_CLIENT_AUTH_CERT", "localhost, 127.0.0.1"):
+        assert words in body, words
+    prose = [line for line in body.splitlines() if not line.startswith("     ")]   # a message quoted is kept whole
+    assert all(len(line) <= 80 for line in prose), max(prose, key=len)
+    status, kind, page = get(lab, "/help", who, HTML)
+    assert status == 200 and kind.startswith("text/html") and "<h2>The browser says the connection is not private</h2>" in page

@@ -31,6 +31,8 @@ _FILES = {
     "hello": layout.HELLO_FILE,
     "crl": layout.CRL_FILE,
     "names": layout.NAMES_FILE,
+    "help_txt": layout.HELP_TXT,
+    "help_html": layout.HELP_HTML,
 }
 _DESCRIPTIONS = {
     "tls": "plain TLS: the client checks the server",
@@ -107,6 +109,13 @@ def lesson(lab_dir: Path, settings: Settings) -> tuple[dict[str, str], str]:
             text = render_text(template, **ctx)
             texts[f"{folder}/{target}"] = text
             digest.update(f"{folder}/{target}\0{text}\0".encode())
+        if server == "mtls":
+            # /help: the errors students meet, as text for curl and a page for browsers, from one source.
+            for target, kind in ((layout.HELP_TXT, "txt"), (layout.HELP_HTML, "html")):
+                text = render_text("student-help.j2", format=kind, lab=settings.name, mtls_port=settings.mtls_port,
+                                   server_names=", ".join(x.split(":", 1)[1] for x in settings.all_sans()))
+                texts[f"{folder}/{target}"] = text
+                digest.update(f"{folder}/{target}\0{text}\0".encode())
     for path in _mounted_certs(lab_dir):
         digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     digest.update(repr(sorted(settings.to_dict().items())).encode())

@@ -57,6 +57,9 @@ SETTINGS_FILE = "lab.yml"
 COMPOSE_FILE = "docker-compose.yml"
 CERTS_DIR = "certs"
 HELLO_FILE = "hello-world.txt"
+# The mTLS server's /help, for curl and for browsers (templates/student-help.j2).
+HELP_TXT = "help.txt"
+HELP_HTML = "help.html"
 
 SERVER_CA_KEY = "server-ca.key"
 SERVER_CA_CRT = "server-ca.crt"
