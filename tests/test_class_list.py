@@ -180,3 +180,22 @@ def test_the_pages_greet_a_student_by_their_display_name(module_lab):
     assert "Jos\\C3\\A9" in body          # the subject as nginx writes it: the lesson of why a list is needed
     status, page = whoami("chen-mei-ling", "text/html,application/xhtml+xml")
     assert status == 200 and "<h1>Hello, 陈美玲!</h1>" in page
+
+
+def test_slips_to_print_hold_each_students_name_login_url_and_password(rendered):
+    ok(run("client", "add", "José Núñez", "陈美玲", "kim", *rendered.args()))
+    result = ok(run("handout", "--all", "--slips", *rendered.args()))
+    page = rendered.dir / "passwords" / "slips.html"
+    assert f"slips to print and cut out: {page}" in result.output
+    assert page.stat().st_mode & 0o077 == 0 and not (rendered.dir / "handouts" / "slips.html").exists()
+    text = page.read_text(encoding="utf-8")
+    assert text.count("class=slip>") == 3
+    for login, display in (("jose-nunez", "José Núñez"), ("chen-mei-ling", "陈美玲"), ("kim", "kim")):
+        password = (rendered.dir / "passwords" / f"{login}.p12.password").read_text()
+        assert f"<div class=name>{display}</div>" in text and f"<code>{login}</code>" in text
+        assert f"<code class=p>{password}</code>" in text
+        assert password not in result.output
+    assert f"https://localhost:{rendered.mtls_port}/hello-world.txt" in text
+    # One student handed out again: a page with their slip alone.
+    ok(run("handout", "kim", "--slips", *rendered.args()))
+    assert page.read_text(encoding="utf-8").count("class=slip>") == 1

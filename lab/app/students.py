@@ -75,8 +75,9 @@ def sign_request(lab: Lab, request: Path, name: Optional[str] = None) -> IssuedS
 
 
 def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
-             out: Optional[Path]) -> tuple[list[Handout], Path, list[tuple[str, str]]]:
-    """One zip per student and the instructor's roster.csv of passwords."""
+             out: Optional[Path], slips: bool = False) -> tuple[list[Handout], Path, list[tuple[str, str]], Optional[Path]]:
+    """One zip per student and the instructor's roster.csv of passwords (and, with slips, a page of slips
+    to print for the students handed out)."""
     from lab.pki import handout, students
 
     if bool(names) == all_students:
@@ -100,7 +101,9 @@ def handouts(lab: Lab, names: Optional[list[str]], all_students: bool,
     urls = lab.settings.student_urls() or [f"https://localhost:{lab.settings.mtls_port}/hello-world.txt"]
     made, sheet = handout.make(lab.dir, lab.settings, chosen, out or lab.dir / layout.HANDOUTS_DIR, urls,
                                {name: p for name, p in passwords.items() if p is not None})
-    return made, sheet, bad
+    page = handout.write_slips(lab.dir, lab.settings, handout.sheet_rows(lab.dir, [h.name for h in made]), urls[0]) \
+        if slips else None
+    return made, sheet, bad, page
 
 
 def since_time(text: Optional[str]) -> Optional[dt.datetime]:

@@ -445,12 +445,15 @@ def handout_cmd(
     all_students: Annotated[bool, typer.Option("--all", help="Every student whose certificate works.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the zips [default: LAB/handouts].",
                                                 show_default=False)] = None,
+    slips: Annotated[bool, typer.Option("--slips", help="Also a page to print: a slip per student (name, login, "
+                                        "URL, password) in passwords/slips.html.")] = False,
 ) -> None:
     """A zip per student (certificate, encrypted key, modern and legacy .p12, server CA, README) and the password
     sheet (passwords/roster.csv, never beside the zips)."""
 
-    made, sheet, skipped = students.handouts(selection.select(directory, name, require=True), names, all_students, out)
-    students_view.handouts(made, sheet, skipped)
+    made, sheet, skipped, page = students.handouts(selection.select(directory, name, require=True), names, all_students,
+                                                   out, slips)
+    students_view.handouts(made, sheet, skipped, page)
 
 
 @app.command("room")

@@ -135,6 +135,27 @@ def make(lab_dir: Path, settings: Any, students: list[Any], out: Path, urls: lis
     return made, sheet
 
 
+SLIPS = "slips.html"
+
+
+def write_slips(lab_dir: Path, settings: Any, rows: list[list[str]], url: str) -> Path:
+    """passwords/slips.html: a slip per student (display name, login, the URL, the password) to print and
+    cut out; beside the sheet, private like it (never in the folder of zips)."""
+    from lab.core.templates import render_text
+
+    slips = [{"login": r[0], "display": r[1], "zip": r[2], "password": r[3]} for r in rows]
+    path = lab_dir / layout.PASSWORDS_DIR / SLIPS
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomically(path, render_text("handout-slips.html.j2", lab=settings.name, slips=slips, url=url), 0o600)
+    return path
+
+
+def sheet_rows(lab_dir: Path, logins: list[str]) -> list[list[str]]:
+    """These students' rows of the password sheet, in this order."""
+    rows = {row[0]: row for row in _sheet_rows(sheet_path(lab_dir))}
+    return [rows[login] for login in logins if login in rows]
+
+
 ROSTER = "roster.csv"
 ROSTER_HEADER = ["login", "name", "zip", "p12 password", "serial", "expiry"]
 # The sheet before display names (a lab made before): its rows are read, and written again with the name.

@@ -86,10 +86,13 @@ def signed(student: IssuedStudent, selector: str) -> None:
     out_console().print(f"  hand it out: lab handout {student.name}{selector}", markup=False)
 
 
-def handouts(made: list[Handout], sheet: Path, skipped: list[tuple[str, str]]) -> None:
+def handouts(made: list[Handout], sheet: Path, skipped: list[tuple[str, str]], slips: Path | None = None) -> None:
     for h in made:
         ok(f"{h.zip}" + ("" if h.has_key else "  (no key or .p12: the student has their own key)"))
     out_console().print(f"  passwords: {sheet} (for you: no zip holds a password, nothing was shown)", markup=False)
+    if slips is not None:
+        out_console().print(f"  slips to print and cut out: {slips} (passwords on it: keep it like the sheet)",
+                            markup=False)
     if skipped:
         warn(f"no handout for {', '.join(f'{name} ({why})' for name, why in skipped)}: lab client add --force "
              f"{' '.join(name for name, _ in skipped)} issues new ones")
