@@ -72,7 +72,8 @@ issue)
         # Older macOS/iOS read only the old PKCS#12 algorithms (3DES, SHA-1 MAC).
         p12_opts=(-certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1)
     fi
-    openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" -certfile client-ca.crt \
+    # The bundle holds the certificate and key alone: importing it adds nothing the clean-up would miss.
+    openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" \
         -name "$display ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
     ;;
 sign)

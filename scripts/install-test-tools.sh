@@ -2,12 +2,15 @@
 # The tools the whole test suite drives for real, from Debian packages: a
 # browser (Chromium, with NSS tools for its certificate database), a packet
 # capture and its decoder (tcpdump, tshark), a terminal (tmux) and an outside
-# TLS scanner (testssl.sh). Installs only what is missing; .ci/run calls it.
+# TLS scanner (testssl.sh), and the students' clients (Node, Java, Go, Firefox ESR). Installs only what is
+# missing; .ci/run calls it.
 # (Each test that needs one also installs it when run alone as root.)
 set -euo pipefail
 need=()
+# The students' own clients from the handout zip: Node, Java, Go, and Firefox ESR (its own NSS profile).
 for pair in chromium:chromium certutil:libnss3-tools pk12util:libnss3-tools tcpdump:tcpdump tshark:tshark \
-            tmux:tmux testssl:testssl.sh; do
+            tmux:tmux testssl:testssl.sh node:nodejs java:default-jre-headless keytool:default-jre-headless \
+            go:golang-go firefox-esr:firefox-esr; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

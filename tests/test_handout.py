@@ -37,8 +37,10 @@ def test_handouts_hold_no_password_and_the_sheet_holds_them_all(rendered, tmp_pa
     sheet = rendered.dir / "passwords" / "roster.csv"
     assert f"passwords: {sheet}" in result.output
     with zipfile.ZipFile(out / "ada.zip") as z:
-        assert sorted(z.namelist()) == ["ada/README.html", "ada/README.txt", "ada/ada-legacy.p12", "ada/ada.crt",
-                                        "ada/ada.key", "ada/ada.p12", "ada/server-ca.crt"]
+        assert sorted(z.namelist()) == sorted([
+            "ada/README.html", "ada/README.txt", "ada/README-windows.txt", "ada/README-macos.txt",
+            "ada/README-linux.txt", "ada/ada-legacy.p12", "ada/ada.crt", "ada/ada.key", "ada/ada.p12",
+            "ada/server-ca.crt", "ada/python_client.py", "ada/client.js", "ada/Client.java", "ada/client.go"])
         readme = z.read("ada/README.txt").decode()
         everything = b"".join(z.read(n) for n in z.namelist())
         z.extractall(tmp_path / "unzipped")
@@ -61,9 +63,17 @@ def test_handouts_hold_no_password_and_the_sheet_holds_them_all(rendered, tmp_pa
     legacy = subprocess.run(["openssl", "pkcs12", "-legacy", "-info", "-noout", "-in", str(unzipped / "ada-legacy.p12"),
                              "-passin", f"pass:{password}"], capture_output=True, text=True)
     assert "pbeWithSHA1And3-KeyTripleDES-CBC" in legacy.stderr + legacy.stdout and "MAC: sha1" in legacy.stderr
-    for platform in ("curl", "Python (requests", "Firefox", "Windows", "macOS", "ada-legacy.p12", "--pass", "Java",
-                     "After the workshop: remove both"):
+    for platform in ("curl", "python3 python_client.py", "node client.js", "java Client.java", "go run client.go",
+                     "README-windows.txt", "README-macos.txt", "README-linux.txt", "ada-legacy.p12", "--pass",
+                     "--cert-type P12 --cert ada.p12:PASSWORD", "openssl s_client", "/help"):
         assert platform in readme
+    systems = {s: (unzipped / f"README-{s}.txt").read_text() for s in ("windows", "macos", "linux")}
+    assert "curl.exe --cacert server-ca.crt --cert-type P12 --cert ada.p12:PASSWORD" in systems["windows"]
+    assert "Invoke-WebRequest" in systems["windows"] and "Import-PfxCertificate" in systems["windows"]
+    assert "security import ada-legacy.p12" in systems["macos"]
+    assert "libnss3-tools" in systems["linux"] and "Manage certificates" in systems["linux"]
+    for text in systems.values():
+        assert "After the workshop" in text
     assert f"https://localhost:{rendered.mtls_port}/whoami" in readme
 
 
@@ -96,7 +106,8 @@ def test_a_students_own_request_is_signed_and_the_key_never_leaves(rendered, tmp
     assert strict.returncode == 0, strict.stderr
     ok(run("handout", "eve", "--out", tmp_path / "h", *rendered.args()))
     with zipfile.ZipFile(tmp_path / "h" / "eve.zip") as z:
-        assert sorted(z.namelist()) == ["eve/README.html", "eve/README.txt", "eve/eve.crt", "eve/server-ca.crt"]
+        assert sorted(z.namelist()) == sorted(["eve/README.html", "eve/README.txt", "eve/eve.crt", "eve/server-ca.crt",
+                                               "eve/python_client.py", "eve/client.js", "eve/Client.java", "eve/client.go"])
     ok(run("client", "revoke", "eve", *rendered.args()))
     assert students.find(rendered.dir, "eve").status == "revoked"
 

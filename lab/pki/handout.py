@@ -46,7 +46,16 @@ def _html(text: str, title: str) -> str:
             f"</head><body><pre>{body}</pre></body></html>\n")
 
 
-def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
+#: The README of each system, beside README.txt in every zip.
+SYSTEMS = ("windows", "macos", "linux")
+
+
+def readme(lab_dir: Path, settings: Any, student: Any, urls: list[str], part: str = "main", folder: bool = False,
+           has_key: bool | None = None) -> str:
+    """A student's README (templates/handout-README.txt.j2, the one source): README.txt (`part` "main"; in
+    the zip, or in the student's folder with `folder`), or a system's (windows, macos, linux)."""
+    from urllib.parse import urlsplit
+
     from cryptography import x509
 
     from lab.core.templates import render_text
@@ -55,11 +64,38 @@ def readme(lab_dir: Path, settings, student, urls: list[str]) -> str:
     ca = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT).read_bytes())
     server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())
     names = ", ".join(n.split(":", 1)[1] for n in server_sans(server))
+    base = urls[0].rsplit("/", 1)[0]
+    where = urlsplit(urls[0])
+    return render_text("handout-README.txt.j2", part=part, folder=folder, lab=settings.name, name=student.name,
+                       display=student.shown, serial=student.serial, not_after=f"{student.not_after:%Y-%m-%d}",
+                       has_key=student.file("key").exists() if has_key is None else has_key,
+                       server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls,
+                       whoami=f"{base}/whoami", help=f"{base}/help", netloc=where.netloc,
+                       sni="" if _is_address(where.hostname or "") else where.hostname)
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+#: The runnable clients in every zip (templates/clients/), each run against a real lab by the test suite.
+CLIENTS = ("python_client.py", "client.js", "Client.java", "client.go")
+
+
+def clients(student: Any, urls: list[str]) -> dict[str, str]:
+    """The student's own clients, Python, Node, Java and Go: their files' names and the lab's URL in them."""
+    from lab.core.templates import render_text
+
     whoami = urls[0].rsplit("/", 1)[0] + "/whoami"
-    return render_text("handout-README.txt.j2", lab=settings.name, name=student.name, display=student.shown,
-                       serial=student.serial,
-                       not_after=f"{student.not_after:%Y-%m-%d}", has_key=student.file("key").exists(),
-                       server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls, whoami=whoami)
+    return {name: render_text(f"clients/{name}.j2", name=student.name, display=student.shown, whoami=whoami,
+                              has_key=student.file("key").exists())
+            for name in CLIENTS}
 
 
 def p12_password(lab_dir: Path, student) -> str | None:
@@ -87,13 +123,22 @@ def _protected(student: Any, password: str, lab: str) -> dict[str, bytes]:
     key = serialization.load_pem_private_key(student.file("key").read_bytes(), password=None)
     cert = x509.load_pem_x509_certificate(student.file("crt").read_bytes())
     secret = password.encode()
-    legacy = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
-              .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(secret))
+    builder = serialization.PrivateFormat.PKCS12.encryption_builder
+    modern = (builder().kdf_rounds(100_000).key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+              .hmac_hash(hashes.SHA256()).build(secret))
+    legacy = (builder().kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+              .hmac_hash(hashes.SHA1()).build(secret))
+    # The bundles hold the student's certificate and key, and nothing else: importing one adds exactly what the
+    # README's clean-up removes (no CA rides along into a browser's store), and Go's pkcs12.Decode, which wants
+    # exactly two bags, reads the legacy one.
+    friendly = f"{student.shown} ({lab})".encode()
     return {
         layout.student_file(student.name, "key"): key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(secret)),
+        layout.student_file(student.name, "p12"): pkcs12.serialize_key_and_certificates(
+            friendly, key, cert, None, modern),   # type: ignore[arg-type]
         f"{student.name}-legacy.p12": pkcs12.serialize_key_and_certificates(
-            f"{student.shown} ({lab})".encode(), key, cert, None, legacy),   # type: ignore[arg-type]
+            friendly, key, cert, None, legacy),   # type: ignore[arg-type]
     }
 
 
@@ -119,6 +164,10 @@ def make(lab_dir: Path, settings: Any, students: list[Any], out: Path, urls: lis
                     z.write(folder / name, f"{st.name}/{name}")
             for name, data in protected.items():
                 z.writestr(f"{st.name}/{name}", data)
+            for client, source in clients(st, urls).items():
+                z.writestr(f"{st.name}/{client}", source)
+            for system in SYSTEMS if st.file("key").is_file() else ():
+                z.writestr(f"{st.name}/README-{system}.txt", readme(lab_dir, settings, st, urls, system))
             z.writestr(f"{st.name}/README.txt", text)
             z.writestr(f"{st.name}/README.html", _html(text, f"{st.name}: mTLS lab {settings.name}"))
         rows.append([st.name, st.shown, target.name, passwords[st.name], st.serial, f"{st.not_after:%Y-%m-%d}"])

@@ -357,12 +357,13 @@ def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked]
     return issued, skipped
 
 
-def _readme(settings: Settings, name: str, serial: str, host: str, cert, own_key: bool) -> str:
-    from lab.core.templates import render_text
+def _readme(lab_dir: Path, settings: Settings, folder: Path, name: str, host: str, cert) -> str:
+    """The README of the student's folder: the same source as the handout's (lab/pki/handout.py)."""
+    from lab.pki.handout import readme
 
-    return render_text("student-README.txt.j2", lab=settings.name, name=name, display=_common_name(cert) or name,
-                       serial=serial, host=host, mtls_port=settings.mtls_port,
-                       not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", own_key=own_key)
+    student = Student(name, serial_hex(cert.serial_number), cert.not_valid_after_utc, "valid", folder,
+                      display=_common_name(cert))
+    return readme(lab_dir, settings, student, [f"https://{host}:{settings.mtls_port}/hello-world.txt"], folder=True)
 
 
 @contextlib.contextmanager
@@ -387,11 +388,11 @@ def _staged_folder(lab_dir: Path, name: str, undo_always: bool) -> Iterator[Path
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _issued(tmp: Path, settings: Settings, name: str, host: str, own_key: bool) -> tuple[Any, str]:
+def _issued(lab_dir: Path, tmp: Path, settings: Settings, name: str, host: str) -> tuple[Any, str]:
     """The certificate the CA wrote into the staged folder, and its serial; the student's README beside it."""
     cert = load_cert(tmp / layout.student_file(name, "crt"))
     serial = serial_hex(cert.serial_number)
-    (tmp / "README.txt").write_text(_readme(settings, name, serial, host, cert, own_key=own_key))
+    (tmp / "README.txt").write_text(_readme(lab_dir, settings, tmp, name, host, cert), encoding="utf-8")
     return cert, serial
 
 
@@ -404,7 +405,7 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrol
         run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--display", student.display,
                    "--lab", settings.name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
                    *(["--legacy-p12"] if legacy_p12 else []))
-        cert, serial = _issued(tmp, settings, name, host, own_key=False)
+        cert, serial = _issued(lab_dir, tmp, settings, name, host)
         made = tmp / (layout.student_file(name, "p12") + ".password")
         password = made.read_text()
         secret = layout.password_file(lab_dir, name)
@@ -517,7 +518,7 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
                            "--days", str(settings.days))
             finally:
                 pem.unlink(missing_ok=True)
-            cert, serial = _issued(tmp, settings, name, host, own_key=True)
+            cert, serial = _issued(lab_dir, tmp, settings, name, host)
     finally:
         write_names(lab_dir)
     return IssuedStudent(name, clients / name, serial, "", cert.not_valid_after_utc, student.display)
