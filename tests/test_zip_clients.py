@@ -232,3 +232,20 @@ def test_firefox_esr_after_the_linux_readme_as_written(unzipped, tmp_path):
     certs, keys = _nss_list(f"sql:{profile}")
     assert STUDENT not in certs and "server CA" not in certs, certs
     assert "no keys found" in keys or not re.search(r"<\s*\d+>", keys), keys
+
+
+def test_every_url_in_every_readme_of_the_zip_answers(unzipped, tmp_path):
+    """Each https:// URL a README sends the student to, fetched with the student's own certificate."""
+    import ssl
+    import urllib.request
+
+    lab, folder, password = unzipped
+    urls = set()
+    for readme in folder.glob("README*"):
+        urls |= {u.rstrip(".,;:)") for u in re.findall(r"https://[^\s\"'<>]+", readme.read_text(encoding="utf-8"))}
+    assert {f"https://localhost:{lab.mtls_port}/{p}" for p in ("hello-world.txt", "whoami", "help")} <= urls, urls
+    context = ssl.create_default_context(cafile=str(folder / "server-ca.crt"))
+    context.load_cert_chain(str(folder / f"{LOGIN}.crt"), str(folder / f"{LOGIN}.key"), password=password)
+    for url in sorted(urls):
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            assert response.status == 200, url
