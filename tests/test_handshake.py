@@ -179,3 +179,24 @@ def test_the_handshake_on_an_80_column_projector(lab):
     assert "…" not in shown and all(len(line.rstrip()) <= 80 for line in lines)
     assert "TLS_AES_256_GCM_SHA384" in shown or "TLS_AES_128_GCM_SHA256" in shown or "TLS_CHACHA20" in shown
     assert len(shown.splitlines()) <= 30      # (24 is the aim; long lab names fold their DNs)
+
+
+@pytest.mark.docker
+def test_tls_1_2_shows_the_servers_change_cipher_spec_as_it_is_on_the_wire(lab, tmp_path):
+    """`openssl s_client -msg` does not report the ChangeCipherSpec it receives: the TLS 1.2 diagram left out
+    the server's, which a capture shows right before the server's Finished."""
+    tshark = need_tool("tshark", "tshark")
+    need_tool("tcpdump", "tcpdump")
+    pcap = tmp_path / "tls12.pcap"
+    data = json.loads(ok(run("handshake", "client-cert", "--tls", "1.2", "--pcap", pcap, *lab.args("--json"))).stdout)
+    seq = [(m["from"], m["type"]) for m in data["messages"]]
+    finished = seq.index(("server", "Finished"))
+    assert seq[finished - 1] == ("server", "ChangeCipherSpec"), seq
+    wire = subprocess.run([tshark, "-r", str(pcap), "-d", f"tcp.port=={lab.mtls_port},tls", "-Y",
+                           "tls.record.content_type == 20", "-T", "fields", "-e", "tcp.srcport"],
+                          capture_output=True, text=True, timeout=120)
+    assert wire.returncode == 0 and str(lab.mtls_port) in wire.stdout.split(), wire.stdout + wire.stderr
+    # Every other message as s_client -msg reports it, in its order.
+    by_hand = subprocess.run(["bash", "-c", data["command"]], cwd=lab.dir, capture_output=True, text=True, timeout=20)
+    reported = [(m.sender, m.type) for m in hs.parse_msg(by_hand.stdout)]
+    assert [x for x in seq if x != ("server", "ChangeCipherSpec")] == reported, (seq, reported)

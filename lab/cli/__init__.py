@@ -76,7 +76,13 @@ def _root(
     width: Annotated[Optional[int], typer.Option(
         "--width", help="Lay the output out for this many columns (100 or fewer: the projector's layout, where "
                         "no port or verdict is cut) [default: the terminal's, or COLUMNS].", show_default=False)] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="The full tables, whatever the terminal's width (the "
+                                       "projector's layout is for 100 columns or fewer).")] = False,
 ) -> None:
+    if wide:
+        import os
+
+        os.environ["LAB_WIDE"] = "1"        # lab/views/console.py: no projector layout, tables at full width
     if width is not None:
         if not 40 <= width <= 1000:
             raise typer.BadParameter("from 40 to 1000 columns", param_hint="--width")
@@ -242,6 +248,8 @@ def handshake_cmd(
     pcap: Annotated[Optional[Path], typer.Option("--pcap", help="Write a capture of this connection here (tcpdump).",
                                                  show_default=False)] = None,
     as_student: AsOpt = None, host: HostOpt = None,
+    show_command: Annotated[bool, typer.Option("--command", help="Print the openssl command behind the diagram, "
+                                               "alone (on the projector the diagram only names it).")] = False,
 ) -> None:
     """The real TLS handshake of a scenario, message by message, as a sequence diagram (openssl s_client -msg)."""
 
@@ -249,6 +257,9 @@ def handshake_cmd(
     seen = lesson.handshake(lab, scenario, tls=tls, keylog=keylog, pcap=pcap, as_student=as_student, host=host)
     if as_json:
         console.emit_json(seen)
+        return
+    if show_command:
+        handshake_view.command(seen, lab.dir)
         return
     handshake_view.handshake(seen, lab.dir)
     handshake_view.handshake_files(keylog, pcap, seen.address)

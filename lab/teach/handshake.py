@@ -113,6 +113,20 @@ def carries(m: Message, brief: bool = False) -> str:
     return ""
 
 
+def _with_server_change_cipher_spec(messages: list[Message]) -> list[Message]:
+    """TLS 1.2: the server sends ChangeCipherSpec right before its Finished (RFC 5246, 7.1); it is on the
+    wire (tshark shows it), but `openssl s_client -msg` reports only the one it sends, not one it receives."""
+    out: list[Message] = []
+    for m in messages:
+        before = out[-1] if out else None
+        if m.sender == "server" and m.type == "Finished" and not (before and before.sender == "server"
+                                                                    and before.type == "ChangeCipherSpec"):
+            out.append(Message("server", "ChangeCipherSpec", 1,
+                               {"note": "new keys from here (s_client omits it)"}))
+        out.append(m)
+    return out
+
+
 def parse_msg(output: str) -> list[Message]:
     """The messages `openssl s_client -msg` reports, in order (record headers and inner content types
     left out), each with the bytes s_client dumped under it (Message.raw)."""
@@ -258,6 +272,8 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
             msg.details = {"certificate_authorities": cas}
         elif msg.type == "ChangeCipherSpec" and tls13:
             msg.details = {"note": "middlebox compatibility only (RFC 8446, D.4)"}
+    if negotiated == "TLSv1.2":
+        messages = _with_server_change_cipher_spec(messages)
     return Handshake(sc.name, sc.server, host_port(address, port), negotiated, version.group(2) if version else None,
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
                      shell_line(command(lab_dir, sc, address, hostname, port, tls), request_text(hostname, port, own=False)),

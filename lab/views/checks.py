@@ -27,12 +27,23 @@ def _compact(results: list[Result], show_commands: bool) -> None:
         grid.add_column(overflow="fold")
         for r in rows:
             mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
-            text = escape(r.observed) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(r.observed)}"
+            seen = _verdict_first(r.observed)
+            text = escape(seen) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(seen)}"
                                                           + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else ""))
             if show_commands:
                 text += f"\n[dim]$ {escape(r.curl)}[/]"
             grid.add_row(mark, r.scenario, text)
         out.print(grid)
+
+
+def _verdict_first(observed: str) -> str:
+    """"HTTP 400 The SSL certificate error; server saw CN=…,O=… (FAILED:certificate has expired)" as
+    "HTTP 400 (FAILED:certificate has expired) The SSL certificate error; server saw CN=…": on the projector the
+    verdict, a fact, comes first and stays on its line; the DN after it may wrap."""
+    import re
+
+    m = re.fullmatch(r"(HTTP \d{3}) (.*?); server saw (.*) \(([^()]*)\)", observed, re.S)
+    return f"{m.group(1)} ({m.group(4)}) {m.group(2)}; server saw {m.group(3)}" if m else observed
 
 
 def verify(results: list[Result], show_commands: bool, explain: bool = False) -> None:

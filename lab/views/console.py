@@ -43,7 +43,9 @@ def stdout_console(**options: Any) -> Console:
 
 def out_console() -> Console:
     console = stdout_console(soft_wrap=True)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
+    if os.environ.get("LAB_WIDE"):
+        console.width = max(console.width, 160)      # lab --wide: the full tables, whatever the terminal
+    elif not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or saved for a handout: don't squeeze the tables into 80 columns.
         console.width = 160
     return console
@@ -54,7 +56,32 @@ PROJECTOR_WIDTH = 100
 
 
 def projector(console: Console) -> bool:
-    return console.width <= PROJECTOR_WIDTH
+    """The projector's layout: 100 columns or fewer, unless `lab --wide` asked for the full tables."""
+    return console.width <= PROJECTOR_WIDTH and not os.environ.get("LAB_WIDE")
+
+
+def name_grid(title: str, marked: Sequence[tuple[str, str]], width: int) -> Table:
+    """Names, each whole with its mark (markup, e.g. "[green]✓[/]"), in as many columns as fit `width`, each
+    column as wide as its longest name: thirty students, one of them with a long name, on one 24-line screen."""
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    sizes = [cell_len(name) + 2 for _, name in marked]          # the mark, a space, the name
+    columns = 1
+    for n in range(len(sizes), 1, -1):
+        widths = [max(sizes[i::n]) for i in range(n)]
+        if sum(widths) + (n - 1) * 2 <= width - 1:
+            columns = n
+            break
+    grid = Table.grid(padding=(0, 2, 0, 0))
+    grid.title = title
+    grid.title_justify = "left"
+    for _ in range(columns):
+        grid.add_column(no_wrap=True)
+    cells = [f"{mark} {escape(name)}" for mark, name in marked]
+    for i in range(0, len(cells), columns):
+        grid.add_row(*cells[i:i + columns])
+    return grid
 
 
 def new_table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]], **options: Any) -> Table:

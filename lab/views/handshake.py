@@ -21,11 +21,19 @@ def handshake(h: Handshake, lab_dir: Path) -> None:
     out.print(f"[bold]Handshake of {h.scenario}[/]: client → {kind} server at {escape(h.address)}"
               + (f", {h.tls_version}" if h.tls_version else ""))
     had_request = any(m.type == "CertificateRequest" for m in h.messages)
-    if projector(out):
-        out.print(_narrow(h))
-    else:
-        out.print(_wide(h))
-    _after(h, lab_dir, had_request)
+    narrow = projector(out)
+    out.print(_narrow(h) if narrow else _wide(h))
+    _after(h, lab_dir, had_request, narrow)
+
+
+def command(h: Handshake, lab_dir: Path) -> None:
+    """lab handshake --command: the openssl command behind the diagram, alone (to copy, or to run)."""
+    out_console().print(f"# in {lab_dir}/\n{h.command}", markup=False)
+
+
+# On the projector, what a message carries in fewer words (the arrow already says who sent it).
+_NARROW = {"ClientHello": lambda m: f"{', '.join(m.details.get('versions') or [])}; for {m.details.get('sni')} (SNI)",
+           "CertificateVerify": lambda m: "proves it holds the key of its certificate"}
 
 
 def _narrow(h: Handshake) -> Table:
@@ -45,13 +53,20 @@ def _narrow(h: Handshake) -> Table:
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         else:
             runs.append((m, 1))
+    rows: list[tuple[str, str, str]] = []
     for m, times in runs:
         style = "bold red" if m.type == "Alert" else ("magenta" if m.mtls_only else "")
         name = (f"[{style}]{m.type}[/]" if style else m.type) + (f" ×{times}" if times > 1 else "")
         arrow = "client ─▶" if m.sender == "client" else "◀─ server"
-        grid.add_row(arrow, name + (" [magenta](mTLS)[/]" if m.mtls_only else ""), escape(carries(m)))
-        if m.type == "ServerHello" and h.tls_version == "TLSv1.3":
-            grid.add_row("[dim]· · · · ·[/]", "", "[dim]below: encrypted on the wire (TLS 1.3)[/]")
+        said = _NARROW[m.type](m) if m.type in _NARROW else carries(m)
+        if m.type == "Alert" and rows and rows[-1][1] == name and rows[-1][0] != arrow \
+                and rows[-1][2] == said.replace(m.sender, "client" if m.sender == "server" else "server"):
+            # The closing pair (close_notify from each side): one line, the arrow both ways.
+            rows[-1] = ("◀─ both ─▶", name, f"{m.details.get('level')} {m.details.get('description')}: sent by each side")
+            continue
+        rows.append((arrow, name + (" [magenta](mTLS)[/]" if m.mtls_only else ""), said))
+    for arrow, name, said in rows:
+        grid.add_row(arrow, name, escape(said))
     return grid
 
 
@@ -74,20 +89,24 @@ def _wide(h: Handshake) -> Table:
     return table
 
 
-def _after(h: Handshake, lab_dir: Path, had_request: bool) -> None:
+def _after(h: Handshake, lab_dir: Path, had_request: bool, narrow: bool = False) -> None:
     out = out_console()
     if not had_request and h.server == "tls" and h.tls_version:
         out.print("  No CertificateRequest: plain TLS never asks the client who it is; only the server proves "
                   "its identity.", markup=False)
     if h.tls_version == "TLSv1.2":
-        out.print("  TLS 1.2: the certificates (the server's, and the client's) cross the network in clear; "
+        out.print("  TLS 1.2: both certificates cross the network in clear (TLS 1.3 encrypts them)." if narrow else
+                  "  TLS 1.2: the certificates (the server's, and the client's) cross the network in clear; "
                   "TLS 1.3 encrypts them.", markup=False)
     if h.failure:
         out.print(f"  [bold red]the client gave up:[/] {escape(h.failure)}")
     if h.http_status is not None:
         verdict = f"; nginx's verdict on the client certificate: {h.verdict}" if h.verdict else ""
         out.print(f"  then HTTP {h.http_status}{escape(verdict)}")
-    out.print(f"  see it yourself (in {lab_dir}/): {h.command}", markup=False)
+    if narrow:          # the command is five projector lines: asked for, it is printed alone
+        out.print("  see it yourself: lab handshake --command prints the openssl command behind it", markup=False)
+    else:
+        out.print(f"  see it yourself (in {lab_dir}/): {h.command}", markup=False)
 
 
 def handshake_files(keylog: Path | None, pcap: Path | None, address: str) -> None:

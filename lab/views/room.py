@@ -24,24 +24,13 @@ def _labels(found: Room) -> dict[str, str]:
 def _room_grid(found: Room, width: int) -> Table:
     """The projector's room (100 columns or fewer): every name whole, a mark each, in as many columns as fit,
     so that 30 students fit a 24-line screen: ✓ connected, ✗ tried and refused, · not yet."""
-    from rich.cells import cell_len
-    from rich.table import Table
+    from lab.views.console import name_grid
 
     label = _labels(found)
     names = sorted(found.students.values(), key=lambda s: (not s.connected, not s.requests, label[s.name]))
-    cell = max((cell_len(label[s.name]) for s in names), default=4) + 3
-    columns = max(1, min(len(names) or 1, (width - 2) // (cell + 1)))
-    grid = Table.grid(padding=(0, 1))
-    grid.title = (f"{found.connected} of {found.total} students connected   "
-                  "✓ connected  ✗ tried, refused  · not yet")
-    grid.title_justify = "left"
-    for _ in range(columns):
-        grid.add_column(no_wrap=True, min_width=cell)
-    marks = [("[green]✓[/]" if s.connected else "[red]✗[/]" if s.requests else "[dim]·[/]") + f" {escape(label[s.name])}"
-             for s in names]
-    for i in range(0, len(marks), columns):
-        grid.add_row(*marks[i:i + columns])
-    return grid
+    return name_grid(f"{found.connected} of {found.total} students connected   ✓ connected  ✗ tried, refused  · not yet",
+                     [("[green]✓[/]" if s.connected else "[red]✗[/]" if s.requests else "[dim]·[/]", label[s.name])
+                      for s in names], width)
 
 
 def _room_table(found: Room) -> Table:

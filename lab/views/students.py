@@ -10,6 +10,8 @@ from lab.core import layout
 from lab.views.console import escape, new_table, ok, out_console, warn
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from lab.app.students import AddReport, RemoveReport, RevokeReport
     from lab.pki.handout import Handout
     from lab.pki.inventory import CertInfo
@@ -37,7 +39,32 @@ def _who(student: IssuedStudent | Student) -> str:
     return student.name if student.shown == student.name else f"{student.shown} (login {student.name})"
 
 
+_MARKS = {"valid": "[green]✓[/]", "revoked": "[bold red]✗[/]"}
+
+
+def _student_grid(found: list[Student], width: int) -> Table:
+    """The projector's list: every name whole with its state's mark, thirty on one screen (lab --wide: the table,
+    with logins, serials and expiry)."""
+    from lab.views.console import name_grid
+
+    shown = [c.shown for c in found]
+    counts = {state: sum(1 for c in found if c.status == state) for state in ("valid", "revoked")}
+    other = len(found) - counts["valid"] - counts["revoked"]
+    title = (f"{len(found)} student(s): {counts['valid']} valid, {counts['revoked']} revoked"
+             + (f", {other} expired or unusable" if other else "") + "   ✓ valid  ✗ revoked  ! expired, unusable")
+    return name_grid(title, [(_MARKS.get(c.status, "[yellow]![/]"),
+                              c.shown if shown.count(c.shown) == 1 else f"{c.shown} ({c.name})") for c in found], width)
+
+
 def students(found: list[Student]) -> None:
+    from lab.views.console import projector
+
+    out = out_console()
+    if projector(out):
+        out.print(_student_grid(found, out.width))
+        out.print("  lab --wide client list: logins, serials, expiry", markup=False)
+        _problems(found)
+        return
     keep = {"no_wrap": True}      # facts: a serial or a date is never cut; the name folds when it must
     logins = any(c.shown != c.name for c in found)      # a login column only where a login is not the name
     table = new_table(f"{len(found)} student(s)", [("name", {"overflow": "fold"}),
@@ -47,7 +74,11 @@ def students(found: list[Student]) -> None:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
         table.add_row(escape(c.shown), *([c.name] if logins else []), c.serial,
                       f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
-    out_console().print(table)
+    out.print(table)
+    _problems(found)
+
+
+def _problems(found: list[Student]) -> None:
     for c in found:
         if c.status == "folder missing":
             warn(c.problem)
