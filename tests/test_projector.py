@@ -44,7 +44,8 @@ def screen(command: list[str], cols: int, rows: int, cwd: Path) -> str:
     tmux = need_tool("tmux", "tmux")
     name = f"labproj{os.getpid()}-{uuid.uuid4().hex[:6]}"
     done = cwd / f".done-{name}"
-    shell = " ".join(f"'{c}'" for c in command) + f"; touch {done}; sleep 60"
+    # The terminal's own width: not the COLUMNS the test suite sets for itself (tmux passes its environment on).
+    shell = "env -u COLUMNS -u LINES " + " ".join(f"'{c}'" for c in command) + f"; touch {done}; sleep 60"
     env = ["-e", f"PYTHONPATH={REPO}", "-e", "NO_COLOR=1", "-e", "LANG=C.UTF-8", "-e", "LC_ALL=C.UTF-8"]
     subprocess.run([tmux, "-L", name, "new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows), *env,
                     "-c", str(cwd), shell], check=True)

@@ -126,13 +126,15 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
         if student.status != "valid":
             raise UsageError(f"{as_student}'s certificate is {student.status}: --as takes a valid one"
                              + (" (the revoked scenario shows a revoked one)" if student.status == "revoked" else ""))
-        folder = f"{layout.CLIENTS_DIR}/{as_student}"
+        login = student.name                 # --as takes a login, or a display name one student has
+        folder = f"{layout.CLIENTS_DIR}/{login}"
         require_key(student)
         i = next(i for i, sc in enumerate(chosen) if sc.name == "client-cert")
-        chosen[i] = replace(chosen[i], shows=f"With {as_student}'s own certificate the mTLS server answers, and "
-                                             f"knows it is {as_student}.",
-                            expect=replace(chosen[i].expect, subject=f"CN={as_student}"),
-                            client_cert=(f"{folder}/{layout.student_file(as_student, 'crt')}", f"{folder}/{layout.student_file(as_student, 'key')}"))
+        chosen[i] = replace(chosen[i], shows=f"With {student.shown}'s own certificate the mTLS server answers, and "
+                                             f"knows it is {student.shown}.",
+                            expect=replace(chosen[i].expect, subject=_subject_mark(student)),
+                            client_cert=(f"{folder}/{layout.student_file(login, 'crt')}",
+                                         f"{folder}/{layout.student_file(login, 'key')}"))
     # Students exist only once `lab client add` ran: don't pay for reading certificates otherwise.
     has_students = layout.clients_dir(lab_dir).is_dir()
     # Every revoked student, each with their own certificate: a revocation the
@@ -142,6 +144,20 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
                and c.file("key").is_file()] if has_students else []
     chosen += [revoked_scenario(c) for c in revoked]
     return chosen
+
+
+def _subject_mark(student) -> str:
+    """What in the subject nginx echoes (RFC 2253) says it is this student: their login as the UID, or, in a
+    certificate from before logins, the common name (nginx escapes a name's bytes past ASCII: \\C3\\A9)."""
+    from cryptography.x509.oid import NameOID
+
+    from lab.pki.ca import load_cert
+
+    try:
+        cert = load_cert(student.file("crt"))
+    except (OSError, ValueError):
+        return f"CN={student.name},"
+    return f"UID={student.name}," if cert.subject.get_attributes_for_oid(NameOID.USER_ID) else f"CN={student.name},"
 
 
 def require_key(student) -> None:

@@ -31,9 +31,38 @@ def command(h: Handshake, lab_dir: Path) -> None:
     out_console().print(f"# in {lab_dir}/\n{h.command}", markup=False)
 
 
+def _cn(dn: str | None) -> str:
+    """The common name of an RFC 4514 name ("CN=hs Client CA 1a2b,OU=hs,O=mtls-lab" → "CN=hs Client CA 1a2b"):
+    on the projector the rest of the name is the lab's, the same on every line (`--wide` shows it)."""
+    import re
+
+    if not dn:
+        return str(dn)
+    found = re.match(r"(CN=(?:\\.|[^,\\])*)", dn)
+    return found.group(1) if found else dn
+
+
+def carries(m: Message) -> str:
+    from lab.teach.handshake import carries as said
+
+    return said(m)
+
+
+def _narrow_certificate(m: Message) -> str:
+    d = m.details
+    if m.sender == "client":
+        return _cn(d.get("subject")) if d.get("subject") else "empty: the client has no certificate to send"
+    return f"{_cn(d.get('subject'))}, by {_cn(d.get('issuer'))}; names {', '.join(d.get('names') or [])}"
+
+
 # On the projector, what a message carries in fewer words (the arrow already says who sent it).
 _NARROW = {"ClientHello": lambda m: f"{', '.join(m.details.get('versions') or [])}; for {m.details.get('sni')} (SNI)",
-           "CertificateVerify": lambda m: "proves it holds the key of its certificate"}
+           "CertificateVerify": lambda m: "proves it holds the key of its certificate",
+           "Certificate": _narrow_certificate,
+           "ChangeCipherSpec": lambda m: ("middlebox compatibility (RFC 8446 D.4)" if "middlebox" in
+                                          (m.details.get("note") or "") else carries(m)),
+           "CertificateRequest": lambda m: "send a certificate from: " + (
+               "; ".join(_cn(ca) for ca in m.details.get("certificate_authorities") or []) or "(no CA named)")}
 
 
 def _narrow(h: Handshake) -> Table:
@@ -100,12 +129,15 @@ def _after(h: Handshake, lab_dir: Path, had_request: bool, narrow: bool = False)
                   "TLS 1.3 encrypts them.", markup=False)
     if h.failure:
         out.print(f"  [bold red]the client gave up:[/] {escape(h.failure)}")
-    if h.http_status is not None:
+    hint = "the command: lab handshake --command"      # five projector lines: asked for, it is printed alone
+    if h.http_status is not None and narrow:
+        out.print(f"  then HTTP {h.http_status}" + (f" ({escape(h.verdict)})" if h.verdict else "") + f"   {hint}")
+    elif h.http_status is not None:
         verdict = f"; nginx's verdict on the client certificate: {h.verdict}" if h.verdict else ""
         out.print(f"  then HTTP {h.http_status}{escape(verdict)}")
-    if narrow:          # the command is five projector lines: asked for, it is printed alone
-        out.print("  see it yourself: lab handshake --command prints the openssl command behind it", markup=False)
-    else:
+    elif narrow:
+        out.print(f"  {hint}", markup=False)
+    if not narrow:
         out.print(f"  see it yourself (in {lab_dir}/): {h.command}", markup=False)
 
 
