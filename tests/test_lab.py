@@ -485,6 +485,11 @@ def test_on_an_80_column_projector_no_fact_is_cut(new_lab):
         assert verdict in " ".join(line.strip() for line in lines), verdict
     wide = ok(run("verify", "--explain", *lab.args(), env=narrow)).output
     assert "what it shows" in wide
+    # lab verify NAME…: those scenarios, each with what it shows under it.
+    named = ok(run("verify", "expired", "no-cert", *lab.args(), env=narrow)).output
+    assert "2 passed, 0 failed" in named and "trusted" not in named
+    assert "whose validity has ended is refused" in " ".join(named.split()), named
+    assert run("verify", "expird", *lab.args(), env=narrow).exit_code == 2
 
 
 def test_width_chooses_the_projector_layout(rendered):

@@ -17,7 +17,6 @@ import pytest
 
 from helpers import need_tool, ok, run
 
-pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
 CLASS = ["José Núñez", "陈美玲", "Liam O'Connor", "Amélie Poulain", "Ольга Петрова", "Zoë Ng", "Søren Ærø",
          "Đặng Thị Hoa", "김민준", "Maria Garcia", "Alice Martin", "Nguyễn Văn An", "Björk Guðmundsdóttir",
@@ -66,6 +65,7 @@ def lab_cmd(lab, *args: str) -> list[str]:
     return [sys.executable, "-m", "lab", *args, *lab.args()]
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("cols,rows", [(80, 24), (100, 30)])
 def test_every_projected_command_fits_and_cuts_nothing(room_lab, cols, rows):
     lab = room_lab
@@ -96,3 +96,23 @@ def test_every_projected_command_fits_and_cuts_nothing(room_lab, cols, rows):
                 assert fact in shown or fact in flat(shown), (args, fact, shown)
         if args == ("verify",):
             assert len(lines) < rows and "✗" not in shown, shown
+
+
+def test_certs_and_exercises_on_the_projector_cut_nothing(rendered):
+    """`lab certs` at 80 columns: a line per certificate, every file whole; `lab exercise list`: every id whole
+    (its "checked with" column ended in `exercise/partner-student…`)."""
+    ok(run("client", "add", "José Núñez", "Maria Garcia", *rendered.args()))
+    narrow = {"COLUMNS": "80", "DOCKER_HOST": "unix:///nonexistent.sock"}
+    certs = ok(run("certs", *rendered.args(), env=narrow)).output
+    lines = certs.splitlines()[1:]          # under the title (the lab's folder, a long path here: it may wrap)
+    assert "…" not in certs and max(len(line.rstrip()) for line in lines) <= 80 and len(lines) <= 23, certs
+    for shown in ("certs/server-ca.crt", "certs/client-ca.crt", "certs/server.crt", "demo-certs/wrong-purpose.crt",
+                  "clients/jose-nunez/", "José Núñez", "expired", "server-ca", "client-ca", "rogue-ca"):
+        assert shown in certs, shown
+    wide = ok(run("--wide", "certs", *rendered.args(), env=narrow)).output
+    assert "sha-256" in wide and "key usage" in wide
+    exercises = ok(run("exercise", "list", *rendered.args(), env=narrow)).output
+    assert "…" not in exercises and len(exercises.splitlines()) <= 24
+    for ex in ("verification-optional", "trusts-the-server-ca", "verify-depth", "crl-expired", "client-purpose"):
+        assert ex in exercises
+    assert "exercise/partner-student" in ok(run("--wide", "exercise", "list", *rendered.args(), env=narrow)).output

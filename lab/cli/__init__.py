@@ -380,6 +380,8 @@ def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: Jso
 @app.command("verify")
 @handles_errors
 def verify_cmd(
+    named: Annotated[Optional[list[str]], typer.Argument(
+        help="Scenarios to run, each shown with what it shows [default: all].", show_default=False)] = None,
     directory: DirOpt = None, name: NameOpt = None,
     scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="Run only this scenario; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario on stdout.")] = False,
@@ -389,10 +391,12 @@ def verify_cmd(
     host: HostOpt = None, as_student: AsOpt = None,
 ) -> None:
     """Check both servers: what must succeed succeeds, what must fail fails, and why."""
-    lesson.check_names(scenario or [])  # a misspelt name fails before the lab is read
+    only = [*(named or []), *(scenario or [])]
+    lesson.check_names(only)  # a misspelt name fails before the lab is read
     lab = selection.select(directory, name, require=True)
-    report = lesson.verify(lab, only=scenario, host=host, as_student=as_student)
-    console.emit_json(report.results) if as_json else checks_view.verify(report.results, show_commands, explain)
+    report = lesson.verify(lab, only=only or None, host=host, as_student=as_student)
+    console.emit_json(report.results) if as_json else checks_view.verify(report.results, show_commands, explain,
+                                                                         named=bool(named))
     if report.failure:
         raise report.failure
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from lab.teach.verify import Result
 
 
-def _compact(results: list[Result], show_commands: bool) -> None:
+def _compact(results: list[Result], show_commands: bool, shows: bool = False) -> None:
     """The projector's layout (100 columns or fewer): a line per scenario, mark, name, what was observed;
     for a failure, what was expected and why. Prose wraps under the name; nothing is cut."""
     from rich.table import Table
@@ -30,6 +30,8 @@ def _compact(results: list[Result], show_commands: bool) -> None:
             seen = _verdict_first(r.observed)
             text = escape(seen) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(seen)}"
                                                           + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else ""))
+            if shows:          # lab verify SCENARIO: what it shows, under what was seen
+                text += f"\n[italic]{escape(r.shows)}[/]"
             if show_commands:
                 text += f"\n[dim]$ {escape(r.curl)}[/]"
             grid.add_row(mark, r.scenario, text)
@@ -46,12 +48,15 @@ def _verdict_first(observed: str) -> str:
     return f"{m.group(1)} ({m.group(4)}) {m.group(2)}; server saw {m.group(3)}" if m else observed
 
 
-def verify(results: list[Result], show_commands: bool, explain: bool = False) -> None:
+def verify(results: list[Result], show_commands: bool, explain: bool = False, named: bool = False) -> None:
+    """The results: on the projector a line each (`named`: the scenarios asked for by name, each with what it
+    shows under it), else, or with `explain`, a table with what each one shows."""
     out = out_console()
     if projector(out) and not explain:
-        _compact(results, show_commands)
+        _compact(results, show_commands, shows=named)
         passed = sum(r.passed for r in results)
-        out.print(f"{passed} passed, {len(results) - passed} failed   (lab verify --explain: what each one shows)",
+        out.print(f"{passed} passed, {len(results) - passed} failed"
+                  + ("" if named else "   (what each shows: lab verify --explain, or NAME)"),
                   markup=False)
         return
     for server, title in (("tls", "TLS server"), ("mtls", "mTLS server")):

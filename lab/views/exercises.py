@@ -12,10 +12,21 @@ if TYPE_CHECKING:
 
 
 def exercises(found: list[Exercise]) -> None:
-    table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)", ("id", "title", "checked with"))
+    from lab.views.console import projector
+
+    out = out_console()
+    if projector(out):        # the id whole, the title folded beside it (lab --wide: what each is checked with)
+        table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)",
+                          [("id", {"no_wrap": True}), ("title", {"overflow": "fold"})])
+        for ex in found:
+            table.add_row(ex.id, escape(ex.title))
+        out.print(table)
+        return
+    table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)",
+                      [("id", {"no_wrap": True}), ("title", {}), ("checked with", {"overflow": "fold"})])
     for ex in found:
-        table.add_row(ex.id, escape(ex.title), ", ".join(c.label for c in ex.checks))
-    out_console().print(table)
+        table.add_row(ex.id, escape(ex.title), escape(", ".join(c.label for c in ex.checks)))
+    out.print(table)
 
 
 def _checks(report: ExerciseReport, causes: bool = True) -> None:

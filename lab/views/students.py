@@ -129,8 +129,43 @@ def handouts(made: list[Handout], sheet: Path, skipped: list[tuple[str, str]], s
              f"{' '.join(name for name, _ in skipped)} issues new ones")
 
 
-def pki(lab_dir: Path, infos: list[CertInfo]) -> None:
+def _cn(dn: str) -> str:
+    import re
+
+    found = re.match(r"CN=((?:\\.|[^,\\])*)", dn or "")
+    return found.group(1) if found else (dn or "-")
+
+
+def _pki_compact(lab_dir: Path, infos: list[CertInfo]) -> None:
+    """The projector's PKI: a line per certificate, its file (a student's, their folder), whom it names, which
+    of the lab's CAs issued it, its end; lab --wide certs (or --json) for every field."""
+    from pathlib import PurePath
+
     out = out_console()
+    issuers = {i.subject: PurePath(i.file).stem for i in infos if not i.problem}
+    table = new_table(f"PKI of {lab_dir}/ ({len(infos)} certificates; lab --wide certs: every field)",
+                      [("certificate", {"no_wrap": True}), ("issued to", {"overflow": "fold"}),
+                       ("by", {"no_wrap": True}), ("valid until", {"no_wrap": True})])
+    for i in infos:
+        path = PurePath(i.file)
+        shown = f"{path.parent}/" if path.parts[0] == layout.CLIENTS_DIR and path.stem == path.parent.name else i.file
+        if i.problem:
+            table.add_row(escape(shown), f"[bold red]{escape(i.problem)}[/]", "", "")
+            continue
+        by = "itself" if i.subject == i.issuer else issuers.get(i.issuer, _cn(i.issuer))
+        until = ("[bold red]expired[/]" if i.days_left < 0 else
+                 f"[bold red]{i.days_left} days left[/]" if i.days_left < layout.EXPIRY_WARN_DAYS else i.not_after[:10])
+        table.add_row(escape(shown), escape(_cn(i.subject)), escape(by), until)
+    out.print(table)
+
+
+def pki(lab_dir: Path, infos: list[CertInfo]) -> None:
+    from lab.views.console import projector
+
+    out = out_console()
+    if projector(out):
+        _pki_compact(lab_dir, infos)
+        return
     out.print(f"PKI of {lab_dir}/ ({len(infos)} certificates)", markup=False)
     for i in infos:
         if i.problem:
