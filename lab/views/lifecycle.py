@@ -183,11 +183,24 @@ def logs(pairs: Iterable[tuple[str, str]], both: bool) -> None:
 def doctor(checks: list[Check]) -> None:
     out = out_console()
     blocked = [c for c in checks if not c.ok and c.blocking]
-    for c in checks:
-        mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
-        out.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
-        if not c.ok and c.fix:
-            out.print(f"    fix: {c.fix}", markup=False)
+    from lab.views.console import projector
+
+    if projector(out):        # wrapped by words under each check, never cut (a long fix reads as prose)
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for c in checks:
+            grid.add_row("[green]✓[/]" if c.ok else "[bold red]✗[/]", f"{escape(c.name)}: {escape(c.detail)}"
+                         + (f"\n[dim]fix:[/] {escape(c.fix)}" if not c.ok and c.fix else ""))
+        out.print(grid)
+    else:
+        for c in checks:
+            mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
+            out.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
+            if not c.ok and c.fix:
+                out.print(f"    fix: {c.fix}", markup=False)
     other = sum(not c.ok and not c.blocking for c in checks)
     out.print(f"{sum(c.ok for c in checks)} ok, " + (f"{other} to see to (lab up works), " if other else "")
               + f"{len(blocked)} blocking lab up", markup=False)
