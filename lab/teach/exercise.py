@@ -359,6 +359,15 @@ class State:
     hints: int = 0                                 # how many of the graded hints were given
 
 
+def saved_copy(lab_dir: Path, rel: str) -> str | None:
+    """The text of a file as it was when the running exercise started (saved for its reset), or None: no
+    exercise runs, or it did not save that file."""
+    try:
+        return (_state_dir(lab_dir) / "saved" / rel).read_text(errors="replace")
+    except OSError:
+        return None
+
+
 def _state_dir(lab_dir: Path) -> Path:
     return lab_dir / STATE_DIR
 
