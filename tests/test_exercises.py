@@ -13,8 +13,10 @@ from helpers import ok, run
 from lab.pki import ca
 from lab.teach import exercise as exercise_files
 
-EXERCISES = ["verification-optional", "trusts-the-server-ca", "server-name", "key-mismatch", "verify-depth",
-             "crl-expired", "tls13-only", "client-purpose"]
+EXERCISES = [e.id for e in exercise_files.load_all()]
+# Exercises that issue certificates through the client CA's database (openssl ca: serials of their own,
+# revocable, never reused), and how many (their break and their reference fix together).
+ISSUED_THROUGH_THE_CA = {"client-purpose": 1, "not-yet-valid": 2}
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +76,31 @@ def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise
     fixed = ok(run("exercise", "solution", "--apply", *lab.args()))
     assert f"fixed: {exercise_id}" in fixed.output
     ok(run("exercise", "check", *lab.args()))
-    assert json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)["fixed"] is True
+    running = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
+    assert running["fixed"] is True and running["solved"] is True and running["solution_shown"] is True
+    assert running["hints_used"] == 1 and running["checks_run"] == 2 and running["started"]
+    ended_before = len(running["ended"])
     ok(run("exercise", "reset", *lab.args()))
+    # What an instructor collects: the exercise is in the lab's record, solved, with its hints and checks.
+    record = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
+    assert record["id"] is None and len(record["ended"]) == ended_before + 1
+    assert {k: record["ended"][-1][k] for k in ("id", "hints_used", "checks_run", "solved")} == \
+        {"id": exercise_id, "hints_used": 1, "checks_run": 2, "solved": True}
     after = {p.relative_to(lab.dir): p.read_bytes() for p in lab.dir.rglob("*")
              if p.is_file() and ".lab-cache" not in p.name}
     changed = sorted(str(p) for p in set(before) | set(after) if before.get(p) != after.get(p))
     # The CA database counts CRLs it has made, and keeps every certificate it issued (client-purpose's fix
     # issues through it: a serial of its own, revocable, never reused); everything else is exactly as before.
     database = lab.dir / "certs" / "client-ca-db"
-    if exercise_id == "client-purpose":
+    if exercise_id in ISSUED_THROUGH_THE_CA:
         issued = [c for c in changed if c.startswith("certs/client-ca-db/issued/")]
-        assert len(issued) == 1, changed
-        assert any(r.status == "V" and r.serial_hex in issued[0] for r in ca.ca_records(lab.dir))
-    allowed = ("certs/client-ca-db/crlnumber",) + (("certs/client-ca-db/",) if exercise_id == "client-purpose" else ())
-    assert [c for c in changed if not c.startswith(allowed) and c != "crl/client-ca.crl"] == []
+        assert len(issued) == ISSUED_THROUGH_THE_CA[exercise_id], changed
+        assert all(any(r.serial_hex in i for r in ca.ca_records(lab.dir)) for i in issued)
+    allowed = ("certs/client-ca-db/crlnumber",) + (("certs/client-ca-db/",) if exercise_id in ISSUED_THROUGH_THE_CA
+                                                   else ())
+    derived = ("crl/client-ca.crl", "crl/students.map",     # made anew from the CA database, never put back
+               ".lab-exercises.json")                         # and the record of the exercises done
+    assert [c for c in changed if not c.startswith(allowed) and c not in derived] == []
     assert database.is_dir()
     assert "9 passed, 0 failed" in ok(run("verify", *lab.args())).output
 
@@ -317,7 +330,7 @@ def test_exercise_list_takes_the_lab_like_every_command(rendered, tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.faults
-@pytest.mark.parametrize("exercise_id", [e.id for e in exercise_files.load_all()])
+@pytest.mark.parametrize("exercise_id", EXERCISES)
 def test_an_insecure_fix_is_not_a_fix(lab, exercise_id):
     """crl-expired said "✓ fixed" with ssl_crl commented out (revocation off); tls13-only passed with TLSv1
     and TLSv1.1 on. Each exercise lists such fixes (insecure_fixes); each is refused, the defence named."""

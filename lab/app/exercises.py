@@ -140,7 +140,7 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
         try:
             exercise.apply(lab.dir, ex.breaks, exercise.values(lab.dir, lab.settings))
         except BaseException:
-            exercise.restore(lab.dir, state, keep_edits=False)   # all of it lab's own writing
+            exercise.restore(lab.dir, state, keep_edits=False, record=False)   # all of it lab's own writing
             raise
         exercise.note_written(lab.dir, state)
         report = _judge_exercise(lab, ex, engine)
@@ -156,6 +156,7 @@ def exercise_check(lab: Lab) -> ExerciseReport:
     with lab_lock(lab.name):
         report = _judge_exercise(lab, ex, engine)
         state.fixed = report.fixed
+        state.checks += 1
         exercise.save_state(lab.dir, state)
     return report
 
@@ -178,6 +179,9 @@ def exercise_solution(lab: Lab, apply: bool = False) -> ExerciseReport:
     from lab.teach import exercise
 
     state, ex = _running_exercise(lab)
+    with lab_lock(lab.name):
+        state.solution = True                # an instructor reading the results knows
+        exercise.save_state(lab.dir, state)
     if not apply:
         return ExerciseReport(ex)
     engine = _running_lab(lab)
@@ -224,3 +228,12 @@ def exercise_status(lab: Lab) -> Optional[ExerciseReport]:
         return None
     _, ex = _running_exercise(lab)
     return _judge_exercise(lab, ex, _running_lab(lab), load=False)
+
+
+def exercise_records(lab: Lab) -> dict:
+    """For an instructor collecting results: the running exercise (started, hints used, checks run, solved)
+    and every exercise ended in this lab."""
+    from lab.teach import exercise
+
+    state = exercise.current(lab.dir)
+    return {"running": state.record() if state else None, "ended": exercise.history(lab.dir)}

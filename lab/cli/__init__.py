@@ -370,8 +370,9 @@ def exercise_reset(directory: DirOpt = None, name: NameOpt = None) -> None:
 def exercise_status(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
     """Which exercise is running in this lab, and whether it is fixed now."""
 
-    report = exercises.exercise_status(selection.select(directory, name, require=True))
-    exercises_view.exercise_status(report, as_json)
+    lab = selection.select(directory, name, require=True)
+    report = exercises.exercise_status(lab)
+    exercises_view.exercise_status(report, as_json, exercises.exercise_records(lab))
 
 
 # --------------------------------------------------------------------------- verify, curl

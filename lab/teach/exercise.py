@@ -357,6 +357,37 @@ class State:
     fixed: bool = False
     written: dict = field(default_factory=dict)    # file -> sha-256 of what lab last wrote there (None: no file)
     hints: int = 0                                 # how many of the graded hints were given
+    started: str = ""                              # ISO 8601, UTC
+    checks: int = 0                                # how many times `lab exercise check` ran
+    solution: bool = False                         # the reference fix was shown (or applied)
+
+    def record(self, ended: str = "") -> dict:
+        """What an instructor collects: this exercise, when, hints used, checks run, solved."""
+        return {"id": self.id, "started": self.started, **({"ended": ended} if ended else {}),
+                "hints_used": self.hints, "checks_run": self.checks, "solution_shown": self.solution,
+                "solved": self.fixed}
+
+
+#: Every exercise ended in this lab (by reset), oldest first: lab exercise status --json lists them.
+HISTORY_FILE = ".lab-exercises.json"
+
+
+def history(lab_dir: Path) -> list[dict]:
+    try:
+        found = json.loads((lab_dir / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
+def _remember(lab_dir: Path, state: State) -> None:
+    import datetime as dt
+
+    from lab.core.files import write_atomically
+
+    ended = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_atomically(lab_dir / HISTORY_FILE, json.dumps([*history(lab_dir), state.record(ended)], indent=1) + "\n",
+                     root=lab_dir)
 
 
 def saved_copy(lab_dir: Path, rel: str) -> str | None:
@@ -396,7 +427,9 @@ def snapshot(lab_dir: Path, ex: Exercise) -> State:
     if _state_dir(lab_dir).exists():
         shutil.rmtree(_state_dir(lab_dir))
     folder.mkdir(parents=True)
-    state = State(ex.id, ex.source)
+    import datetime as dt
+
+    state = State(ex.id, ex.source, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     for rel in ex.writes():
         path = _inside(lab_dir, rel)
         state.saved[rel] = path.is_file()
@@ -427,10 +460,12 @@ DERIVED = frozenset({f"{layout.CRL_DIR}/{layout.CRL_FILE}", *(f"{layout.CERTS_DI
     "serial.old"))})
 
 
-def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[str], list[tuple[str, Path]]]:
+def restore(lab_dir: Path, state: State, keep_edits: bool = True,
+            record: bool = True) -> tuple[list[str], list[tuple[str, Path]]]:
     """Put back every saved file, remove what the exercise made. A file the student
     changed since lab last wrote it is first copied beside it (FILE.edited-TIMESTAMP),
-    never lost. Returns (the files restored or removed, (file, where its edit was kept))."""
+    never lost. The exercise is recorded in the lab's history (`record`: a start that
+    failed is not). Returns (the files restored or removed, (file, where its edit was kept))."""
     from lab.core.files import keep_copy, write_atomically
 
     folder = _state_dir(lab_dir) / "saved"
@@ -464,5 +499,7 @@ def restore(lab_dir: Path, state: State, keep_edits: bool = True) -> tuple[list[
 
         ca.write_crl(lab_dir)
         changed.append(f"{layout.CRL_DIR}/{layout.CRL_FILE}")
+    if record:
+        _remember(lab_dir, state)
     shutil.rmtree(_state_dir(lab_dir), ignore_errors=True)
     return changed, kept

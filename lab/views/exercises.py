@@ -113,10 +113,14 @@ def exercise_reset(report: ExerciseReport) -> None:
         out_console().print(f"  your changes to {rel} are kept in {copy.name} beside it", markup=False)
 
 
-def exercise_status(report: ExerciseReport | None, as_json: bool) -> None:
+def exercise_status(report: ExerciseReport | None, as_json: bool, records: dict | None = None) -> None:
+    records = records or {"running": None, "ended": []}
     if as_json:
-        emit_json(None if report is None else {"id": report.exercise.id, "title": report.exercise.title,
-                                               "fixed": report.fixed, "not_loaded": report.not_loaded})
+        running = records.get("running") or {}
+        emit_json({"id": None, "ended": records["ended"]} if report is None else
+                  {"id": report.exercise.id, "title": report.exercise.title, "fixed": report.fixed,
+                   "not_loaded": report.not_loaded, **{k: v for k, v in running.items() if k != "id"},
+                   "ended": records["ended"]})
         return
     if report is None:
         out_console().print("no exercise is running in this lab (lab exercise list)", markup=False)
