@@ -425,3 +425,25 @@ def test_hints_are_graded(lab):
         assert again == third
     finally:
         ok(run("exercise", "reset", *lab.args()))
+
+
+@pytest.mark.docker
+def test_an_exercise_does_not_start_on_top_of_an_earlier_fix(lab):
+    """Three exercises started on top of a wrong fix (# ssl_crl) that reset had not undone: start refuses a lab
+    that is not the lesson, naming what differs, unless --force."""
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    lesson = conf.read_text()
+    conf.write_text(lesson.replace("ssl_crl ", "# ssl_crl ", 1))
+    try:
+        refused = run("exercise", "start", "verification-optional", *lab.args())
+        assert refused.exit_code == 2 and "this lab is not the lesson" in refused.output
+        assert "edited by hand: nginx-mtls/nginx.conf" in refused.output and "revocation" in refused.output
+        assert "lab reset" in refused.output and json.loads(
+            ok(run("exercise", "status", "--json", *lab.args())).stdout)["id"] is None
+        ok(run("exercise", "start", "server-name", "--force", *lab.args()))
+        ok(run("exercise", "reset", *lab.args()))
+    finally:
+        conf.write_text(lesson)
+        ok(run("reset", *lab.args()))
+    ok(run("exercise", "start", "verification-optional", *lab.args()))
+    ok(run("exercise", "reset", *lab.args()))

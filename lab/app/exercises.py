@@ -123,11 +123,14 @@ def _lesson_broken(lab: Lab, ex: Exercise, available: list[Scenario], results: l
     return broken
 
 
-def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) -> ExerciseReport:
+def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None, force: bool = False) -> ExerciseReport:
     """Make the exercise's mistake for real in the lab directory (every file it may
-    write saved first), load it, and show the checks failing."""
+    write saved first), load it, and show the checks failing. On a lab that is not the
+    lesson (a file edited by hand, a defence turned off) it refuses, naming what differs,
+    unless `force`: the exercise would start on top of someone's earlier fix."""
+    from lab.config import render as rendering
     from lab.core.locking import lab_lock
-    from lab.teach import exercise
+    from lab.teach import defences, exercise
 
     ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
     engine = _running_lab(lab)
@@ -136,6 +139,14 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None) 
         if running is not None:
             raise UsageError(f"exercise {running.id!r} is running in this lab",
                              hint=f"lab exercise check{lab.selector}, or lab exercise reset{lab.selector} to end it")
+        if not force:
+            differ = [f"edited by hand: {e.file}" for e in rendering.edits(lab.dir, lab.settings)]
+            differ += [f"turned off: {d.name}" for d in defences.turned_off(lab.dir)]
+            if differ:
+                raise UsageError(f"this lab is not the lesson, and {ex.id} would start on top of it: "
+                                 + "; ".join(differ),
+                                 hint=f"lab reset{lab.selector} puts the lesson back (your edits kept beside); or "
+                                      f"lab exercise start {ex.id} --force{lab.selector}")
         state = exercise.snapshot(lab.dir, ex)
         try:
             exercise.apply(lab.dir, ex.breaks, exercise.values(lab.dir, lab.settings))

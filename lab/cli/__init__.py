@@ -317,11 +317,13 @@ def exercise_list(directory: DirOpt = None, name: NameOpt = None, from_dir: From
 def exercise_start(
     exercise_id: Annotated[str, typer.Argument(metavar="ID", help="The exercise (lab exercise list).")],
     directory: DirOpt = None, name: NameOpt = None, from_dir: FromOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Start even on a lab that is not the lesson (edits "
+                                        "present, a defence turned off).")] = False,
 ) -> None:
     """Make the exercise's mistake in the running lab (every file it touches saved first) and show it failing."""
 
     lab = selection.select(directory, name, require=True)
-    exercises_view.exercise_started(exercises.exercise_start(lab, exercise_id, from_dir), lab.selector)
+    exercises_view.exercise_started(exercises.exercise_start(lab, exercise_id, from_dir, force), lab.selector)
 
 
 @exercise_app.command("hint")
