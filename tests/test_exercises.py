@@ -64,6 +64,10 @@ def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise
               if p.is_file() and ".lab-cache" not in p.name}
     started = ok(run("exercise", "start", exercise_id, *lab.args()))
     assert f"Exercise {exercise_id}:" in started.output and "✗" in started.output
+    # start shows the symptom, never the answer: no value the reference fix writes.
+    for step in exercise_files.find(exercise_id).solution:
+        if "edit" in step:
+            assert step["with"].strip() not in started.output, (exercise_id, step["with"])
     check = run("exercise", "check", *lab.args())
     assert check.exit_code == 1 and "not fixed yet" in check.output
     status = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
