@@ -16,3 +16,14 @@ def host_port(host: str, port: int | str) -> str:
 def connect_host(bind: str) -> str:
     """The address a client on this machine uses for ports published on `bind`."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
+
+
+def is_address(host: str) -> bool:
+    """An IP address (v4 or v6, without brackets), not a name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

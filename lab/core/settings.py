@@ -22,7 +22,7 @@ import yaml
 
 from lab.core import layout
 from lab.core.errors import UsageError
-from lab.core.net import bracketed, connect_host
+from lab.core.net import bracketed, connect_host, is_address
 
 # A lab name becomes a container name, a network name, a label value and part
 # of a certificate subject: lower case, digits and dashes only.
@@ -74,7 +74,7 @@ class Settings:
             return []
         public = [x.split(":", 1)[1] for x in self.public_names]
         extra = [x.split(":", 1)[1] for x in self.sans if x not in layout.BASE_SANS and x not in self.public_names]
-        hosts = public + [h for h in extra if _is_address(h)] + [h for h in extra if not _is_address(h) and _leads_here(h)]
+        hosts = public + [h for h in extra if is_address(h)] + [h for h in extra if not is_address(h) and _leads_here(h)]
         return [f"https://{bracketed(h)}:{self.mtls_port}{path}" for h in dict.fromkeys(hosts)]
 
     def unreachable_names(self) -> list[str]:
@@ -99,13 +99,6 @@ def is_room(bind: str) -> bool:
 
 _VIRTUAL = ("docker", "br-", "veth", "virbr", "cni", "flannel", "podman", "lxc")
 
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def _leads_here(name: str) -> bool:

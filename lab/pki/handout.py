@@ -58,6 +58,7 @@ def readme(lab_dir: Path, settings: Any, student: Any, urls: list[str], part: st
 
     from cryptography import x509
 
+    from lab.core.net import is_address
     from lab.core.templates import render_text
     from lab.pki.certs import server_sans
 
@@ -71,17 +72,7 @@ def readme(lab_dir: Path, settings: Any, student: Any, urls: list[str], part: st
                        has_key=student.file("key").exists() if has_key is None else has_key,
                        server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls,
                        whoami=f"{base}/whoami", help=f"{base}/help", netloc=where.netloc,
-                       sni="" if _is_address(where.hostname or "") else where.hostname)
-
-
-def _is_address(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
+                       sni="" if is_address(where.hostname or "") else where.hostname)
 
 
 #: The runnable clients in every zip (templates/clients/), each run against a real lab by the test suite.
