@@ -4,7 +4,7 @@
 # revoke one, renew the revocation list. Run by `lab client …` through
 # subprocess with an argument list; names are validated by lab before this.
 #
-#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
+#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
@@ -16,13 +16,14 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" display="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
+certs="" out="" name="" display="" role="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
         --display) display=$2; shift 2 ;;
+        --role) role=$2; shift 2 ;;
         --lab) lab=$2; shift 2 ;;
         --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
@@ -43,7 +44,10 @@ conf=client-ca-db/ca.cnf
 # (CN, any script, a UTF8String: -utf8). -preserveDN keeps the UID, which ca.cnf's policy (made by labs of
 # before) does not name. lab/pki/names.py checks a display name has none of -subj's / + = \.
 display=${display:-$name}
-student_subject="$subject/UID=$name/CN=$display"
+# A role other than student (instructor) is a second OU: the CA database records it, and the mTLS server's
+# access map (lab/pki/access.py) is made from that database, keyed on issuer and serial.
+case "$role" in ""|student) role_ou="" ;; *) role_ou="/OU=$role" ;; esac
+student_subject="$subject$role_ou/UID=$name/CN=$display"
 
 gencrl() {
     [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }

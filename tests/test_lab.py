@@ -79,7 +79,7 @@ def test_verify_passes_every_scenario(running):
     lab, _ = running
     result = run("verify", *lab.args())
     assert_ok(result)
-    assert "9 passed, 0 failed" in result.output
+    assert "10 passed, 0 failed" in result.output
     assert "No required SSL certificate was sent" in result.output
 
 
@@ -108,6 +108,7 @@ OBSERVED = {
     "rogue-ca": ("client_verify", "FAILED:unable to verify the first certificate"),
     "expired": ("client_verify", "FAILED:certificate has expired"),
     "wrong-purpose": ("client_verify", "FAILED:unsuitable certificate purpose"),
+    "forbidden": ("status", 403),
 }
 
 
@@ -128,7 +129,7 @@ def test_show_commands(running):
     lab, _ = running
     result = run("verify", *lab.args("--show-commands"))
     assert_ok(result)
-    assert result.output.count("$ curl") == 9
+    assert result.output.count("$ curl") == 10
     assert f"https://localhost:{lab.mtls_port}/hello-world.txt" in result.output
 
 
@@ -295,7 +296,7 @@ def test_verify_fails_loudly_on_a_broken_lab(new_lab, docker_client):
     failed = [r for r in json.loads(result.stdout) if not r["passed"]]
     assert [r["scenario"] for r in failed] == ["no-cert"]
     assert failed[0]["observed"].startswith("HTTP 200")
-    assert "1 of 9 scenarios did not behave as expected: no-cert" in result.output
+    assert "1 of 10 scenarios did not behave as expected: no-cert" in result.output
 
 
 def test_host_not_in_certificate_fails_then_san_fixes_it(new_lab):

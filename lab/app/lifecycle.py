@@ -225,11 +225,12 @@ def _check_purge(lab_dir: Path, lab_name: str, engine: Engine) -> None:
 def _lab_entries() -> frozenset[str]:
     """What lab makes at the top of a lab directory, and nothing else."""
     from lab.core import cache
+    from lab.pki import access
     from lab.teach import exercise
 
     return frozenset({layout.SETTINGS_FILE, layout.COMPOSE_FILE, cache.FILE, layout.CERTS_DIR, layout.DEMO_DIR,
                       layout.CRL_DIR, layout.CLIENTS_DIR, layout.PASSWORDS_DIR, layout.HANDOUTS_DIR,
-                      exercise.STATE_DIR, exercise.WORK_DIR, exercise.HISTORY_FILE,
+                      exercise.STATE_DIR, exercise.WORK_DIR, exercise.HISTORY_FILE, access.ACCESS_FILE,
                       *(folder for folder, _ in layout.SERVERS.values())})
 
 

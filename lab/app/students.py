@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -32,7 +32,7 @@ class AddReport:
 
 
 def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path], force: bool, legacy_p12: bool,
-                 progress: Progress = quiet, demo: bool = False) -> AddReport:
+                 progress: Progress = quiet, demo: bool = False, role: str = "student") -> AddReport:
     """Issue a certificate per student. A roster run again completes it: who
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
@@ -41,7 +41,8 @@ def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path]
     from lab.pki import students
 
     roster, problems = naming.read_class_list(from_file) if from_file else ([], [])
-    wanted = [naming.Asked(naming.tidy(n)) for n in names or []] + roster
+    wanted = [naming.Asked(naming.tidy(n), role=role) for n in names or []] + \
+        [a if a.role else replace(a, role=role) for a in roster]
     if not wanted and not problems:
         raise UsageError("no student names: give NAME… or --from-file FILE")
     with lab_lock(lab.name, wait=LOCK_WAIT, waiting=progress):

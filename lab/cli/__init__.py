@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from lab import player
-from lab.app import demo, edits, exercises, images, lesson, lifecycle, selection, students
+from lab.app import access, demo, edits, exercises, images, lesson, lifecycle, selection, students
 from lab.cli.boundary import ROLLS_BACK, STOPS, Done, handles_errors
 from lab.cli.options import (
     AsOpt,
@@ -39,6 +39,7 @@ from lab.cli.options import (
     TlsPortOpt,
 )
 from lab.core.errors import EXIT_CODES, UsageError
+from lab.views import access as access_view
 from lab.views import checks as checks_view
 from lab.views import console
 from lab.views import demo as demo_view
@@ -431,12 +432,17 @@ def client_add(
     force: Annotated[bool, typer.Option("--force", help="Re-issue an existing student's certificate (the old one is revoked).")] = False,
     legacy_p12: Annotated[bool, typer.Option("--legacy-p12", help="PKCS#12 with the old algorithms older macOS/iOS need.")] = False,
     show_passwords: Annotated[bool, typer.Option("--show-passwords", help="Print the .p12 passwords (not in front of a class).")] = False,
+    role: Annotated[str, typer.Option("--role", help="student or instructor (the mTLS server's /instructor/ is for "
+                                      "instructors); a class list's role column wins.")] = "student",
 ) -> None:
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
 
+    if role not in ("student", "instructor"):
+        raise UsageError(f"--role {role!r}: a role is student or instructor")
     lab = selection.select(directory, name, require=True)
     with console.progress() as say:
-        report = students.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say)
+        report = students.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say,
+                                       role=role)
     with Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
         students_view.issued(report, lab.selector, show_passwords)
 
@@ -493,6 +499,39 @@ def room_cmd(
         return
     found = students.room(lab, since)
     console.emit_json(found) if as_json else room_view.room(found)
+
+
+@app.command("access")
+@handles_errors
+def access_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
+    """Who may reach what on the mTLS server: each student whose certificate works, each path, the rule deciding."""
+
+    found = access.table(selection.select(directory, name, require=True))
+    console.emit_json(found) if as_json else access_view.table(found)
+
+
+@app.command("allow")
+@handles_errors
+def allow_cmd(
+    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
+    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
+    directory: DirOpt = None, name: NameOpt = None,
+) -> None:
+    """Let a student reach a path (or undo a deny): a reload without downtime, no certificate touched."""
+
+    access_view.changed(access.change(selection.select(directory, name, require=True), student, path, allow=True))
+
+
+@app.command("deny")
+@handles_errors
+def deny_cmd(
+    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
+    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
+    directory: DirOpt = None, name: NameOpt = None,
+) -> None:
+    """Refuse a student a path (HTTP 403) while their certificate stays valid: denying is not revoking."""
+
+    access_view.changed(access.change(selection.select(directory, name, require=True), student, path, allow=False))
 
 
 @client_app.command("list")

@@ -31,6 +31,8 @@ _FILES = {
     "hello": layout.HELLO_FILE,
     "crl": layout.CRL_FILE,
     "names": layout.NAMES_FILE,
+    "identities": "identities.map",
+    "access": "access.map",
     "help_txt": layout.HELP_TXT,
     "help_html": layout.HELP_HTML,
 }

@@ -19,10 +19,11 @@ from lab.core import cache, layout
 from lab.core.layout import Server
 
 # What a server loads, by kind, relative to the lab directory.
-Kind = Literal["config", "crl", "names"]
+Kind = Literal["config", "crl", "names", "access"]
 CONFIG: Kind = "config"
 CRL: Kind = "crl"
 NAMES: Kind = "names"     # the students' display names by serial, for the pages
+ACCESS: Kind = "access"   # who may reach what (lab allow / lab deny)
 #: Does the server run the file as it is on disk, or an older version of it?
 LoadedState = Literal["current", "older"]
 
@@ -33,6 +34,7 @@ def files(server: Server) -> dict[Kind, str]:
     if server == "mtls":
         found[CRL] = f"{layout.CRL_DIR}/{layout.CRL_FILE}"
         found[NAMES] = f"{layout.CRL_DIR}/{layout.NAMES_FILE}"
+        found[ACCESS] = f"{layout.CRL_DIR}/access.map"
     return found
 
 

@@ -58,6 +58,7 @@ class CaRecord:
     serial_hex: str      # as openssl ca writes it, also the name of its copy: issued/SERIAL.pem
     login: str           # the subject's UID (the student's login), or its CN for a certificate without one
     display: str = ""    # the subject's CN: the student's display name
+    role: str = "student"  # a second OU (instructor), or student
 
     @property
     def serial(self) -> int:
@@ -83,7 +84,8 @@ def _record(line: str) -> CaRecord | None:
     subject = fields[5]
     cn = _unescape(subject.rsplit("/CN=", 1)[-1]) if "/CN=" in subject else ""
     uid = re.search(r"/UID=([^/]+)", subject)
-    return CaRecord(fields[0], fields[3], uid.group(1) if uid else cn, cn)
+    role = "instructor" if "/OU=instructor/" in subject + "/" else "student"
+    return CaRecord(fields[0], fields[3], uid.group(1) if uid else cn, cn, role)
 
 
 def ca_records(lab_dir: Path) -> list[CaRecord]:
@@ -175,12 +177,14 @@ def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
     True when written."""
     from lab.core.files import write_atomically
+    from lab.pki import access
 
+    wrote = access.write_maps(lab_dir)    # who is who (issuer and serial), and who may reach what
     path = layout.names_file(lab_dir)
     text = _names_text(lab_dir)
     try:
         if path.read_text(encoding="utf-8") == text:
-            return False
+            return wrote
     except (OSError, UnicodeDecodeError):
         pass
     path.parent.mkdir(mode=0o700, exist_ok=True)

@@ -35,6 +35,8 @@ MAX_DISPLAY = 64
 # Besides letters, marks and digits of any script: what names are written with. Nothing an nginx
 # configuration, an HTML page or openssl's -subj would read as syntax ($ \ / + = < > & ").
 _NAME_PUNCTUATION = " '’.-,()_"
+#: A student's role: the mTLS server's access rules (lab/pki/access.py) know these.
+ROLES = ("student", "instructor")
 #: Logins for the lab's own files, and the demo's student: a name that makes one gets a suffix.
 LOGIN_SUFFIX_MAX = 999
 
@@ -47,6 +49,7 @@ class Enrollee:
     login: str
     origin: str = ""          # "class.csv line 4", or "" (the command line)
     email: str = ""
+    role: str = "student"
 
 
 def tidy(name: str) -> str:
@@ -95,6 +98,7 @@ class Asked:
     login: str = ""           # given by the list; "" = made from the display name
     origin: str = ""
     email: str = ""
+    role: str = ""            # "" = the command's (student unless --role)
 
 
 def _delimiter(header: str) -> str | None:
@@ -119,9 +123,9 @@ def parse_class_list(text: str, source: str) -> tuple[list[Asked], list[str]]:
         return asked, []
     rows = csv.reader(io.StringIO("\n".join(lines[first:])), delimiter=sep)
     header = [c.strip().lower() for c in next(rows)]
-    unknown = [c for c in header if c and c not in ("name", "login", "email")]
+    unknown = [c for c in header if c and c not in ("name", "login", "email", "role")]
     problems = [f"{source} line {first + 1}: unknown column {', '.join(map(repr, unknown))} (the columns are name, "
-                "and optionally login and email)"] if unknown else []
+                "and optionally login, email and role)"] if unknown else []
     asked = []
     for row in rows:
         n = first + rows.line_num
@@ -133,7 +137,7 @@ def parse_class_list(text: str, source: str) -> tuple[list[Asked], list[str]]:
             continue
         cells = dict(zip(header, (c.strip() for c in row), strict=False))
         asked.append(Asked(tidy(cells.get("name", "")), cells.get("login", ""), f"{source} line {n}",
-                           cells.get("email", "")))
+                           cells.get("email", ""), cells.get("role", "").lower()))
     return asked, problems
 
 
@@ -183,6 +187,9 @@ def assign(asked: list[Asked], existing: dict[str, str], reserved: Iterable[str]
     chosen: list[Enrollee] = []
     for a in asked:
         where = f"{a.origin}: " if a.origin else ""
+        if a.role and a.role not in ROLES:
+            problems.append(f"{where}role {a.role!r}: a role is {' or '.join(ROLES)}")
+            continue
         problem = display_problem(a.display)
         if problem:
             problems.append(f"{where}{a.display!r}: {problem}" if a.display else f"{where}{problem}")
@@ -194,25 +201,25 @@ def assign(asked: list[Asked], existing: dict[str, str], reserved: Iterable[str]
             if problem:
                 problems.append(f"{where}{problem}")
                 continue
-            chosen.append(Enrollee(a.display, a.login, a.origin, a.email))
+            chosen.append(Enrollee(a.display, a.login, a.origin, a.email, a.role or "student"))
             taken.add(a.login.lower())
             continue
         if a.display in existing:                   # a login typed: that student
-            chosen.append(Enrollee(existing[a.display], a.display, a.origin, a.email))
+            chosen.append(Enrollee(existing[a.display], a.display, a.origin, a.email, a.role or "student"))
             continue
         known = by_display.get(a.display)
         if known:                                   # this student is here already: the same login
-            chosen.append(Enrollee(a.display, known.pop(0), a.origin, a.email))
+            chosen.append(Enrollee(a.display, known.pop(0), a.origin, a.email, a.role or "student"))
             continue
         base = login_for(a.display)
         twice = any(e.display == a.display for e in chosen)
         if base == a.display and not (twice and a.origin):
             # A name that is a login is its own login, as it always was: a clash (in case, or with a
             # reserved name) is refused by name, not suffixed behind the instructor's back.
-            chosen.append(Enrollee(a.display, base, a.origin, a.email))
+            chosen.append(Enrollee(a.display, base, a.origin, a.email, a.role or "student"))
             taken.add(base.lower())
             continue
         login = _numbered(base, taken | set(given), reserved)
         taken.add(login.lower())
-        chosen.append(Enrollee(a.display, login, a.origin, a.email))
+        chosen.append(Enrollee(a.display, login, a.origin, a.email, a.role or "student"))
     return chosen, problems

@@ -403,6 +403,7 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrol
         revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
     with _staged_folder(lab_dir, name, undo_always=False) as tmp:
         run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--display", student.display,
+                   "--role", student.role,
                    "--lab", settings.name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
                    *(["--legacy-p12"] if legacy_p12 else []))
         cert, serial = _issued(lab_dir, tmp, settings, name, host)

@@ -217,14 +217,12 @@ def rooted(argv: list[str], folder: str) -> list[str]:
     return [f"{folder}/{a}" if i and argv[i - 1] in files else a for i, a in enumerate(argv)]
 
 
-def request_text(hostname: str, port: int, own: bool = True) -> str:
+def request_text(hostname: str, port: int, own: bool = True, path: str = "/" + layout.HELLO_FILE) -> str:
     """What the client sends once the handshake is done: the scenario's GET (and it asks the server to close).
     lab's own request says so (User-Agent), and `lab room` leaves it out; the one printed for a person
     to run is theirs, and counts."""
-    from lab.teach import verify
-
     agent = f"User-Agent: {layout.OWN_AGENT}-handshake\r\n" if own else ""
-    return f"GET {verify.PATH} HTTP/1.1\r\nHost: {hostname}:{port}\r\n{agent}Connection: close\r\n\r\n"
+    return f"GET {path} HTTP/1.1\r\nHost: {hostname}:{port}\r\n{agent}Connection: close\r\n\r\n"
 
 
 def shell_line(cmd: list[str], request: str) -> str:
@@ -236,7 +234,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
             keylog: Path | None = None, timeout: float = 10.0) -> Handshake:
     """Make the scenario's connection with s_client, send the scenario's GET, and read back every message."""
     cmd = command(lab_dir, sc, address, hostname, port, tls, keylog)
-    request = request_text(hostname, port)
+    request = request_text(hostname, port, path=sc.path)
     try:
         proc = subprocess.run(cmd, cwd=lab_dir, input=request, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -276,6 +274,6 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
         messages = _with_server_change_cipher_spec(messages)
     return Handshake(sc.name, sc.server, host_port(address, port), negotiated, version.group(2) if version else None,
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
-                     shell_line(command(lab_dir, sc, address, hostname, port, tls), request_text(hostname, port, own=False)),
+                     shell_line(command(lab_dir, sc, address, hostname, port, tls), request_text(hostname, port, own=False, path=sc.path)),
                      failure.group(1).strip() if failure and not status else "",
                      command(lab_dir, sc, address, hostname, port, tls))

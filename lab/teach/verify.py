@@ -64,6 +64,7 @@ class Scenario:
     client_cert: tuple[str, str] | None = None   # (certificate, key), relative to the lab directory
     hostname: str = "localhost"
     max_tls: str | None = None                   # "1.2": a client that offers TLS 1.2 at most
+    path: str = "/" + layout.HELLO_FILE          # what it asks for
 
 
 _CERTS, _DEMO = layout.CERTS_DIR, layout.DEMO_DIR
@@ -108,6 +109,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "A certificate from the right CA made for servers (serverAuth, no clientAuth) cannot log a client in.",
              Expect("http", 400, "The SSL certificate error", client_verify="FAILED:unsuitable certificate purpose"),
              client_cert=_pair(_DEMO, layout.WRONG_PURPOSE_CLIENT)),
+    Scenario("forbidden", "mtls",
+             "Authenticated is not authorized: the lab's client certificate is valid, but a student's, and "
+             "/instructor/ is for the instructor role: HTTP 403, naming the identity and the rule.",
+             Expect("http", 403, "only the instructor role may reach /instructor/"),
+             client_cert=_pair(_CERTS, (layout.CLIENT_CRT, layout.CLIENT_KEY)), path="/instructor/"),
 )
 
 
@@ -236,9 +242,20 @@ class Result:
     curl: str = ""
     cause: str = ""             # when it did not behave: what that means, and where to look (lab/teach/diagnose.py)
 
+    @property
+    def layer(self) -> str:
+        """Where the request stopped: the handshake (a client refused the server), authentication (the
+        server refused the certificate: 400), authorization (the server refused the identity: 403), or
+        nowhere (served)."""
+        obs = self.observation
+        if obs.kind != "http":
+            return "handshake" if obs.kind == "tls-error" else "connection"
+        return {400: "authentication", 403: "authorization"}.get(obs.status or 0, "served")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         del d["observation"]
+        d["layer"] = self.layer
         d["detail"] = self.observation.to_dict()
         return d
 
@@ -300,7 +317,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             suite = tls.cipher()
             obs.tls_version, obs.cipher = tls.version(), suite[0] if suite else None
             host = bracketed(hostname) + ("" if port == 443 else f":{port}")
-            tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {layout.OWN_AGENT}-verify\r\nConnection: close\r\n\r\n".encode())
+            tls.sendall(f"GET {sc.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {layout.OWN_AGENT}-verify\r\nConnection: close\r\n\r\n".encode())
             resp = http.client.HTTPResponse(tls)
             resp.begin()
             body = resp.read(65536).decode(errors="replace")
@@ -375,7 +392,7 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
     if sc.client_cert:
         crt, key = sc.client_cert
         args += ["--cert", str(lab_dir / crt), "--key", str(lab_dir / key)]
-    args.append(f"https://{bracketed(hostname)}:{port}{PATH}")
+    args.append(f"https://{bracketed(hostname)}:{port}{sc.path}")
     return shlex.join(args)
 
 

@@ -30,8 +30,8 @@ def _compact(results: list[Result], show_commands: bool, shows: bool = False) ->
             seen = _verdict_first(r.observed)
             text = escape(seen) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(seen)}"
                                                           + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else ""))
-            if shows:          # lab verify SCENARIO: what it shows, under what was seen
-                text += f"\n[italic]{escape(r.shows)}[/]"
+            if shows:          # lab verify SCENARIO: what it shows, under what was seen, and where it stopped
+                text += f"\n[italic]{escape(r.shows)}[/] (layer: {r.layer})"
             if show_commands:
                 text += f"\n[dim]$ {escape(r.curl)}[/]"
             grid.add_row(mark, r.scenario, text)
@@ -64,13 +64,13 @@ def verify(results: list[Result], show_commands: bool, explain: bool = False, na
         if not rows:
             continue
         table = new_table(f"{title} (port {rows[0].observation.port})",
-                       [("", {"no_wrap": True}), ("scenario", {"no_wrap": True}), "what it shows", "expected",
-                        "observed"], show_lines=show_commands, expand=False)
+                       [("", {"no_wrap": True}), ("scenario", {"no_wrap": True}), "what it shows",
+                        ("layer", {"no_wrap": True}), "expected", "observed"], show_lines=show_commands, expand=False)
         for r in rows:
             mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
             shows = escape(r.shows + (f"\n$ {r.curl}" if show_commands else ""))
             observed = escape(r.observed) + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else "")
-            table.add_row(mark, r.scenario, shows, escape(r.expected), observed)
+            table.add_row(mark, r.scenario, shows, r.layer, escape(r.expected), observed)
         out.print(table)
     passed = sum(r.passed for r in results)
     out.print(f"{passed} passed, {len(results) - passed} failed", markup=False)

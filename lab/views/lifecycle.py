@@ -66,12 +66,14 @@ def status_table(name: str, lab_dir: Path | None, servers: list[ServerStatus], e
                   "revocation list)")
 
 
-_LOADED = {"config": "{file}", "crl": "revocation list ({file})", "names": "list of students' names ({file})"}
+_LOADED = {"config": "{file}", "crl": "revocation list ({file})", "names": "list of students' names ({file})",
+           "access": "access rules ({file})"}
 
 
 _LOADED_FIX = {"config": "lab reload loads it (nginx -t first)",
                "crl": "a revoked student may still get in; lab up (or lab reload) loads it",
-               "names": "a new student is greeted by the name as nginx escapes it; lab up (or lab reload) loads it"}
+               "names": "a new student is greeted by the name as nginx escapes it; lab up (or lab reload) loads it",
+               "access": "a lab allow or lab deny is not in force yet; lab up (or lab reload) loads it"}
 
 
 def status(report: StatusReport) -> None:

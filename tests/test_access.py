@@ -1,0 +1,108 @@
+"""Authentication is not authorization: after the server verified a certificate (else 400), it decides
+whether that identity may reach the path (else 403, naming the identity and the rule). Identities come
+from the client CA's database by issuer and serial. lab deny / lab allow change a student's access live,
+no certificate touched. Against real nginx."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+
+import pytest
+
+from helpers import ok, run
+
+
+def get(lab, login: str | None, path: str) -> tuple[int, str]:
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "certs" / "server-ca.crt"))
+    if login == "lab-client":
+        ctx.load_cert_chain(str(lab.dir / "certs" / "client.crt"), str(lab.dir / "certs" / "client.key"))
+    elif login:
+        folder = lab.dir / "clients" / login
+        ctx.load_cert_chain(str(folder / f"{login}.crt"), str(folder / f"{login}.key"))
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def lab(module_lab):
+    lab = module_lab("labtest-access")
+    ok(run("client", "add", "alice", "bob", *lab.args()))
+    ok(run("client", "add", "--role", "instructor", "Inés Ortiz", *lab.args()))
+    return lab
+
+
+@pytest.mark.docker
+def test_the_lessons_rules_by_role(lab):
+    assert get(lab, "bob", "/hello-world.txt")[0] == 200
+    status, body = get(lab, "bob", "/instructor/")
+    assert status == 403 and body.startswith("Forbidden: only the instructor role may reach /instructor/")
+    assert "bob:student" in body and "authorization, not authentication" in body
+    status, body = get(lab, "ines-ortiz", "/instructor/")
+    assert status == 200 and "Inés Ortiz" in body
+    for who in ("bob", "ines-ortiz", "lab-client"):
+        status, body = get(lab, who, "/admin/")
+        assert status == 403 and "no one may reach /admin/ unless allowed by name" in body
+    assert get(lab, None, "/instructor/")[0] == 400          # no certificate: authentication refuses first
+
+
+@pytest.mark.docker
+def test_deny_is_not_revoke_and_allow_undoes_it(lab):
+    denied = ok(run("deny", "alice", "/hello-world.txt", *lab.args()))
+    try:
+        assert "alice is refused (HTTP 403) /hello-world.txt" in denied.output and "stays valid" in denied.output
+        status, body = get(lab, "alice", "/hello-world.txt")
+        assert status == 403 and "alice is denied /hello-world.txt by name" in body and "alice:student" in body
+        assert get(lab, "bob", "/hello-world.txt")[0] == 200
+        listed = {s["name"]: s["status"] for s in json.loads(ok(run("client", "list", "--json", *lab.args())).stdout)}
+        assert listed["alice"] == "valid"                     # denying is not revoking
+        table = {a["name"]: a for a in json.loads(ok(run("access", "--json", *lab.args())).stdout)}
+        assert table["alice"]["paths"]["/hello-world.txt"] == {"allowed": False,
+                                                              "rule": "denied by name (lab deny alice /hello-world.txt)"}
+        assert table["ines-ortiz"]["role"] == "instructor" and table["ines-ortiz"]["paths"]["/instructor/"]["allowed"]
+    finally:
+        ok(run("allow", "alice", "/hello-world.txt", *lab.args()))
+    assert get(lab, "alice", "/hello-world.txt")[0] == 200
+    # /admin/ for one student by name, then closed again.
+    ok(run("allow", "bob", "/admin/", *lab.args()))
+    try:
+        assert get(lab, "bob", "/admin/")[0] == 200 and get(lab, "alice", "/admin/")[0] == 403
+    finally:
+        ok(run("deny", "bob", "/admin/", *lab.args()))
+    assert get(lab, "bob", "/admin/")[0] == 403
+
+
+@pytest.mark.docker
+def test_verify_shows_the_layer_and_fails_when_the_map_lets_a_student_in(lab):
+    results = {r["scenario"]: r for r in json.loads(ok(run("verify", *lab.args("--json"))).stdout)}
+    assert results["forbidden"]["passed"] and results["forbidden"]["layer"] == "authorization"
+    assert results["no-cert"]["layer"] == "authentication" and results["client-cert"]["layer"] == "served"
+    assert results["wrong-purpose"]["layer"] == "authentication"
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    lesson = conf.read_text()
+    conf.write_text(lesson.replace('"~^[^ ]* /instructor/" "only the instructor role may reach /instructor/";',
+                                   '"~^[^ ]* /instructor/" "";'))
+    try:
+        ok(run("reload", "mtls", *lab.args()))
+        broken = run("verify", "forbidden", *lab.args())
+        assert broken.exit_code == 1 and "forbidden" in broken.output and "HTTP 200" in broken.output
+    finally:
+        ok(run("reset", *lab.args()))
+
+
+def test_bad_access_requests_are_refused(rendered):
+    ok(run("client", "add", "cy", "dee", *rendered.args()))
+    ok(run("client", "revoke", "dee", *rendered.args()))
+    for args, says in ((("deny", "cy", "/secret/"), "no rule for '/secret/'"),
+                       (("deny", "nobody", "/admin/"), "no student named 'nobody'"),
+                       (("allow", "dee", "/admin/"), "dee's certificate is revoked")):
+        result = run(*args, *rendered.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+        assert result.exit_code == 2 and says in result.output, result.output
+    assert not (rendered.dir / "access.yml").exists()
+    assert run("client", "add", "--role", "admin", "eve", *rendered.args()).exit_code == 2
