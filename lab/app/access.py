@@ -24,10 +24,16 @@ class AccessChange:
     enforced: bool         # the running mTLS server has loaded it (False: it does when it starts)
 
 
-def table(lab: Lab) -> list[Access]:
-    from lab.pki import access
+def _roles(lab: Lab) -> dict[str, str]:
+    from lab.pki import ca
 
-    return access.table(lab.dir)
+    return {r.login: r.role for r in ca.ca_records(lab.dir) if r.status == "V"}
+
+
+def table(lab: Lab) -> list[Access]:
+    from lab.pki import access, students
+
+    return access.table(lab.dir, students.list_students(lab.dir), _roles(lab))
 
 
 def change(lab: Lab, name: str, path: str, allow: bool) -> AccessChange:
@@ -43,7 +49,7 @@ def change(lab: Lab, name: str, path: str, allow: bool) -> AccessChange:
         raise UsageError(f"{student.name}'s certificate is {student.status}: authorization is for a certificate that "
                          "works (a revoked one is refused before any rule)")
     with lab_lock(lab.name, wait=LOCK_WAIT):
-        allowed, rule = access.change(lab.dir, student.name, path, allow)
+        allowed, rule = access.change(lab.dir, student.name, _roles(lab).get(student.name, "student"), path, allow)
         enforced = False
         try:
             engine = runtime.connect()

@@ -17,7 +17,9 @@ from typing import Annotated, Optional
 import typer
 
 from lab import player
-from lab.app import access, demo, edits, exercises, images, lesson, lifecycle, selection, students
+from lab.app import demo, edits, exercises, images, lesson, lifecycle, selection, students
+from lab.cli import access as access_commands
+from lab.cli import room as room_commands
 from lab.cli.boundary import ROLLS_BACK, STOPS, Done, handles_errors
 from lab.cli.options import (
     AsOpt,
@@ -39,7 +41,6 @@ from lab.cli.options import (
     TlsPortOpt,
 )
 from lab.core.errors import EXIT_CODES, UsageError
-from lab.views import access as access_view
 from lab.views import checks as checks_view
 from lab.views import console
 from lab.views import demo as demo_view
@@ -48,7 +49,6 @@ from lab.views import exercises as exercises_view
 from lab.views import handshake as handshake_view
 from lab.views import images as images_view
 from lab.views import lifecycle as lifecycle_view
-from lab.views import room as room_view
 from lab.views import students as students_view
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
@@ -461,77 +461,15 @@ def client_sign(
     students_view.signed(students.sign_request(lab, request, student), lab.selector)
 
 
-@app.command("handout")
-@handles_errors
-def handout_cmd(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Students [or --all].", show_default=False)] = None,
-    directory: DirOpt = None, name: NameOpt = None,
-    all_students: Annotated[bool, typer.Option("--all", help="Every student whose certificate works.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the zips [default: LAB/handouts].",
-                                                show_default=False)] = None,
-    slips: Annotated[bool, typer.Option("--slips", help="Also a page to print: a slip per student (name, login, "
-                                        "URL, password) in passwords/slips.html.")] = False,
-) -> None:
-    """A zip per student (certificate, encrypted key, modern and legacy .p12, server CA, README) and the password
-    sheet (passwords/roster.csv, never beside the zips)."""
-
-    made, sheet, skipped, page = students.handouts(selection.select(directory, name, require=True), names, all_students,
-                                                   out, slips)
-    students_view.handouts(made, sheet, skipped, page)
+# lab handout, lab room: lab/cli/room.py
+app.command("handout")(room_commands.handout_cmd)
+app.command("room")(room_commands.room_cmd)
 
 
-@app.command("room")
-@handles_errors(on_interrupt=STOPS)
-def room_cmd(
-    directory: DirOpt = None, name: NameOpt = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Refresh in place as students connect (Ctrl-C stops).")] = False,
-    since: Annotated[Optional[str], typer.Option(
-        "--since", help="Leave out requests before this time (a rehearsal): HH:MM today, or 2026-12-02T09:30.",
-        show_default=False)] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Who has connected: per student last seen, requests, last verdict, address; who has not yet.
-    lab's own requests (verify, --as, revocation proofs) and the demo's throwaway student are not counted."""
-    students.since_time(since)   # a bad --since fails before the lab is read
-    lab = selection.select(directory, name, require=True)
-    if follow and not as_json:
-        room_view.room_follow(students.room_updates(lab, since))
-        return
-    found = students.room(lab, since)
-    console.emit_json(found) if as_json else room_view.room(found)
-
-
-@app.command("access")
-@handles_errors
-def access_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
-    """Who may reach what on the mTLS server: each student whose certificate works, each path, the rule deciding."""
-
-    found = access.table(selection.select(directory, name, require=True))
-    console.emit_json(found) if as_json else access_view.table(found)
-
-
-@app.command("allow")
-@handles_errors
-def allow_cmd(
-    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
-    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
-    directory: DirOpt = None, name: NameOpt = None,
-) -> None:
-    """Let a student reach a path (or undo a deny): a reload without downtime, no certificate touched."""
-
-    access_view.changed(access.change(selection.select(directory, name, require=True), student, path, allow=True))
-
-
-@app.command("deny")
-@handles_errors
-def deny_cmd(
-    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
-    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
-    directory: DirOpt = None, name: NameOpt = None,
-) -> None:
-    """Refuse a student a path (HTTP 403) while their certificate stays valid: denying is not revoking."""
-
-    access_view.changed(access.change(selection.select(directory, name, require=True), student, path, allow=False))
+# lab access / allow / deny: lab/cli/access.py
+app.command("access")(access_commands.access_cmd)
+app.command("allow")(access_commands.allow_cmd)
+app.command("deny")(access_commands.deny_cmd)
 
 
 @client_app.command("list")

@@ -32,10 +32,8 @@ ROLES = ("student", "instructor")
 PATHS = {"/hello-world.txt": "every valid certificate", "/instructor/": "the instructor role",
          "/admin/": "no one, unless allowed by name"}
 ACCESS_FILE = "access.yml"
-IDENTITIES_FILE = "identities.map"
+IDENTITIES_FILE = "identities.map"     # written by lab/pki/ca.py, from the CA database
 RULES_FILE = "access.map"
-#: The lab's own client certificate (certs/client.crt), which no student holds.
-LAB_CLIENT = "lab-client"
 
 
 @dataclass
@@ -111,43 +109,18 @@ def rules_text(rules: Rules) -> str:
     return "\n".join(lines) + "\n"
 
 
-def identities_text(lab_dir: Path, issuer_dn: str) -> str:
-    """Each certificate the client CA issued, by issuer and serial as nginx writes them, to login:role."""
-    from lab.pki import ca
-
-    lines = ["# Made by lab from the client CA's database: issuer|serial -> login:role. Not to be edited.", ""]
-    quoted = issuer_dn.replace("\\", "\\\\").replace('"', '\\"')
-    for r in ca.ca_records(lab_dir):
-        if r.status == "V" and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", r.login):
-            lines.append(f'"{quoted}|{ca.der_serial(r.serial)}" "{r.login}:{r.role}";')
+def write_rules(lab_dir: Path) -> bool:
+    """crl/access.map (the students' own rules), made anew when it differs; True when written."""
+    path = lab_dir / layout.CRL_DIR / RULES_FILE
+    text = rules_text(load(lab_dir))
     try:
-        own = ca.load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CRT)
-        lines.append(f'"{quoted}|{ca.der_serial(own.serial_number)}" "{LAB_CLIENT}:student";')
-    except (OSError, ValueError):
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
         pass
-    return "\n".join(lines) + "\n"
-
-
-def write_maps(lab_dir: Path) -> bool:
-    """crl/identities.map and crl/access.map, made anew when they differ; True when one was written."""
-    from lab.pki import ca
-
-    try:
-        issuer = ca.load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
-    except (OSError, ValueError):
-        return False
-    wrote = False
-    for name, text in ((IDENTITIES_FILE, identities_text(lab_dir, issuer)), (RULES_FILE, rules_text(load(lab_dir)))):
-        path = lab_dir / layout.CRL_DIR / name
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                continue
-        except (OSError, UnicodeDecodeError):
-            pass
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomically(path, text, root=lab_dir)
-        wrote = True
-    return wrote
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomically(path, text, root=lab_dir)
+    return True
 
 
 @dataclass(frozen=True)
@@ -164,22 +137,17 @@ class Access:
                 "paths": {p: {"allowed": a, "rule": r} for p, (a, r) in self.paths.items()}}
 
 
-def table(lab_dir: Path) -> list[Access]:
-    """Who may reach what: every student whose certificate works, each path of the lesson."""
-    from lab.pki import ca, students
-
-    roles = {r.login: r.role for r in ca.ca_records(lab_dir) if r.status == "V"}
+def table(lab_dir: Path, students: list, roles: dict[str, str]) -> list[Access]:
+    """Who may reach what: every student whose certificate works (their role from the CA database), each path."""
     rules = load(lab_dir)
     return [Access(s.name, s.shown, roles.get(s.name, "student"),
                    {p: decide(s.name, roles.get(s.name, "student"), p, rules) for p in PATHS})
-            for s in students.list_students(lab_dir) if s.status == "valid"]
+            for s in students if s.status == "valid"]
 
 
-def change(lab_dir: Path, login: str, path: str, allow: bool) -> tuple[bool, str]:
+def change(lab_dir: Path, login: str, role: str, path: str, allow: bool) -> tuple[bool, str]:
     """lab allow / lab deny: a student's own rule for a path (the opposite rule removed); returns the
     decision now in force."""
-    from lab.pki import ca
-
     check_path(path)
     rules = load(lab_dir)
     mine, other = (rules.allow, rules.deny) if allow else (rules.deny, rules.allow)
@@ -187,10 +155,9 @@ def change(lab_dir: Path, login: str, path: str, allow: bool) -> tuple[bool, str
         other[login].remove(path)
         if not other[login]:
             del other[login]
-    role = next((r.role for r in ca.ca_records(lab_dir) if r.status == "V" and r.login == login), "student")
     lesson_allows, _ = decide(login, role, path, Rules())
     if lesson_allows != allow and path not in mine.get(login, []):
         mine.setdefault(login, []).append(path)   # only where the lesson's rule says otherwise
     save(lab_dir, rules)
-    write_maps(lab_dir)
+    write_rules(lab_dir)
     return decide(login, role, path, rules)

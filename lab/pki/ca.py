@@ -173,13 +173,52 @@ def _names_text(lab_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The lab's own client certificate (certs/client.crt), which no student holds, in the identities' map.
+LAB_CLIENT = "lab-client"
+
+
+def _identities_text(lab_dir: Path, issuer_dn: str) -> str:
+    """Each certificate the client CA issued, by issuer and serial as nginx writes them, to login:role."""
+    lines = ["# Made by lab from the client CA's database: issuer|serial -> login:role. Not to be edited.", ""]
+    quoted = issuer_dn.replace("\\", "\\\\").replace('"', '\\"')
+    for r in ca_records(lab_dir):
+        if r.status == "V" and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", r.login):
+            lines.append(f'"{quoted}|{der_serial(r.serial)}" "{r.login}:{r.role}";')
+    try:
+        own = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CRT)
+        lines.append(f'"{quoted}|{der_serial(own.serial_number)}" "{LAB_CLIENT}:student";')
+    except (OSError, ValueError):
+        pass
+    return "\n".join(lines) + "\n"
+
+
+def _write_identities(lab_dir: Path) -> bool:
+    from lab.core.files import write_atomically
+    from lab.pki.access import IDENTITIES_FILE
+
+    try:
+        issuer = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
+    except (OSError, ValueError):
+        return False
+    path = lab_dir / layout.CRL_DIR / IDENTITIES_FILE
+    text = _identities_text(lab_dir, issuer)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomically(path, text, root=lab_dir)
+    return True
+
+
 def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
     True when written."""
     from lab.core.files import write_atomically
     from lab.pki import access
 
-    wrote = access.write_maps(lab_dir)    # who is who (issuer and serial), and who may reach what
+    wrote = _write_identities(lab_dir) | access.write_rules(lab_dir)   # who is who; who may reach what
     path = layout.names_file(lab_dir)
     text = _names_text(lab_dir)
     try:
