@@ -167,7 +167,13 @@ def test_real_sigint_during_up(new_lab, docker_client):
         else:
             # Before lab's own code runs, Python itself may end on the signal (-SIGINT), silently.
             assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
-            assert "interrupted" in err or delay < 0.15, (delay, err)
+            if proc.returncode == -signal.SIGINT and not err:
+                # Python ended on the signal before lab's handler was in place (interpreter start-up takes
+                # longer on a loaded machine: seen at 0.15 s in CI): then nothing of the lab may exist.
+                assert not lab.dir.exists() and not runtime.lab_containers(DockerEngine(docker_client), lab.name), \
+                    (delay, err)
+            else:
+                assert "interrupted" in err, (delay, err)
         clean(docker_client, lab)
 
 
