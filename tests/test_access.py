@@ -106,3 +106,13 @@ def test_bad_access_requests_are_refused(rendered):
         assert result.exit_code == 2 and says in result.output, result.output
     assert not (rendered.dir / "access.yml").exists()
     assert run("client", "add", "--role", "admin", "eve", *rendered.args()).exit_code == 2
+
+
+@pytest.mark.docker
+def test_handshake_and_whoami_show_who_the_server_authorized(lab):
+    forbidden = json.loads(ok(run("handshake", "forbidden", *lab.args("--json"))).stdout)
+    assert forbidden["http_status"] == 403 and forbidden["identity"] == "lab-client:student"
+    ines = json.loads(ok(run("handshake", "--as", "Inés Ortiz", *lab.args("--json"))).stdout)
+    assert ines["http_status"] == 200 and ines["identity"] == "ines-ortiz:instructor"
+    status, body = get(lab, "ines-ortiz", "/whoami")
+    assert status == 200 and "identity (by issuer and serial, for authorization): ines-ortiz:instructor" in body

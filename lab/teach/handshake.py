@@ -55,6 +55,7 @@ class Handshake:
     command: str                 # the s_client command, to run by hand
     failure: str = ""            # the client's own reason when it gave up
     argv: list[str] = field(default_factory=list)   # the s_client command as run (paths relative to the lab)
+    identity: str = ""           # who the mTLS server took the client for when it authorized (login:role)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("messages", "argv")}
@@ -247,6 +248,7 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
     version = re.search(r"^New, (TLSv[\d.]+), Cipher is (\S+)", proc.stdout, re.M)
     status = re.search(r"^HTTP/1\.[01] (\d{3})", proc.stdout, re.M)
     verdict = re.search(r"^X-Client-Verify: (.*?)\r?$", proc.stdout, re.M)
+    identity = re.search(r"^X-Lab-Identity: (.*?)\r?$", proc.stdout, re.M)
     failure = re.search(r"^Verification error: (.*)$", out, re.M) or re.search(r"^verify error:num=\d+:(.*)$", out, re.M)
     cas = [_dn(line) for line in _section(proc.stdout, "Acceptable client certificate CA names") if line.strip()]
     negotiated = version.group(1) if version else None
@@ -276,4 +278,4 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
                      messages, int(status.group(1)) if status else None, verdict.group(1) if verdict else None,
                      shell_line(command(lab_dir, sc, address, hostname, port, tls), request_text(hostname, port, own=False, path=sc.path)),
                      failure.group(1).strip() if failure and not status else "",
-                     command(lab_dir, sc, address, hostname, port, tls))
+                     command(lab_dir, sc, address, hostname, port, tls), identity.group(1) if identity else "")

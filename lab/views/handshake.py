@@ -130,6 +130,10 @@ def _after(h: Handshake, lab_dir: Path, had_request: bool, narrow: bool = False)
     if h.failure:
         out.print(f"  [bold red]the client gave up:[/] {escape(h.failure)}")
     hint = "the command: lab handshake --command"      # five projector lines: asked for, it is printed alone
+    # Authenticated, then authorized (or not), as who (on the projector: when it was refused).
+    if h.identity and (h.http_status == 403 or (h.http_status == 200 and not narrow)):
+        out.print(f"  authorized as {escape(h.identity)} (login:role, by issuer and serial)"
+                  + (": refused, HTTP 403" if h.http_status == 403 else ""))
     if h.http_status is not None and narrow:
         out.print(f"  then HTTP {h.http_status}" + (f" ({escape(h.verdict)})" if h.verdict else "") + f"   {hint}")
     elif h.http_status is not None:
