@@ -116,3 +116,21 @@ def test_handshake_and_whoami_show_who_the_server_authorized(lab):
     assert ines["http_status"] == 200 and ines["identity"] == "ines-ortiz:instructor"
     status, body = get(lab, "ines-ortiz", "/whoami")
     assert status == 200 and "identity (by issuer and serial, for authorization): ines-ortiz:instructor" in body
+
+
+def test_rules_survive_a_stopped_engine_and_a_damaged_file_and_go_with_the_student(rendered):
+    """lab deny with no engine and nothing serving the lab: the rule is written, in force when the lab starts.
+    A damaged access.yml is named, never guessed at. A student removed takes their rules along."""
+    no_engine = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    ok(run("client", "add", "fay", "gil", *rendered.args()))
+    denied = ok(run("deny", "fay", "/hello-world.txt", *rendered.args(), env=no_engine))
+    assert "the rule applies when it starts" in denied.output
+    rules = (rendered.dir / "crl" / "access.map").read_text()
+    assert "fay is denied /hello-world.txt" in rules
+    (rendered.dir / "access.yml").write_text("deny: [not, a, mapping\n")
+    broken = run("access", *rendered.args(), env=no_engine)
+    assert broken.exit_code == 2 and "access.yml is not valid YAML" in broken.output
+    (rendered.dir / "access.yml").write_text("deny:\n  fay: [/hello-world.txt]\n")
+    removed = ok(run("client", "remove", "fay", "--yes", *rendered.args(), env=no_engine))
+    assert "access.yml (fay's rules)" in removed.output
+    assert "fay" not in (rendered.dir / "crl" / "access.map").read_text()

@@ -38,7 +38,8 @@ def table(lab: Lab) -> list[Access]:
 
 def change(lab: Lab, name: str, path: str, allow: bool) -> AccessChange:
     """lab allow / lab deny: the rule written (access.yml, crl/access.map) and loaded by the running server."""
-    from lab.app.students import LOCK_WAIT
+    from lab.app.students import LOCK_WAIT, mtls_port_answers
+    from lab.core.errors import DockerUnavailable
     from lab.core.locking import lab_lock
     from lab.engine import runtime
     from lab.pki import access, students
@@ -57,6 +58,9 @@ def change(lab: Lab, name: str, path: str, allow: bool) -> AccessChange:
             if found is not None and found[1] == "running":
                 sync(lab, engine, ["mtls"])
                 enforced = True
+        except DockerUnavailable:
+            if mtls_port_answers(lab):     # something serves the lab, and lab cannot make it load the rule
+                raise
         except LabError as e:
             raise type(e)(f"the rule is written, but the mTLS server could not be made to load it ({e})",
                           details=e.details, hint=f"lab up{lab.selector} loads it") from None

@@ -193,7 +193,7 @@ def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
             return None   # not running: when it starts, it reads the CRL as it is now
         return "reloaded" if sync(lab, engine, ["mtls"]) else "current"
     except (DockerUnavailable, RuntimeFailure, ConfigError) as e:
-        if not _mtls_port_answers(lab):
+        if not mtls_port_answers(lab):
             return None   # nothing serves this lab here: a server that starts reads the new CRL
         raise type(e)(f"the CRL now revokes {who}, but the mTLS server could not be made to load it ({e}): "
                       f"if the lab is running, it still admits them", details=e.details,
@@ -216,7 +216,7 @@ def _load_names(lab: Lab) -> None:
         pass
 
 
-def _mtls_port_answers(lab: Lab) -> bool:
+def mtls_port_answers(lab: Lab) -> bool:
     """Does anything accept connections on the lab's published mTLS port (a
     paused container's port does)? Evidence, when the engine cannot say."""
     import socket
@@ -278,7 +278,7 @@ def remove(lab: Lab, name: str) -> RemoveReport:
     zip and password-sheet row. The CA database keeps the revoked record: serials are never reused."""
     from lab.core.files import refuse_links
     from lab.core.locking import lab_lock
-    from lab.pki import handout
+    from lab.pki import access, handout
     from lab.pki import students as pki_students
 
     student = pki_students.find(lab.dir, name)
@@ -298,6 +298,8 @@ def remove(lab: Lab, name: str) -> RemoveReport:
             deleted.append(str(path.relative_to(lab.dir)))
         if handout.drop_row(lab.dir, name):
             deleted.append(f"{layout.PASSWORDS_DIR}/{handout.ROSTER} ({name}'s row)")
+        if access.forget(lab.dir, name):
+            deleted.append(f"{access.ACCESS_FILE} ({name}'s rules)")
     return RemoveReport(name, revoked, deleted)
 
 

@@ -73,6 +73,18 @@ def save(lab_dir: Path, rules: Rules) -> None:
     write_atomically(lab_dir / ACCESS_FILE, text, root=lab_dir)
 
 
+def forget(lab_dir: Path, login: str) -> bool:
+    """A student removed: their own rules go too; True when they had some."""
+    rules = load(lab_dir)
+    if login not in rules.allow and login not in rules.deny:
+        return False
+    rules.allow.pop(login, None)
+    rules.deny.pop(login, None)
+    save(lab_dir, rules)
+    write_rules(lab_dir)
+    return True
+
+
 def check_path(path: str) -> str:
     if path not in PATHS:
         raise UsageError(f"no rule for {path!r}: the mTLS server rules on {', '.join(PATHS)}")
