@@ -199,3 +199,27 @@ def test_slips_to_print_hold_each_students_name_login_url_and_password(rendered)
     # One student handed out again: a page with their slip alone.
     ok(run("handout", "kim", "--slips", *rendered.args()))
     assert page.read_text(encoding="utf-8").count("class=slip>") == 1
+
+
+def test_the_linux_readme_runs_as_written_for_a_name_with_an_apostrophe(rendered, tmp_path):
+    """The clean-up quoted the certificate's nickname in single quotes: "Liam O'Connor (lab)" broke the
+    command. Import and clean-up run as written (no browser needed: the NSS database is the point)."""
+    from helpers import need_tool
+    from test_zip_clients import _nss_list, _readme_commands, _run_as_written
+
+    need_tool("pk12util", "libnss3-tools")
+    ok(run("client", "add", "Liam O'Connor", *rendered.args()))
+    ok(run("handout", "liam-oconnor", *rendered.args()))
+    with zipfile.ZipFile(rendered.dir / "handouts" / "liam-oconnor.zip") as z:
+        z.extractall(tmp_path)
+    folder, home = tmp_path / "liam-oconnor", tmp_path / "home"
+    home.mkdir()
+    password = (rendered.dir / "passwords" / "liam-oconnor.p12.password").read_text()
+    readme = (folder / "README-linux.txt").read_text(encoding="utf-8")
+    _run_as_written(_readme_commands(readme, "Chrome, Chromium, Edge"), folder, home, password)
+    certs, keys = _nss_list(f"sql:{home}/.pki/nssdb")
+    assert "Liam O'Connor" in certs and "server CA" in certs
+    cleanup = [c for c in _readme_commands(readme, "After the workshop") if "$profile" not in c]
+    _run_as_written(cleanup, folder, home, password)
+    certs, keys = _nss_list(f"sql:{home}/.pki/nssdb")
+    assert "Liam" not in certs and "server CA" not in certs and "no keys found" in keys, certs + keys

@@ -14,12 +14,16 @@ from lab.core.resources import templates_dir
 def _environment() -> Any:
     import jinja2
 
-    return jinja2.Environment(
+    import shlex
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["sh_quote"] = shlex.quote      # a value inside a shell command a README shows
+    return env
 
 
 def render_text(template: str, **context: Any) -> str:
