@@ -329,3 +329,16 @@ def test_a_link_in_the_html_readme_ends_where_the_url_does():
     assert re.findall(r'href="([^"]+)"', page) == ["https://192.0.2.5:8889/whoami",
                                                    "https://lab.example:8889/hello-world.txt",
                                                    "https://[fd00::5]:8889/whoami"]
+
+
+def test_a_sheet_written_before_logins_is_read_and_kept(rendered):
+    """A lab made before display names has passwords/roster.csv with five columns: its rows are kept."""
+    ok(run("client", "add", "ann", "ben", *rendered.args()))
+    sheet = rendered.dir / "passwords" / "roster.csv"
+    sheet.parent.mkdir(mode=0o700, exist_ok=True)
+    sheet.write_text("name,zip,p12 password,serial,expiry\nann,ann.zip,oldpassword,7A,2027-01-01\n")
+    ok(run("handout", "ben", *rendered.args()))
+    rows = {r["login"]: r for r in csv.DictReader(sheet.open(encoding="utf-8-sig"))}
+    assert rows["ann"] == {"login": "ann", "name": "ann", "zip": "ann.zip", "p12 password": "oldpassword",
+                           "serial": "7A", "expiry": "2027-01-01"}
+    assert rows["ben"]["p12 password"] == (rendered.dir / "passwords" / "ben.p12.password").read_text()
