@@ -134,3 +134,75 @@ def test_rules_survive_a_stopped_engine_and_a_damaged_file_and_go_with_the_stude
     removed = ok(run("client", "remove", "fay", "--yes", *rendered.args(), env=no_engine))
     assert "access.yml (fay's rules)" in removed.output
     assert "fay" not in (rendered.dir / "crl" / "access.map").read_text()
+
+
+@pytest.mark.docker
+def test_the_same_subject_from_another_trusted_ca_is_not_the_instructor(lab, tmp_path):
+    """A check on the subject alone is fooled by the same name from another CA the server also trusts. Here a
+    second CA makes a certificate with Inés's very subject (OU=instructor, UID, CN); the server trusts it
+    (authentication passes) but knows identities by issuer and serial: /instructor/ refuses it, while the
+    real Inés gets in. The subjects the server saw are the same string: a subject map could not tell them."""
+    import subprocess
+
+    from lab.pki import ca
+
+    other = tmp_path / "other"
+    other.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=other, check=True, capture_output=True)
+
+    (other / "ext.cnf").write_text("[ca_ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, "
+                                   "cRLSign\n[leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, "
+                                   "digitalSignature\nextendedKeyUsage = clientAuth\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-subj", "/O=elsewhere/CN=another school CA", "-config", "ext.cnf",
+            "-extensions", "ca_ext", "-out", "ca.crt")
+    real = ca.load_cert(lab.dir / "clients" / "ines-ortiz" / "ines-ortiz.crt")
+    subject = "".join(f"/{a.rfc4514_attribute_name}={a.value}" for a in real.subject)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "fake.key",
+            "-utf8", "-subj", subject, "-out", "fake.csr")
+    openssl("x509", "-req", "-in", "fake.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "2",
+            "-set_serial", str(real.serial_number), "-extfile", "ext.cnf", "-extensions", "leaf", "-out", "fake.crt")
+    (other / "ca.cnf").write_text("[ca]\ndefault_ca = o\n[o]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                                  "certificate = ca.crt\nprivate_key = ca.key\ndefault_md = sha256\n"
+                                  "default_crl_days = 2\n")
+    (other / "index.txt").write_text("")
+    (other / "crlnumber").write_text("1000\n")
+    openssl("ca", "-gencrl", "-config", "ca.cnf", "-out", "ca.crl")
+    # The server now trusts the lab's client CA and the other one (and has the other's CRL).
+    conf = lab.dir / "nginx-mtls" / "nginx.conf"
+    lesson = conf.read_text()
+    bundle = lab.dir / "nginx-mtls" / "client-cas.crt"
+    bundle.write_bytes((lab.dir / "certs" / "client-ca.crt").read_bytes() + (other / "ca.crt").read_bytes())
+    crl = lab.dir / "crl" / "client-ca.crl"
+    crl.write_bytes(crl.read_bytes() + (other / "ca.crl").read_bytes())
+    conf.write_text(lesson.replace("ssl_client_certificate /etc/nginx/certificates/client-ca.crt;",
+                                   "ssl_client_certificate /etc/nginx/lab/client-cas.crt;"))
+    try:
+        ok(run("reload", "mtls", *lab.args()))
+
+        def ask(cert: str, key: str, path: str) -> tuple[int, str, str]:
+            ctx = ssl.create_default_context(cafile=str(lab.dir / "certs" / "server-ca.crt"))
+            ctx.load_cert_chain(cert, key)
+            conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status, resp.getheader("X-Client-Subject") or "", resp.getheader("X-Lab-Identity") or ""
+            finally:
+                conn.close()
+
+        folder = lab.dir / "clients" / "ines-ortiz"
+        genuine = ask(str(folder / "ines-ortiz.crt"), str(folder / "ines-ortiz.key"), "/instructor/")
+        forged = ask(str(other / "fake.crt"), str(other / "fake.key"), "/instructor/")
+        assert genuine[0] == 200 and genuine[2] == "ines-ortiz:instructor"
+        assert forged[0] == 403 and forged[2] == ""                 # authenticated, and nobody the lab knows
+        assert forged[1] == genuine[1] and "OU=instructor" in forged[1] and "UID=ines-ortiz" in forged[1]
+        assert ask(str(other / "fake.crt"), str(other / "fake.key"), "/hello-world.txt")[0] == 200   # any valid
+    finally:
+        conf.write_text(lesson)
+        bundle.unlink(missing_ok=True)
+        ca.write_crl(lab.dir)
+        ok(run("reload", "mtls", *lab.args()))
