@@ -5,7 +5,7 @@
 # subprocess with an argument list; names are validated by lab before this.
 #
 #   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
-#   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --subject /O=org/OU=unit --days N
+#   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
@@ -48,6 +48,13 @@ display=${display:-$name}
 # access map (lab/pki/access.py) is made from that database, keyed on issuer and serial.
 case "$role" in ""|student) role_ou="" ;; *) role_ou="/OU=$role" ;; esac
 student_subject="$subject$role_ou/UID=$name/CN=$display"
+# A student's extensions: the client CA's own v3_client (read from ca.cnf, as this lab made it) and their
+# SPIFFE ID as the one URI SAN (spiffe://LAB/ROLE/LOGIN): an identity beyond the CN, the form service
+# meshes use. Written beside the certificate, removed once it is issued.
+student_ext() {
+    awk '/^\[ *v3_client *\]/{p=1; print "[v3_student]"; next} /^\[/{p=0} p' "$conf" > "$1"
+    printf 'subjectAltName = URI:spiffe://%s/%s/%s\n' "$lab" "${role:-student}" "$name" >> "$1"
+}
 
 gencrl() {
     [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }
@@ -62,9 +69,10 @@ issue)
         { echo "client-ca.sh issue: --out, --name, --lab, --subject and --days are required" >&2; exit 2; }
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
     openssl req -new -utf8 -config "$conf" -key "$out/$name.key" -subj "$student_subject" -out "$out/$name.csr"
-    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extensions v3_client \
-        -in "$out/$name.csr" -out "$out/$name.crt"
-    rm -f "$out/$name.csr"
+    student_ext "$out/$name.ext"
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extfile "$out/$name.ext" \
+        -extensions v3_student -in "$out/$name.csr" -out "$out/$name.crt"
+    rm -f "$out/$name.csr" "$out/$name.ext"
     cp server-ca.crt client-ca.crt "$out/"
     # A random password: browsers and OS key stores (Firefox, macOS 15) refuse
     # to import a PKCS#12 file with an empty one. It never appears in argv.
@@ -81,15 +89,16 @@ issue)
         -name "$display ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
     ;;
 sign)
-    [ -n "$out" ] && [ -n "$name" ] && [ -n "$subject" ] && [ -n "$days" ] && [ -n "$csr" ] ||
-        { echo "client-ca.sh sign: --out, --csr, --name, --subject and --days are required" >&2; exit 2; }
+    [ -n "$out" ] && [ -n "$name" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] && [ -n "$csr" ] ||
+        { echo "client-ca.sh sign: --out, --csr, --name, --lab, --subject and --days are required" >&2; exit 2; }
     # A student's own key stays with the student: the request carries only the
     # public key. The certificate gets the lab's subject and extensions
     # (v3_client), whatever the request asked for: ca.cnf copies no extension
     # from a request (copy_extensions is not set) and -subj replaces its subject.
-    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extensions v3_client \
-        -subj "$student_subject" \
-        -in "$csr" -out "$out/$name.crt"
+    student_ext "$out/$name.ext"
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extfile "$out/$name.ext" \
+        -extensions v3_student -subj "$student_subject" -in "$csr" -out "$out/$name.crt"
+    rm -f "$out/$name.ext"
     cp server-ca.crt client-ca.crt "$out/"
     ;;
 revoke)

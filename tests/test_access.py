@@ -206,3 +206,20 @@ def test_the_same_subject_from_another_trusted_ca_is_not_the_instructor(lab, tmp
         bundle.unlink(missing_ok=True)
         ca.write_crl(lab.dir)
         ok(run("reload", "mtls", *lab.args()))
+
+
+@pytest.mark.docker
+def test_a_students_spiffe_id_is_in_their_certificate_and_the_handshake(lab):
+    """An identity beyond the CN: the one URI SAN, spiffe://LAB/ROLE/LOGIN, as service meshes use it."""
+    from cryptography import x509
+
+    from lab.pki import ca
+
+    cert = ca.load_cert(lab.dir / "clients" / "ines-ortiz" / "ines-ortiz.crt")
+    uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)
+    assert uris == [f"spiffe://{lab.name}/instructor/ines-ortiz"]
+    seen = json.loads(ok(run("handshake", "--as", "ines-ortiz", *lab.args("--json"))).stdout)
+    client = next(m for m in seen["messages"] if m["type"] == "Certificate" and m["from"] == "client")
+    assert client["spiffe_id"] == f"spiffe://{lab.name}/instructor/ines-ortiz"
+    assert f"spiffe://{lab.name}/instructor/ines-ortiz" in ok(run("handshake", "--as", "ines-ortiz", *lab.args())).output

@@ -12,9 +12,9 @@ from lab.core.resources import templates_dir
 
 
 def _environment() -> Any:
-    import jinja2
-
     import shlex
+
+    import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

@@ -515,7 +515,8 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
             pem.write_bytes(csr.public_bytes(Encoding.PEM))
             try:
                 run_script("sign", "--certs", str(certs), "--out", str(tmp), "--csr", str(pem), "--name", name,
-                           "--display", student.display, "--subject", layout.subject_base(settings.name),
+                           "--display", student.display, "--lab", settings.name,
+                           "--subject", layout.subject_base(settings.name),
                            "--days", str(settings.days))
             finally:
                 pem.unlink(missing_ok=True)

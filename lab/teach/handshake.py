@@ -72,7 +72,10 @@ def carries(m: Message, brief: bool = False) -> str:
         return f"{d.get('version')}, {d.get('cipher_suite')}"
     if m.type == "Certificate":
         if brief or m.sender == "client":
-            return mtls + (d.get("subject") or ("(empty)" if brief else "empty: the client has no certificate to send"))
+            spiffe = f"; {d['spiffe_id']}" if d.get("spiffe_id") and not brief else ""
+            subject = d.get("subject")
+            return mtls + (f"{subject}{spiffe}" if subject else
+                           ("(empty)" if brief else "empty: the client has no certificate to send"))
         return f"{d.get('subject')}, issued by {d.get('issuer')}; names {', '.join(d.get('names') or [])}"
     if m.type == "CertificateRequest":
         cas = d.get("certificate_authorities") or []
@@ -97,8 +100,6 @@ def carries(m: Message, brief: bool = False) -> str:
     if m.type == "CertificateRequest":
         cas = d.get("certificate_authorities") or []
         return "send a certificate from: " + ("; ".join(cas) if cas else "(no CA named)")
-    if m.type == "Certificate" and m.sender == "client":
-        return d["subject"] if d.get("subject") else "empty: the client has no certificate to send"
     if m.type == "CertificateVerify":
         return f"the {m.sender} proves it holds the certificate's private key"
     if m.type == "Finished":
@@ -112,6 +113,18 @@ def carries(m: Message, brief: bool = False) -> str:
     if m.type == "ChangeCipherSpec":
         return m.details.get("note") or "switching to the new keys"
     return ""
+
+
+def _spiffe_id(cert) -> str | None:
+    """The identity in a certificate's URI SAN (spiffe://LAB/ROLE/LOGIN for the lab's students), or None."""
+    from cryptography import x509
+
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
 
 
 def _with_server_change_cipher_spec(messages: list[Message]) -> list[Message]:
@@ -263,6 +276,8 @@ def observe(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
         elif msg.type == "Certificate":
             cert = _first_certificate(msg.raw, tls13)
             msg.details = {"subject": cert.subject.rfc4514_string() if cert else None}
+            if cert is not None and msg.sender == "client":
+                msg.details["spiffe_id"] = _spiffe_id(cert)
             if cert is not None and msg.sender == "server":
                 from lab.pki.certs import server_sans
 

@@ -51,7 +51,9 @@ def carries(m: Message) -> str:
 def _narrow_certificate(m: Message) -> str:
     d = m.details
     if m.sender == "client":
-        return _cn(d.get("subject")) if d.get("subject") else "empty: the client has no certificate to send"
+        if not d.get("subject"):
+            return "empty: the client has no certificate to send"
+        return _cn(d.get("subject")) + (f"; {d['spiffe_id']}" if d.get("spiffe_id") else "")
     return f"{_cn(d.get('subject'))}, by {_cn(d.get('issuer'))}; names {', '.join(d.get('names') or [])}"
 
 
