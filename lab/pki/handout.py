@@ -115,7 +115,8 @@ def _protected(student: Any, password: str, lab: str) -> dict[str, bytes]:
     cert = x509.load_pem_x509_certificate(student.file("crt").read_bytes())
     secret = password.encode()
     builder = serialization.PrivateFormat.PKCS12.encryption_builder
-    modern = (builder().kdf_rounds(100_000).key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+    # 2048 rounds: what `openssl pkcs12 -export` uses (PKCS12_DEFAULT_ITER), for the folder's bundle too.
+    modern = (builder().kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
               .hmac_hash(hashes.SHA256()).build(secret))
     legacy = (builder().kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
               .hmac_hash(hashes.SHA1()).build(secret))
