@@ -15,12 +15,17 @@ def exercises(found: list[Exercise]) -> None:
     from lab.views.console import projector
 
     out = out_console()
-    if projector(out):        # the id whole, the title folded beside it (lab --wide: what each is checked with)
-        table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)",
-                          [("id", {"no_wrap": True}), ("title", {"overflow": "fold"})])
+    if projector(out):        # a line each, the id whole (lab --wide exercise list: what each is checked with)
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
         for ex in found:
-            table.add_row(ex.id, escape(ex.title))
-        out.print(table)
+            grid.add_row(ex.id, escape(ex.title))
+        out.print(f"{len(found)} exercises   (lab exercise start ID; lab --wide exercise list: their checks)",
+                  markup=False)
+        out.print(grid)
         return
     table = new_table(f"{len(found)} exercise(s)   (lab exercise start ID)",
                       [("id", {"no_wrap": True}), ("title", {}), ("checked with", {"overflow": "fold"})])
