@@ -84,6 +84,19 @@ def write_atomically(path: Path, data: str | bytes, mode: int = 0o644, root: Pat
     return path
 
 
+def write_if_changed(path: Path, text: str, root: Path | None = None) -> bool:
+    """Write a derived file (by rename, mode 0644, its folder 0700 if new) only when its text differs, so
+    that a server tracking the file reloads only for a real change; True when written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomically(path, text, root=root)
+    return True
+
+
 def keep_copy(path: Path) -> Path:
     """Copy a hand-edited file to FILE.edited-TIMESTAMP beside it (never over another copy); returns the copy."""
     import datetime as dt

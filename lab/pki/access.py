@@ -123,16 +123,9 @@ def rules_text(rules: Rules) -> str:
 
 def write_rules(lab_dir: Path) -> bool:
     """crl/access.map (the students' own rules), made anew when it differs; True when written."""
-    path = lab_dir / layout.CRL_DIR / RULES_FILE
-    text = rules_text(load(lab_dir))
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    write_atomically(path, text, root=lab_dir)
-    return True
+    from lab.core.files import write_if_changed
+
+    return write_if_changed(lab_dir / layout.CRL_DIR / RULES_FILE, rules_text(load(lab_dir)), root=lab_dir)
 
 
 @dataclass(frozen=True)

@@ -193,42 +193,24 @@ def _identities_text(lab_dir: Path, issuer_dn: str) -> str:
 
 
 def _write_identities(lab_dir: Path) -> bool:
-    from lab.core.files import write_atomically
+    from lab.core.files import write_if_changed
     from lab.pki.access import IDENTITIES_FILE
 
     try:
         issuer = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CA_CRT).subject.rfc4514_string()
     except (OSError, ValueError):
         return False
-    path = lab_dir / layout.CRL_DIR / IDENTITIES_FILE
-    text = _identities_text(lab_dir, issuer)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    write_atomically(path, text, root=lab_dir)
-    return True
+    return write_if_changed(lab_dir / layout.CRL_DIR / IDENTITIES_FILE, _identities_text(lab_dir, issuer), root=lab_dir)
 
 
 def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
     True when written."""
-    from lab.core.files import write_atomically
+    from lab.core.files import write_if_changed
     from lab.pki import access
 
     wrote = _write_identities(lab_dir) | access.write_rules(lab_dir)   # who is who; who may reach what
-    path = layout.names_file(lab_dir)
-    text = _names_text(lab_dir)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return wrote
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    write_atomically(path, text, root=lab_dir)
-    return True
+    return write_if_changed(layout.names_file(lab_dir), _names_text(lab_dir), root=lab_dir) or wrote
 
 
 def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
