@@ -223,3 +223,23 @@ def test_a_students_spiffe_id_is_in_their_certificate_and_the_handshake(lab):
     client = next(m for m in seen["messages"] if m["type"] == "Certificate" and m["from"] == "client")
     assert client["spiffe_id"] == f"spiffe://{lab.name}/instructor/ines-ortiz"
     assert f"spiffe://{lab.name}/instructor/ines-ortiz" in ok(run("handshake", "--as", "ines-ortiz", *lab.args())).output
+
+
+def test_a_link_in_place_of_a_derived_map_stops_everything_before_the_ca_issues(rendered, tmp_path):
+    """crl/access.map planted as a link: lab deny refused it, but lab client add issued the student first and
+    failed after (a student issued, the command saying it failed). Now nothing is issued, nothing written."""
+    from lab.pki import ca
+
+    no_engine = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    ok(run("client", "add", "ann", *rendered.args(), env=no_engine))
+    target = tmp_path / "someone-elses.txt"
+    target.write_text("mine\n")
+    link = rendered.dir / "crl" / "access.map"
+    link.unlink()
+    link.symlink_to(target)
+    before = ca.ca_records(rendered.dir)
+    for args in (("client", "add", "bob"), ("deny", "ann", "/admin/")):
+        result = run(*args, *rendered.args(), env=no_engine)
+        assert result.exit_code == 3 and "is a symbolic link" in result.output, result.output
+    assert ca.ca_records(rendered.dir) == before and not (rendered.dir / "clients" / "bob").exists()
+    assert target.read_text() == "mine\n"

@@ -203,6 +203,14 @@ def _write_identities(lab_dir: Path) -> bool:
     return write_if_changed(lab_dir / layout.CRL_DIR / IDENTITIES_FILE, _identities_text(lab_dir, issuer), root=lab_dir)
 
 
+def derived_maps(lab_dir: Path) -> list[Path]:
+    """The files made from the CA database beside the CRL (names, identities, access rules): lab checks no
+    link stands in their place before it issues anything, so an issue never ends half-recorded."""
+    from lab.pki.access import IDENTITIES_FILE, RULES_FILE
+
+    return [layout.names_file(lab_dir), lab_dir / layout.CRL_DIR / IDENTITIES_FILE, lab_dir / layout.CRL_DIR / RULES_FILE]
+
+
 def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
     True when written."""

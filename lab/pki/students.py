@@ -28,6 +28,7 @@ from lab.pki.ca import (
     CaRecord,
     ca_records,
     crl_serials,
+    derived_maps,
     load_cert,
     require_ca,
     revoked_serials,
@@ -321,8 +322,8 @@ def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked]
     were issued."""
     enrollees = enroll(lab_dir, names, problems, demo)
     logins = [e.login for e in enrollees]
-    for login in logins:
-        refuse_links(lab_dir, layout.clients_dir(lab_dir) / login)   # before the CA issues anything
+    for path in [*(layout.clients_dir(lab_dir) / login for login in logins), *derived_maps(lab_dir)]:
+        refuse_links(lab_dir, path)   # before the CA issues anything
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
@@ -497,7 +498,8 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     asked = name if name is not None else _request_name(csr, request)
     student = enroll(lab_dir, [asked])[0]
     name = student.login
-    refuse_links(lab_dir, layout.clients_dir(lab_dir) / name)
+    for path in (layout.clients_dir(lab_dir) / name, *derived_maps(lab_dir)):
+        refuse_links(lab_dir, path)
     certs = require_ca(lab_dir)
     clients = layout.clients_dir(lab_dir)
     present = [p.name for p in clients.iterdir() if p.is_dir() and not p.name.startswith(".")] \
