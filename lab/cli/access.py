@@ -12,6 +12,9 @@ from lab.cli.options import DirOpt, JsonOpt, NameOpt
 from lab.views import access as access_view
 from lab.views import console
 
+StudentArg = Annotated[str, typer.Argument(help="Student (login, or display name).")]
+PathArg = Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")]
+
 
 @handles_errors
 def access_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt = False) -> None:
@@ -23,9 +26,7 @@ def access_cmd(directory: DirOpt = None, name: NameOpt = None, as_json: JsonOpt 
 
 @handles_errors
 def allow_cmd(
-    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
-    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
-    directory: DirOpt = None, name: NameOpt = None,
+    student: StudentArg, path: PathArg, directory: DirOpt = None, name: NameOpt = None,
 ) -> None:
     """Let a student reach a path (or undo a deny): a reload without downtime, no certificate touched."""
 
@@ -34,9 +35,7 @@ def allow_cmd(
 
 @handles_errors
 def deny_cmd(
-    student: Annotated[str, typer.Argument(help="Student (login, or display name).")],
-    path: Annotated[str, typer.Argument(help="/hello-world.txt, /instructor/ or /admin/.")],
-    directory: DirOpt = None, name: NameOpt = None,
+    student: StudentArg, path: PathArg, directory: DirOpt = None, name: NameOpt = None,
 ) -> None:
     """Refuse a student a path (HTTP 403) while their certificate stays valid: denying is not revoking."""
 
