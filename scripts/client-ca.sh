@@ -7,7 +7,7 @@
 #   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
-#   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N
+#   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N [--also-crl FILE]
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
 # issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
@@ -16,7 +16,7 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" display="" role="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days=""
+certs="" out="" name="" display="" role="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days="" also_crl=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
         --csr) csr=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --crl) crl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --crl-days) crl_days=$2; shift 2 ;;
+        --also-crl) also_crl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         *) echo "client-ca.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +61,8 @@ gencrl() {
     [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }
     # nginx refuses every client once the CRL is past its nextUpdate: lab renews it early.
     openssl ca -gencrl -config "$conf" -crldays "$crl_days" -out "$crl.tmp"
+    # The other CAs the server trusts (the partner school's): their lists go in the same file (ssl_crl).
+    [ -z "$also_crl" ] || cat "$also_crl" >> "$crl.tmp"
     mv -f "$crl.tmp" "$crl"
 }
 

@@ -9,6 +9,8 @@
 #                    --crl-days N --san DNS:name|IP:addr [--san ...] [--server-only]
 # --server-only: the server CA and the server certificate alone (new names for the
 # server; the client CA, its database and the students' certificates stay).
+# --authz-demo: the authorization demo set alone (demo/instructor, demo/partner-ca,
+# demo/impostor), for a lab made before it: DIR holds the client CA's key and certificate.
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
 # Writes into DIR (created, mode 0700; every file mode 0600 through umask):
@@ -20,6 +22,11 @@
 #   rogue-client.key rogue-client.crt  a client certificate signed by it
 #   expired-client.key expired-client.crt  from the client CA, validity ended yesterday
 #   wrong-purpose.key wrong-purpose.crt    from the client CA, serverAuth only (no clientAuth)
+# and, for authorization (who may reach what, after authentication):
+#   instructor.key instructor.crt  from the client CA, the instructor role (a second OU, a SPIFFE ID)
+#   partner-ca.key partner-ca.crt partner-ca.crl  a second CA the mTLS server also trusts (a partner
+#                                  school's), and its empty revocation list (nginx wants one per CA)
+#   impostor.key impostor.crt      from the partner CA: the instructor's very subject, serial and SPIFFE ID
 # and the client CA's database (DIR/client-ca-db/, for issuing and revoking
 # students' certificates) and its revocation list (DIR/crl/client-ca.crl).
 # `lab up` runs this into a fresh temporary folder and moves the result into
@@ -27,7 +34,7 @@
 set -euo pipefail
 umask 077
 
-out="" lab="" subject="" days="" ca_days="" server_ca_days="" crl_days="" server_only=""
+out="" lab="" subject="" days="" ca_days="" server_ca_days="" crl_days="" server_only="" authz_only=""
 sans=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,6 +45,7 @@ while [ $# -gt 0 ]; do
         --ca-days) ca_days=$2; shift 2 ;;
         --server-ca-days) server_ca_days=$2; shift 2 ;;
         --server-only) server_only=1; shift ;;
+        --authz-demo) authz_only=1; shift ;;
         --crl-days) crl_days=$2; shift 2 ;;
         --san) sans+=("$2"); shift 2 ;;
         *) echo "gen-certs.sh: unknown argument: $1" >&2; exit 2 ;;
@@ -75,9 +83,9 @@ round() {  # wait for every job of this round; fail if any failed
 # (a browser that meets two labs never sees two CAs with the same name; Firefox
 # refuses two certificates with the same issuer and serial), and one random,
 # positive 128-bit serial number per certificate.
-rnd=$(openssl rand -hex 116)   # 232 hex digits: a tag and 7 serials
+rnd=$(openssl rand -hex 164)   # 328 hex digits: a tag and 10 serials
 tag=${rnd:0:6}
-serial() { echo "0x7${rnd:$((6 + 32 * $1)):31}"; }   # serial N: N-th serial (0..6)
+serial() { echo "0x7${rnd:$((6 + 32 * $1)):31}"; }   # serial N: N-th serial (0..9)
 san_list=$(IFS=,; echo "${sans[*]}")
 # The server CA may vouch for exactly these names and addresses (RFC 5280
 # 4.2.1.10, critical): a student who trusts it in a browser trusts it for the
@@ -124,7 +132,17 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
+[v3_instructor]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = URI:spiffe://$lab/instructor/lab-instructor
 CNF
+# The lab's own instructor (no student holds it): the role is a second OU, the login a UID, as lab client
+# add --role instructor writes them (scripts/client-ca.sh). The impostor copies it, from another CA.
+instructor_subject="$subject/OU=instructor/UID=lab-instructor/CN=$lab instructor"
 
 key() {  # ECDSA P-256: accepted by every TLS client and made in milliseconds
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
@@ -133,8 +151,8 @@ ca() {  # ca NAME SERIAL-INDEX "Common Name" [EXTENSIONS DAYS]
     openssl req -new -x509 -config ext.cnf -extensions "${4:-v3_ca}" -key "$1.key" \
         -subj "$subject/CN=$3" -days "${5:-$ca_days}" -set_serial "$(serial "$2")" -sha256 -out "$1.crt"
 }
-leaf() {  # leaf NAME SERIAL-INDEX CA "Common Name" EXTENSIONS
-    openssl req -new -config ext.cnf -key "$1.key" -subj "$subject/CN=$4" |
+leaf() {  # leaf NAME SERIAL-INDEX CA "Common Name" EXTENSIONS [SUBJECT]
+    openssl req -new -utf8 -config ext.cnf -key "$1.key" -subj "${6:-$subject/CN=$4}" |
         openssl x509 -req -CA "$3.crt" -CAkey "$3.key" -set_serial "$(serial "$2")" \
             -days "$days" -sha256 -extfile ext.cnf -extensions "$5" -out "$1.crt"
 }
@@ -151,7 +169,7 @@ past() {  # past N: N days ago, as openssl ca wants it (GNU date, then BSD date)
 client_ca_db() {
     mkdir -p client-ca-db/issued crl
     : > client-ca-db/index.txt
-    echo "7${rnd:$((6 + 32 * 6)):31}" > client-ca-db/serial
+    echo "7${rnd:$((6 + 32 * 9)):31}" > client-ca-db/serial
     echo 1000 > client-ca-db/crlnumber
     {
     cat <<CNF
@@ -188,6 +206,39 @@ CNF
     openssl ca -gencrl -config client-ca-db/ca.cnf -crldays "$crl_days" -out crl/client-ca.crl
 }
 
+# A CA's revocation list with nothing revoked, from a throwaway database: nginx checks a CRL for every
+# CA it trusts, so the partner CA needs one (lab appends it to the client CA's, in the one ssl_crl file).
+empty_crl() {  # empty_crl CA DAYS
+    local db="$1-db"
+    mkdir -p "$db"
+    : > "$db/index.txt"
+    echo 1000 > "$db/crlnumber"
+    printf '[ca]\ndefault_ca = c\n[c]\ndatabase = %s\ncrlnumber = %s\ncertificate = %s\nprivate_key = %s\ndefault_md = sha256\n' \
+        "$db/index.txt" "$db/crlnumber" "$1.crt" "$1.key" > "$db/ca.cnf"
+    openssl ca -gencrl -config "$db/ca.cnf" -crldays "$2" -out "$1.crl"
+    rm -rf "$db"
+}
+# The authorization demo set: keys, the partner CA, then the instructor and the impostor (same serial).
+authz_keys() { for k in demo/instructor demo/partner-ca demo/impostor; do spawn key "$k"; done; }
+authz_ca() { spawn ca demo/partner-ca 7 "$lab Partner School CA $tag"; }
+authz_leaves() {
+    spawn leaf demo/instructor 8 client-ca "" v3_instructor "$instructor_subject"
+    spawn leaf demo/impostor 8 demo/partner-ca "" v3_instructor "$instructor_subject"
+    spawn empty_crl demo/partner-ca "$ca_days"
+}
+
+if [ -n "$authz_only" ]; then
+    mkdir -p demo
+    authz_keys
+    round
+    authz_ca
+    round
+    authz_leaves
+    round
+    rm -f ext.cnf
+    exit 0
+fi
+
 if [ -n "$server_only" ]; then
     spawn key server-ca
     spawn key server
@@ -202,10 +253,12 @@ mkdir -p demo
 for k in server-ca client-ca server client demo/rogue-ca demo/rogue-client demo/expired-client demo/wrong-purpose; do
     spawn key "$k"
 done
+authz_keys
 round
 spawn ca server-ca 0 "$lab Server CA $tag" v3_server_ca "$server_ca_days"
 spawn ca client-ca 1 "$lab Client CA $tag"
 spawn ca demo/rogue-ca 2 "$lab ROGUE CA $tag"
+authz_ca
 round
 # The demo certificates (demo/) are each refused by the mTLS server, for one reason.
 spawn leaf server 3 server-ca localhost v3_server
@@ -213,5 +266,8 @@ spawn leaf client 4 client-ca "$lab student client" v3_client
 spawn leaf demo/rogue-client 5 demo/rogue-ca "$lab rogue client" v3_client
 spawn leaf demo/wrong-purpose 6 client-ca "$lab server-auth-only client" v3_server
 spawn client_ca_db
+authz_leaves
 round
+# One ssl_crl file for every CA the mTLS server trusts: the client CA's list, then the partner's.
+cat demo/partner-ca.crl >> crl/client-ca.crl
 rm -f ext.cnf

@@ -62,10 +62,58 @@ def test_demo_certificates_fail_for_their_one_reason(made, leaf, reason):
 
 def test_demo_certificates_live_apart(made):
     lab_dir = made[0]
-    assert sorted(p.name for p in (lab_dir / "demo-certs").iterdir()) == sorted(layout.DEMO_FILES)
+    assert sorted(p.name for p in (lab_dir / "demo-certs").iterdir()) == sorted(layout.DEMO_FILES
+                                                                              + layout.AUTHZ_DEMO_FILES)
     assert not any(p.name.startswith(("rogue", "expired", "wrong")) for p in (lab_dir / "certs").iterdir())
     for key in (lab_dir / "demo-certs").glob("*.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_the_instructor_and_the_impostor_share_all_but_their_issuer(made):
+    """The authorization demo set: the instructor (client CA) and the impostor (the partner CA) carry the same
+    subject, serial and SPIFFE ID; both verify, each against its own CA only; the partner CA has a CRL (nginx
+    wants one for every CA it trusts), and the lab's CRL file carries both lists."""
+    lab_dir = made[0]
+    demo = lab_dir / "demo-certs"
+    load = lambda n: x509.load_pem_x509_certificate((demo / n).read_bytes())  # noqa: E731
+    real, fake = load("instructor.crt"), load("impostor.crt")
+    assert real.subject == fake.subject and real.serial_number == fake.serial_number and real.issuer != fake.issuer
+    assert "OU=instructor" in real.subject.rfc4514_string() and "UID=lab-instructor" in real.subject.rfc4514_string()
+    uris = [c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier) for c in (real, fake)]
+    assert uris[0] == uris[1] == [f"spiffe://{made[1].name}/instructor/lab-instructor"]
+    for leaf, ca, ok in (("instructor.crt", "certs/client-ca.crt", True), ("impostor.crt", "demo-certs/partner-ca.crt", True),
+                         ("impostor.crt", "certs/client-ca.crt", False)):
+        proc = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile",
+                               str(lab_dir / ca), str(demo / leaf)], capture_output=True, text=True)
+        assert (proc.returncode == 0) is ok, (leaf, ca, proc.stdout + proc.stderr)
+    crls = (lab_dir / "crl" / "client-ca.crl").read_text().count("BEGIN X509 CRL")
+    assert crls == 2 and (demo / "partner-ca.crl").read_text().strip() in (lab_dir / "crl" / "client-ca.crl").read_text()
+
+
+def test_a_lab_made_before_the_authorization_set_gets_it_and_keeps_its_cas(tmp_path):
+    """A lab from before: demo-certs/ without the instructor, partner CA and impostor. `ensure` makes them from
+    the lab's own client CA (nothing else changes), and the CRL then carries the partner's list."""
+    from lab.pki import ca
+
+    s = settings.validate(Settings())
+    certs.ensure(tmp_path, s)
+    demo = tmp_path / "demo-certs"
+    for name in layout.AUTHZ_DEMO_FILES:
+        (demo / name).unlink()
+    ca.write_crl(tmp_path)                     # the CRL as such a lab has it: the client CA's list alone
+    assert (tmp_path / "crl" / "client-ca.crl").read_text().count("BEGIN X509 CRL") == 1
+    before = {n: (tmp_path / "certs" / n).read_bytes() for n in layout.CERT_FILES}
+    certs.ensure(tmp_path, s)
+    assert all((demo / n).is_file() for n in layout.AUTHZ_DEMO_FILES)
+    assert before == {n: (tmp_path / "certs" / n).read_bytes() for n in layout.CERT_FILES}
+    instructor = x509.load_pem_x509_certificate((demo / "instructor.crt").read_bytes())
+    client_ca = x509.load_pem_x509_certificate((tmp_path / "certs" / "client-ca.crt").read_bytes())
+    assert instructor.issuer == client_ca.subject
+    assert ca.ensure_fresh_crl(tmp_path)       # the partner's list is missing from the file: made anew
+    assert (tmp_path / "crl" / "client-ca.crl").read_text().count("BEGIN X509 CRL") == 2
+    assert not ca.ensure_fresh_crl(tmp_path)
+    assert not any(p.name.startswith(".lab-authz-") for p in tmp_path.iterdir())
 
 
 def test_extensions(made):

@@ -56,7 +56,7 @@ def test_three_students_each_greeted_by_name_then_one_revoked_live(new_lab, dock
     bad = run("verify", *lab.args("--as", "bob"))
     assert bad.exit_code == 2 and "bob's certificate is revoked" in bad.output
     # The whole matrix now has ten scenarios, all passing.
-    assert "11 passed, 0 failed" in ok(run("verify", *lab.args())).output
+    assert "14 passed, 0 failed" in ok(run("verify", *lab.args())).output
     # The logs say why.
     assert "client_verify=FAILED:certificate revoked" in ok(run("logs", "mtls", *lab.args())).stdout
     if __import__("shutil").which("curl"):

@@ -186,7 +186,7 @@ def test_a_signed_student_reaches_the_server_with_their_own_key(new_lab, tmp_pat
     conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
     conn.request("GET", "/whoami")
     assert conn.getresponse().status == 400
-    assert "10 passed, 0 failed" in ok(run("verify", *lab.args())).output   # no `revoked` row it cannot run
+    assert "13 passed, 0 failed" in ok(run("verify", *lab.args())).output   # no `revoked` row it cannot run
     shown = run("handshake", "--as", "kim", *lab.args())
     assert shown.exit_code == 2 and "kim's key is not in this lab" in shown.output
     taken = run("client", "sign", csr, *lab.args())

@@ -78,7 +78,7 @@ def test_smoke_up_verify_down_in_a_subprocess(tmp_path, docker_client, image):
         assert (tmp_path / name / "lab.yml").is_file()  # default lab directory: ./NAME
         verify = sh(lab_exe(), "verify", "--name", name, cwd=tmp_path)
         assert verify.returncode == 0, verify.stdout + verify.stderr
-        assert re.search(r"^10 passed, 0 failed$", verify.stdout, re.M)
+        assert re.search(r"^13 passed, 0 failed$", verify.stdout, re.M)
         down = sh(lab_exe(), "down", "--name", name, "--purge", cwd=tmp_path)
         assert down.returncode == 0, down.stderr
         assert leftovers(docker_client, name) == [] and not (tmp_path / name).exists()

@@ -79,7 +79,7 @@ def test_verify_passes_every_scenario(running):
     lab, _ = running
     result = run("verify", *lab.args())
     assert_ok(result)
-    assert "10 passed, 0 failed" in result.output
+    assert "13 passed, 0 failed" in result.output
     assert "No required SSL certificate was sent" in result.output
 
 
@@ -129,7 +129,7 @@ def test_show_commands(running):
     lab, _ = running
     result = run("verify", *lab.args("--show-commands"))
     assert_ok(result)
-    assert result.output.count("$ curl") == 10
+    assert result.output.count("$ curl") == 13
     assert f"https://localhost:{lab.mtls_port}/hello-world.txt" in result.output
 
 

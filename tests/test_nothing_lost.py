@@ -180,7 +180,7 @@ def test_verify_checks_every_revoked_student(new_lab):
     revoked = {r["shows"].split("'")[0]: r["passed"] for r in json.loads(result.stdout) if r["scenario"] == "revoked"}
     assert revoked == {"ann": True, "bea": False}
     ok(run("up", *lab.args()))
-    assert "12 passed, 0 failed" in ok(run("verify", *lab.args())).output
+    assert "15 passed, 0 failed" in ok(run("verify", *lab.args())).output
 
 
 # --------------------------------------------------------------------------- down --purge deletes only a lab's own directory

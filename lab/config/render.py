@@ -26,6 +26,7 @@ from lab.core.templates import render_text
 _FILES = {
     "server_ca_crt": layout.SERVER_CA_CRT,
     "client_ca_crt": layout.CLIENT_CA_CRT,
+    "partner_ca_crt": layout.PARTNER_CA_CRT,
     "server_crt": layout.SERVER_CRT,
     "server_key": layout.SERVER_KEY,
     "hello": layout.HELLO_FILE,
@@ -83,6 +84,7 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
         "conf_dir": layout.CONTAINER_CONF_DIR,
         "command": ["nginx", "-c", f"{layout.CONTAINER_CONF_DIR}/{layout.NGINX_CONF}", "-g", "daemon off;"],
         "crl_dir": layout.CRL_DIR,
+        "demo_dir": layout.DEMO_DIR,
         "container_crl_dir": layout.CONTAINER_CRL_DIR,
         "cert_dir": layout.CONTAINER_CERT_DIR,
         "files": _FILES,
@@ -91,7 +93,8 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
 
 def _mounted_certs(lab_dir: Path) -> list[Path]:
     certs = layout.certs_dir(lab_dir)
-    return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT, layout.SERVER_CA_CRT)]
+    return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT, layout.SERVER_CA_CRT)] + [
+        layout.demo_dir(lab_dir) / layout.PARTNER_CA_CRT]
 
 
 def lesson(lab_dir: Path, settings: Settings) -> tuple[dict[str, str], str]:

@@ -81,6 +81,14 @@ ROGUE_CLIENT = ("rogue-client.crt", "rogue-client.key")
 EXPIRED_CLIENT = ("expired-client.crt", "expired-client.key")
 WRONG_PURPOSE_CLIENT = ("wrong-purpose.crt", "wrong-purpose.key")
 DEMO_FILES = (ROGUE_CA_CRT, "rogue-ca.key", *ROGUE_CLIENT, *EXPIRED_CLIENT, *WRONG_PURPOSE_CLIENT)
+# For authorization: the lab's own instructor (client CA, the instructor role), a partner school's CA the mTLS
+# server also trusts (and its CRL: nginx wants one for every CA it trusts), and an impostor from it with the
+# instructor's very subject, serial and SPIFFE ID. A lab made before them gets them on its next `lab up`.
+INSTRUCTOR_CLIENT = ("instructor.crt", "instructor.key")
+IMPOSTOR_CLIENT = ("impostor.crt", "impostor.key")
+PARTNER_CA_CRT = "partner-ca.crt"
+PARTNER_CA_CRL = "partner-ca.crl"
+AUTHZ_DEMO_FILES = (*INSTRUCTOR_CLIENT, PARTNER_CA_CRT, "partner-ca.key", PARTNER_CA_CRL, *IMPOSTOR_CLIENT)
 
 # The client CA's database (openssl ca), for issuing and revoking students'
 # certificates, and its revocation list. The CRL lives in its own folder because

@@ -152,8 +152,19 @@ def write_crl(lab_dir: Path) -> None:
     """The CRL, made anew from the client CA's database (every revocation is there)."""
     certs = require_ca(lab_dir)
     layout.crl_file(lab_dir).parent.mkdir(mode=0o700, exist_ok=True)
-    run_script("crl", "--certs", str(certs), "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS))
+    partner = layout.demo_dir(lab_dir) / layout.PARTNER_CA_CRL
+    run_script("crl", "--certs", str(certs), "--crl", str(layout.crl_file(lab_dir)), "--crl-days", str(layout.CRL_DAYS),
+               *(["--also-crl", str(partner)] if partner.is_file() else []))
     write_names(lab_dir)
+
+
+def _has_partner_crl(lab_dir: Path) -> bool:
+    """Does the CRL file carry the partner CA's list too (a lab made before the partner CA lacks it)?"""
+    partner = layout.demo_dir(lab_dir) / layout.PARTNER_CA_CRL
+    try:
+        return not partner.is_file() or partner.read_bytes().strip() in layout.crl_file(lab_dir).read_bytes()
+    except OSError:
+        return False
 
 
 def der_serial(serial: int) -> str:
@@ -175,6 +186,8 @@ def _names_text(lab_dir: Path) -> str:
 
 #: The lab's own client certificate (certs/client.crt), which no student holds, in the identities' map.
 LAB_CLIENT = "lab-client"
+#: The lab's own instructor (demo-certs/instructor.crt), for verify's instructor-only and spiffe-id scenarios.
+LAB_INSTRUCTOR = "lab-instructor"
 
 
 def _identities_text(lab_dir: Path, issuer_dn: str) -> str:
@@ -187,6 +200,11 @@ def _identities_text(lab_dir: Path, issuer_dn: str) -> str:
     try:
         own = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CRT)
         lines.append(f'"{quoted}|{der_serial(own.serial_number)}" "{LAB_CLIENT}:student";')
+    except (OSError, ValueError):
+        pass
+    try:
+        instructor = load_cert(layout.demo_dir(lab_dir) / layout.INSTRUCTOR_CLIENT[0])
+        lines.append(f'"{quoted}|{der_serial(instructor.serial_number)}" "{LAB_INSTRUCTOR}:instructor";')
     except (OSError, ValueError):
         pass
     return "\n".join(lines) + "\n"
@@ -226,7 +244,8 @@ def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
     CRL_RENEW_DAYS days left; True when it was made."""
     now = now or dt.datetime.now(dt.UTC)
     nxt = crl_next_update(lab_dir)
-    if nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS) and _crl_has_every_revocation(lab_dir):
+    if (nxt is not None and nxt - now > dt.timedelta(days=layout.CRL_RENEW_DAYS) and _crl_has_every_revocation(lab_dir)
+            and _has_partner_crl(lab_dir)):
         write_names(lab_dir)
         return False
     write_crl(lab_dir)

@@ -145,7 +145,9 @@ def check_existing(directory: Path, settings: Settings, now: dt.datetime | None 
             )
         earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
     demo = demo or directory.parent / layout.DEMO_DIR
-    missing_demo = [name for name in layout.DEMO_FILES if not (demo / name).is_file()]
+    # The authorization set comes with every new set; a lab made before it gets it from ensure_authz_demo.
+    wanted = layout.DEMO_FILES + (layout.AUTHZ_DEMO_FILES if crl_dir is not None else ())
+    missing_demo = [name for name in wanted if not (demo / name).is_file()]
     if not (directory / layout.CLIENT_CA_DB / "index.txt").is_file():
         missing_demo.append(str(directory / layout.CLIENT_CA_DB / "index.txt"))
     # The CRL is not needed here: it is made anew from the client CA's database
@@ -234,6 +236,34 @@ def renew_server(lab_dir: Path, settings: Settings) -> None:
         if (folder / layout.SERVER_CA_CRT).is_file():
             shutil.copyfile(certs / layout.SERVER_CA_CRT, folder / layout.SERVER_CA_CRT)
     _remember_made(lab_dir)
+
+
+def ensure_authz_demo(lab_dir: Path, settings: Settings) -> bool:
+    """A lab made before the authorization demo set (the instructor, the partner CA, the impostor) gets it:
+    made from the lab's client CA in a staging folder, checked, then moved into demo-certs/. True when made."""
+    demo = layout.demo_dir(lab_dir)
+    if all((demo / name).is_file() for name in layout.AUTHZ_DEMO_FILES):
+        return False
+    certs = layout.certs_dir(lab_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".lab-authz-", dir=lab_dir))
+    try:
+        for name in (layout.CLIENT_CA_CRT, layout.CLIENT_CA_KEY):
+            shutil.copyfile(certs / name, tmp / name)
+        proc = subprocess.run([*_gen_certs_command(tmp, settings), "--authz-demo"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CertificateError(f"scripts/gen-certs.sh --authz-demo failed (exit {proc.returncode})",
+                                   details=(proc.stderr or proc.stdout).strip(),
+                                   hint="the lines above are OpenSSL's own message")
+        for crt, key in (layout.INSTRUCTOR_CLIENT, layout.IMPOSTOR_CLIENT, (layout.PARTNER_CA_CRT, "partner-ca.key")):
+            if _public_bytes(_load_cert(tmp / "demo" / crt).public_key()) != \
+                    _public_bytes(_load_key(tmp / "demo" / key).public_key()):
+                raise CertificateError(f"gen-certs.sh made a {crt} that does not match its key")
+        demo.mkdir(mode=0o700, exist_ok=True)
+        for name in layout.AUTHZ_DEMO_FILES:
+            os.replace(tmp / "demo" / name, demo / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
 
 
 STAGING_PREFIX = ".lab-certs-"
@@ -327,7 +357,8 @@ class StagedCertificates:
 
 def _cert_files(lab_dir: Path) -> list[Path]:
     certs = layout.certs_dir(lab_dir)
-    files = [certs / n for n in layout.CERT_FILES] + [layout.demo_dir(lab_dir) / n for n in layout.DEMO_FILES]
+    files = [certs / n for n in layout.CERT_FILES] + [layout.demo_dir(lab_dir) / n
+                                                      for n in (*layout.DEMO_FILES, *layout.AUTHZ_DEMO_FILES)]
     return files + [layout.crl_file(lab_dir), certs / layout.CLIENT_CA_DB / "ca.cnf"]
 
 
@@ -391,6 +422,7 @@ def ensure(lab_dir: Path, settings: Settings, regenerate: bool = False,
         return replace(recalled, replaced=_replaced(lab_dir))
     # Every pair checked (a key put in by hand must match its certificate), then kept as it is.
     renewed = False
+    ensure_authz_demo(lab_dir, settings)
     try:
         result = check_existing(layout.certs_dir(lab_dir), settings)
     except NamesNotCovered:

@@ -46,11 +46,14 @@ class Expect:
     text: str = ""
     client_verify: str = ""     # mTLS: text in nginx's $ssl_client_verify, echoed in X-Client-Verify
     subject: str = ""           # mTLS: text in the client subject the server echoes (X-Client-Subject)
+    identity: str | None = None  # mTLS: who the server authorized (X-Lab-Identity, login:role); "" nobody
+    spiffe: bool = False        # the lesson is the certificate's SPIFFE ID: show it beside the identity
 
     def describe(self) -> str:
         if self.kind == "http":
             seen = f"; server's verdict: {self.client_verify}" if self.client_verify else ""
-            return f"HTTP {self.status}" + (f" {self.text}" if self.text else "") + seen
+            who = "" if self.identity is None else f"; identity: {self.identity or 'nobody the lab knows'}"
+            return f"HTTP {self.status}" + (f" {self.text}" if self.text else "") + seen + who
         return f"client refuses: {self.text}"
 
 
@@ -109,10 +112,27 @@ SCENARIOS: tuple[Scenario, ...] = (
              "A certificate from the right CA made for servers (serverAuth, no clientAuth) cannot log a client in.",
              Expect("http", 400, "The SSL certificate error", client_verify="FAILED:unsuitable certificate purpose"),
              client_cert=_pair(_DEMO, layout.WRONG_PURPOSE_CLIENT)),
+    Scenario("instructor-only", "mtls",
+             "The lab's instructor certificate (the instructor role, by issuer and serial) reaches /instructor/, "
+             "where a student's valid certificate gets 403 (the forbidden scenario).",
+             Expect("http", 200, "the instructors' page", identity="lab-instructor:instructor"),
+             client_cert=_pair(_DEMO, layout.INSTRUCTOR_CLIENT), path="/instructor/"),
+    Scenario("same-cn-other-ca", "mtls",
+             "A partner CA the server also trusts issued a certificate with the instructor's very subject, serial and "
+             "SPIFFE ID: it authenticates, but the identity map is keyed on issuer and serial, so it is nobody: 403. "
+             "A map on the subject alone would have let it in.",
+             Expect("http", 403, "only the instructor role may reach /instructor/", client_verify="SUCCESS",
+                    subject="OU=instructor", identity=""),
+             client_cert=_pair(_DEMO, layout.IMPOSTOR_CLIENT), path="/instructor/"),
+    Scenario("spiffe-id", "mtls",
+             "An identity beyond the CN: the certificate's one URI SAN (spiffe://LAB/ROLE/LOGIN), as service meshes "
+             "read it. nginx has no variable for SANs; the lab's map by issuer and serial names the same login and role.",
+             Expect("http", 200, "Hello", identity="(the login and role of the certificate's SPIFFE ID)", spiffe=True),
+             client_cert=_pair(_DEMO, layout.INSTRUCTOR_CLIENT), path="/whoami"),
     Scenario("forbidden", "mtls",
              "Authenticated is not authorized: the lab's client certificate is valid, but a student's, and "
              "/instructor/ is for the instructor role: HTTP 403, naming the identity and the rule.",
-             Expect("http", 403, "only the instructor role may reach /instructor/"),
+             Expect("http", 403, "only the instructor role may reach /instructor/", identity="lab-client:student"),
              client_cert=_pair(_CERTS, (layout.CLIENT_CRT, layout.CLIENT_KEY)), path="/instructor/"),
 )
 
@@ -127,6 +147,7 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     chosen = list(SCENARIOS)
     if lab_dir is None:
         return chosen
+    chosen = [_with_spiffe_identity(sc, lab_dir) if sc.name == "spiffe-id" else sc for sc in chosen]
     if as_student:
         student = students.find(lab_dir, as_student)
         if student.status != "valid":
@@ -150,6 +171,35 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
                and c.file("key").is_file()] if has_students else []
     chosen += [revoked_scenario(c) for c in revoked]
     return chosen
+
+
+def spiffe_id(cert_path: Path) -> str | None:
+    """The certificate's SPIFFE ID: its one URI SAN (None when it has none, or several: SPIFFE allows one)."""
+    from cryptography import x509
+
+    from lab.pki.ca import load_cert
+
+    try:
+        san = load_cert(cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if len(uris) == 1 else None
+
+
+def identity_of(spiffe: str | None) -> str:
+    """spiffe://LAB/ROLE/LOGIN as the server's map writes the identity (LOGIN:ROLE); "" when there is none."""
+    parts = (spiffe or "").removeprefix("spiffe://").split("/")
+    return f"{parts[2]}:{parts[1]}" if spiffe and len(parts) == 3 else ""
+
+
+def _with_spiffe_identity(sc: Scenario, lab_dir: Path) -> Scenario:
+    """The spiffe-id scenario expects the server's identity to be the one the certificate's URI SAN names."""
+    from dataclasses import replace
+
+    assert sc.client_cert is not None
+    wanted = identity_of(spiffe_id(lab_dir / sc.client_cert[0])) or "(none: the certificate has no SPIFFE ID)"
+    return replace(sc, expect=replace(sc.expect, identity=wanted))
 
 
 def _subject_mark(student) -> str:
@@ -220,6 +270,8 @@ class Observation:
     client_verify: str | None = None  # what nginx echoed: X-Client-Verify, -Subject, -Serial
     client_subject: str | None = None
     client_serial: str | None = None
+    identity: str | None = None       # who the server took the client for when it authorized (X-Lab-Identity)
+    spiffe_id: str | None = None      # the URI SAN of the certificate the client sent (nginx has no variable for it)
 
     @property
     def port(self) -> str:
@@ -240,7 +292,8 @@ class Result:
     passed: bool
     observation: Observation
     curl: str = ""
-    cause: str = ""             # when it did not behave: what that means, and where to look (lab/teach/diagnose.py)
+    cause: str = ""
+    short: str = ""             # what was observed, in one projector line (summary())             # when it did not behave: what that means, and where to look (lab/teach/diagnose.py)
 
     @property
     def layer(self) -> str:
@@ -307,6 +360,8 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
     """One HTTPS GET to address:port for `hostname`, as curl would make it; returns what was observed."""
     ctx = client_context(lab_dir, sc)
     obs = Observation(host_port(address, port), hostname)
+    if sc.client_cert:
+        obs.spiffe_id = spiffe_id(lab_dir / sc.client_cert[0])
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError as e:
@@ -326,6 +381,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             obs.client_verify = resp.getheader("X-Client-Verify") or None
             obs.client_subject = resp.getheader("X-Client-Subject") or None
             obs.client_serial = resp.getheader("X-Client-Serial") or None
+            obs.identity = resp.getheader("X-Lab-Identity")
     except ssl.SSLCertVerificationError as e:
         obs.kind, obs.reason, obs.verify_code = "tls-error", e.verify_message or str(e), e.verify_code
     except ssl.SSLError as e:
@@ -342,14 +398,39 @@ def _first_sentence(body: str) -> str:
     return m.group(1) if m else body[:60]
 
 
-def describe(obs: Observation) -> str:
+SAW = "; server saw "
+
+
+def describe(obs: Observation, expect: Expect | None = None) -> str:
+    """What was observed, the facts first: "HTTP 400 (FAILED:certificate has expired) The SSL certificate error;
+    server saw CN=…". On the projector the verdict stays on its line; the subject, last, may wrap or go."""
     if obs.kind == "http":
         text = _first_sentence(obs.body) if obs.status is not None and obs.status < 400 and obs.body else obs.reason
-        seen = f"; server saw {obs.client_subject} ({obs.client_verify})" if obs.client_subject else ""
-        return f"HTTP {obs.status} {text}{seen}"
+        verdict = f" ({obs.client_verify})" if obs.client_verify and obs.client_subject else ""
+        who = f"; {_who(obs, expect)}" if expect is not None and expect.identity is not None else ""
+        seen = f"{SAW}{obs.client_subject}" if obs.client_subject else ""
+        return f"HTTP {obs.status}{verdict} {text}{who}{seen}"
     if obs.kind == "tls-error":
         return f"client refuses: {obs.reason}"
     return f"no connection: {obs.reason}"
+
+
+def _who(obs: Observation, expect: Expect) -> str:
+    return f"identity: {obs.identity or 'nobody the lab knows'}" + (
+        f" (SAN {obs.spiffe_id or 'none'})" if expect.spiffe else "")
+
+
+def summary(obs: Observation, expect: Expect) -> str:
+    """What was observed in one projector line: the status and nginx's verdict, then the identity the server
+    authorized (where that is the lesson) or its words; the subject it saw is for `lab verify NAME`."""
+    if obs.kind != "http":
+        return describe(obs, expect)
+    verdict = f" ({obs.client_verify})" if obs.client_verify and obs.client_subject else ""
+    if expect.identity is not None:
+        return f"HTTP {obs.status}{verdict} {_who(obs, expect)}"
+    if verdict.startswith(" (FAILED"):
+        return f"HTTP {obs.status}{verdict}"
+    return describe(obs, expect).split(SAW)[0]
 
 
 def judge(expect: Expect, obs: Observation) -> bool:
@@ -357,7 +438,8 @@ def judge(expect: Expect, obs: Observation) -> bool:
         return (obs.kind == "http" and obs.status == expect.status
                 and expect.text in f"{obs.body} {obs.reason}"
                 and expect.client_verify in (obs.client_verify or "")
-                and expect.subject in (obs.client_subject or ""))
+                and expect.subject in (obs.client_subject or "")
+                and (expect.identity is None or (obs.identity or "") == expect.identity))
     return obs.kind == "tls-error" and expect.text.lower() in obs.reason.lower()
 
 
@@ -411,8 +493,8 @@ def run_one(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = 
     obs = request(address, port, sc, lab_dir, hostname, timeout)
     passed = judge(sc.expect, obs)
     cause = "" if passed else _explain(sc, obs, lab_dir)
-    return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs), passed,
-                  obs, curl_command(sc, lab_dir, settings, host), cause)
+    return Result(sc.name, sc.server, sc.shows, sc.expect.describe(), describe(obs, sc.expect), passed,
+                  obs, curl_command(sc, lab_dir, settings, host), cause, summary(obs, sc.expect))
 
 
 def _explain(sc: Scenario, obs: Observation, lab_dir: Path) -> str:

@@ -24,28 +24,26 @@ def _compact(results: list[Result], show_commands: bool, shows: bool = False) ->
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, style="dim")
         grid.add_column(overflow="fold")
         for r in rows:
             mark = "[green]✓[/]" if r.passed else "[bold red]✗[/]"
-            seen = _verdict_first(r.observed)
+            # A line a row on the projector; the subject the server saw is for lab verify NAME (and --explain).
+            seen = r.observed if shows or not r.passed else (r.short or r.observed)
             text = escape(seen) if r.passed else (f"expected {escape(r.expected)}\n→ observed {escape(seen)}"
                                                           + (f"\n[bold]→ {escape(r.cause)}[/]" if r.cause else ""))
             if shows:          # lab verify SCENARIO: what it shows, under what was seen, and where it stopped
                 text += f"\n[italic]{escape(r.shows)}[/] (layer: {r.layer})"
             if show_commands:
                 text += f"\n[dim]$ {escape(r.curl)}[/]"
-            grid.add_row(mark, r.scenario, text)
+            grid.add_row(mark, r.scenario, _LAYER.get(r.layer, r.layer), text)
         out.print(grid)
 
 
-def _verdict_first(observed: str) -> str:
-    """"HTTP 400 The SSL certificate error; server saw CN=…,O=… (FAILED:certificate has expired)" as
-    "HTTP 400 (FAILED:certificate has expired) The SSL certificate error; server saw CN=…": on the projector the
-    verdict, a fact, comes first and stays on its line; the DN after it may wrap."""
-    import re
-
-    m = re.fullmatch(r"(HTTP \d{3}) (.*?); server saw (.*) \(([^()]*)\)", observed, re.S)
-    return f"{m.group(1)} ({m.group(4)}) {m.group(2)}; server saw {m.group(3)}" if m else observed
+#: Where a request stopped, in a word on the projector (`lab verify NAME` and --explain say it in full).
+_LAYER = {"handshake": "handshake", "authentication": "authn", "authorization": "authz", "served": "served",
+          "connection": "no conn"}
+LEGEND = "authn: the certificate refused (HTTP 400) · authz: the identity refused (HTTP 403)"
 
 
 def verify(results: list[Result], show_commands: bool, explain: bool = False, named: bool = False) -> None:
@@ -54,6 +52,8 @@ def verify(results: list[Result], show_commands: bool, explain: bool = False, na
     out = out_console()
     if projector(out) and not explain:
         _compact(results, show_commands, shows=named)
+        if any(r.layer in ("authentication", "authorization") for r in results) and not named:
+            out.print(LEGEND, style="dim", markup=False)
         passed = sum(r.passed for r in results)
         out.print(f"{passed} passed, {len(results) - passed} failed"
                   + ("" if named else "   (what each shows: lab verify --explain, or NAME)"),

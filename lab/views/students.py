@@ -136,6 +136,15 @@ def _cn(dn: str) -> str:
     return found.group(1) if found else (dn or "-")
 
 
+def _short_cn(cn: str, lab: str) -> str:
+    """A lab certificate's name without what the title says already: "demo Client CA 1a2b3c" as "Client CA"
+    (the lab's name first, the CA's random tag last)."""
+    import re
+
+    short = cn.removeprefix(f"{lab} ") if cn != lab else cn
+    return re.sub(r"( CA) [0-9a-f]{6}$", r"\1", short)
+
+
 def _pki_compact(lab_dir: Path, infos: list[CertInfo]) -> None:
     """The projector's PKI: a line per certificate, its file (a student's, their folder), whom it names, which
     of the lab's CAs issued it, its end; lab --wide certs (or --json) for every field."""
@@ -155,7 +164,7 @@ def _pki_compact(lab_dir: Path, infos: list[CertInfo]) -> None:
         by = "itself" if i.subject == i.issuer else issuers.get(i.issuer, _cn(i.issuer))
         until = ("[bold red]expired[/]" if i.days_left < 0 else
                  f"[bold red]{i.days_left} days left[/]" if i.days_left < layout.EXPIRY_WARN_DAYS else i.not_after[:10])
-        table.add_row(escape(shown), escape(_cn(i.subject)), escape(by), until)
+        table.add_row(escape(shown), escape(_short_cn(_cn(i.subject), lab_dir.name)), escape(by), until)
     out.print(table)
 
 
