@@ -108,7 +108,10 @@ OBSERVED = {
     "rogue-ca": ("client_verify", "FAILED:unable to verify the first certificate"),
     "expired": ("client_verify", "FAILED:certificate has expired"),
     "wrong-purpose": ("client_verify", "FAILED:unsuitable certificate purpose"),
-    "forbidden": ("status", 403),
+    "forbidden": ("identity", "lab-client:student"),
+    "instructor-only": ("identity", "lab-instructor:instructor"),
+    "same-cn-other-ca": ("identity", ""),         # authenticated (a CA the server trusts), and nobody the lab knows
+    "spiffe-id": ("identity", "lab-instructor:instructor"),
 }
 
 
@@ -123,6 +126,13 @@ def test_every_scenario_observes_its_reason(running):
     for scenario in ("rogue-ca", "expired", "wrong-purpose"):
         assert data[scenario]["status"] == 400 and data[scenario]["reason"] == "The SSL certificate error"
     assert "rogue client" in data["rogue-ca"]["client_subject"]
+    layers = {r["scenario"]: r["layer"] for r in json.loads(result.stdout)}
+    assert layers["forbidden"] == layers["same-cn-other-ca"] == "authorization" and layers["expired"] == "authentication"
+    assert layers["untrusted"] == "handshake" and layers["instructor-only"] == "served"
+    # The impostor's subject is the instructor's, to the byte, as the server saw both: only the issuer differs.
+    assert data["same-cn-other-ca"]["client_subject"] == data["instructor-only"]["client_subject"]
+    assert data["same-cn-other-ca"]["client_verify"] == "SUCCESS" and data["same-cn-other-ca"]["status"] == 403
+    assert data["spiffe-id"]["spiffe_id"] == f"spiffe://{lab.name}/instructor/lab-instructor"
 
 
 def test_show_commands(running):
@@ -296,7 +306,7 @@ def test_verify_fails_loudly_on_a_broken_lab(new_lab, docker_client):
     failed = [r for r in json.loads(result.stdout) if not r["passed"]]
     assert [r["scenario"] for r in failed] == ["no-cert"]
     assert failed[0]["observed"].startswith("HTTP 200")
-    assert "1 of 10 scenarios did not behave as expected: no-cert" in result.output
+    assert "1 of 13 scenarios did not behave as expected: no-cert" in result.output
 
 
 def test_host_not_in_certificate_fails_then_san_fixes_it(new_lab):

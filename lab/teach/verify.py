@@ -381,7 +381,8 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
             obs.client_verify = resp.getheader("X-Client-Verify") or None
             obs.client_subject = resp.getheader("X-Client-Subject") or None
             obs.client_serial = resp.getheader("X-Client-Serial") or None
-            obs.identity = resp.getheader("X-Lab-Identity")
+            # nginx sends no header for an empty value: on the mTLS server that is "nobody the lab knows".
+            obs.identity = resp.getheader("X-Lab-Identity", "") if obs.client_verify else None
     except ssl.SSLCertVerificationError as e:
         obs.kind, obs.reason, obs.verify_code = "tls-error", e.verify_message or str(e), e.verify_code
     except ssl.SSLError as e:

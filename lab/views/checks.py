@@ -43,7 +43,7 @@ def _compact(results: list[Result], show_commands: bool, shows: bool = False) ->
 #: Where a request stopped, in a word on the projector (`lab verify NAME` and --explain say it in full).
 _LAYER = {"handshake": "handshake", "authentication": "authn", "authorization": "authz", "served": "served",
           "connection": "no conn"}
-LEGEND = "authn: the certificate refused (HTTP 400) · authz: the identity refused (HTTP 403)"
+LEGEND = "authn: the certificate refused (400) · authz: the identity refused (403)"
 
 
 def verify(results: list[Result], show_commands: bool, explain: bool = False, named: bool = False) -> None:
