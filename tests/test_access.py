@@ -243,3 +243,25 @@ def test_a_link_in_place_of_a_derived_map_stops_everything_before_the_ca_issues(
         assert result.exit_code == 3 and "is a symbolic link" in result.output, result.output
     assert ca.ca_records(rendered.dir) == before and not (rendered.dir / "clients" / "bob").exists()
     assert target.read_text() == "mine\n"
+
+
+@pytest.mark.docker
+def test_a_map_on_the_name_would_have_let_the_partners_impostor_in(lab):
+    """The lesson's proof, both ways: with the map keyed on issuer and serial the partner CA's impostor (the
+    instructor's subject, serial and SPIFFE ID) is refused /instructor/; with the same map keyed on the common
+    name (exercise cn-only-rule makes that mistake for real) the very same certificate gets in."""
+    def impostor() -> dict:
+        result = run("verify", "same-cn-other-ca", *lab.args("--json"))
+        return json.loads(result.stdout)[0]
+
+    lesson = impostor()
+    assert lesson["passed"] and lesson["layer"] == "authorization" and lesson["detail"]["identity"] == ""
+    ok(run("exercise", "start", "cn-only-rule", *lab.args()))
+    try:
+        fooled = impostor()
+        assert not fooled["passed"] and fooled["detail"]["status"] == 200 and fooled["layer"] == "served"
+        assert "the instructors' page" in fooled["observed"]
+        assert fooled["detail"]["client_subject"] == lesson["detail"]["client_subject"]
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+    assert impostor()["passed"]

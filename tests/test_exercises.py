@@ -351,7 +351,9 @@ def test_an_insecure_fix_is_not_a_fix(lab, exercise_id):
         try:
             exercise.apply(lab.dir, fix, exercise.values(lab.dir, Settings(**load_saved(lab.dir))))
             result = run("exercise", "check", *lab.args())
-            assert result.exit_code == 1 and "you turned off" in result.output, result.output
+            # Refused: a defence named, or (an identity fix fooled by the impostor) the exercise's own check.
+            assert result.exit_code == 1 and ("you turned off" in result.output or "✗ " in result.output), \
+                result.output
             assert "fixed: " + exercise_id not in result.output
         finally:
             ok(run("exercise", "reset", *lab.args()))

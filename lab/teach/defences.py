@@ -3,7 +3,8 @@
 An exercise is fixed when its symptom is gone and the lesson still holds.
 The symptom is decided by real requests (the exercise's checks); the lesson
 by the same requests every `lab verify` makes for the refusals (no client
-certificate, a rogue CA, an expired certificate, a server-only certificate)
+certificate, a rogue CA, an expired certificate, a server-only certificate;
+a student at /instructor/, a partner CA's impostor of the instructor)
 and by the mTLS server's own configuration for what no request of the lab
 can show: that it checks revocations at all, and that it speaks no TLS
 below 1.2 (RFC 8996). A fix that turns one off is "not fixed: you turned
@@ -20,7 +21,7 @@ from lab.core import layout
 from lab.teach.diagnose import directive
 
 #: The refusals of `lab verify` that every fix must keep (the exercise's own checks come first).
-REFUSALS = ("no-cert", "rogue-ca", "expired", "wrong-purpose")
+REFUSALS = ("no-cert", "rogue-ca", "expired", "wrong-purpose", "forbidden", "same-cn-other-ca")
 
 # What each refusal defends, in the words of a "not fixed" line.
 REFUSAL_DEFENCES = {
@@ -29,6 +30,8 @@ REFUSAL_DEFENCES = {
     "expired": "refusing an expired client certificate",
     "wrong-purpose": "refusing a certificate not made for clients (clientAuth)",
     "revoked": "refusing a revoked student (ssl_crl)",
+    "forbidden": "keeping students out of /instructor/ (the access map)",
+    "same-cn-other-ca": "telling the instructor from another CA's impostor (identity by issuer and serial)",
 }
 
 

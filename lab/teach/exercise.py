@@ -328,7 +328,18 @@ def apply(lab_dir: Path, steps, values: dict) -> None:
 
 def values(lab_dir: Path, settings) -> dict:
     return {"lab": settings.name, "subject": layout.subject_base(settings.name), "days": str(settings.days),
-            "tls_port": str(settings.tls_port), "mtls_port": str(settings.mtls_port)}
+            "tls_port": str(settings.tls_port), "mtls_port": str(settings.mtls_port),
+            "instructor_serial": _instructor_serial(lab_dir)}
+
+
+def _instructor_serial(lab_dir: Path) -> str:
+    """The lab's instructor certificate's serial, as nginx's $ssl_client_serial writes it."""
+    from lab.pki import ca
+
+    try:
+        return ca.der_serial(ca.load_cert(layout.demo_dir(lab_dir) / layout.INSTRUCTOR_CLIENT[0]).serial_number)
+    except (OSError, ValueError):
+        return "(no instructor certificate)"
 
 
 def for_lab(ex: Exercise, values: dict) -> Exercise:

@@ -132,7 +132,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("forbidden", "mtls",
              "Authenticated is not authorized: the lab's client certificate is valid, but a student's, and "
              "/instructor/ is for the instructor role: HTTP 403, naming the identity and the rule.",
-             Expect("http", 403, "only the instructor role may reach /instructor/", identity="lab-client:student"),
+             Expect("http", 403, "only the instructor role may reach /instructor/"),
              client_cert=_pair(_CERTS, (layout.CLIENT_CRT, layout.CLIENT_KEY)), path="/instructor/"),
 )
 
@@ -395,7 +395,7 @@ def request(address: str, port: int, sc: Scenario, lab_dir: Path, hostname: str,
 
 
 def _first_sentence(body: str) -> str:
-    m = re.match(r"(.{1,60}?[.!?])(\s|$)", body)
+    m = re.match(r"(.{1,120}?[.!?])(\s|$)", body)
     return m.group(1) if m else body[:60]
 
 
@@ -427,7 +427,7 @@ def summary(obs: Observation, expect: Expect) -> str:
     if obs.kind != "http":
         return describe(obs, expect)
     verdict = f" ({obs.client_verify})" if obs.client_verify and obs.client_subject else ""
-    if expect.identity is not None:
+    if expect.identity is not None or obs.status == 403:        # authorization: whom the server took it for
         return f"HTTP {obs.status}{verdict} {_who(obs, expect)}"
     if verdict.startswith(" (FAILED"):
         return f"HTTP {obs.status}{verdict}"
