@@ -50,8 +50,20 @@ def verify(lab: Lab, only: Optional[list[str]] = None, host: Optional[str] = Non
 def curl(lab: Lab, scenario: str, host: Optional[str] = None, as_student: Optional[str] = None) -> str:
     from lab.teach import verify as checks
 
-    sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
+    sc = _gallery(lab, scenario) or checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
     return checks.curl_command(sc, lab.dir, lab.settings, _host(host))
+
+
+def _gallery(lab: Lab, scenario: str):
+    """gallery:NAME, a gallery certificate as a scenario (its certificates made if they are not there yet)."""
+    from lab.app import gallery as gallery_app
+    from lab.teach import gallery
+
+    if not scenario.startswith(gallery.PREFIX):
+        return None
+    gallery.find(scenario)
+    gallery_app.ensure(lab)
+    return gallery.scenario(lab.dir, scenario)
 
 
 def try_next(lab: Lab) -> list[tuple[str, str]]:
@@ -76,7 +88,7 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
     from lab.teach import handshake as hs
     from lab.teach import verify as checks
 
-    checks.check_names([scenario])
+    check_names([scenario])
     if tls is not None and tls not in hs.TLS_VERSIONS:
         raise UsageError(f"--tls {tls}: lab's servers speak TLS 1.2 and 1.3 only (1.0 and 1.1 are deprecated, "
                          "RFC 8996): use --tls 1.2 or --tls 1.3")
@@ -88,7 +100,7 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
         checks.require_key(student)
         sc = checks.revoked_scenario(student)   # a revoked student's handshake is a story of its own
     else:
-        sc = checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
+        sc = _gallery(lab, scenario) or checks.pick(checks.scenarios(lab.dir, as_student), [scenario])[0]
     engine = runtime.connect()
     require_running(engine, lab, sc.server, "there is no handshake to show")
     address, hostname, port = checks.target(sc, lab.settings, _host(host))
@@ -102,7 +114,11 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
 
 
 def check_names(names: list[str]) -> None:
-    """A misspelt scenario name fails before any lab is read."""
+    """A misspelt scenario name fails before any lab is read (gallery:NAME names a gallery certificate)."""
+    from lab.teach import gallery
     from lab.teach import verify as checks
 
-    checks.check_names(names)
+    for n in names:
+        if n.startswith(gallery.PREFIX):
+            gallery.find(n)
+    checks.check_names([n for n in names if not n.startswith(gallery.PREFIX)])

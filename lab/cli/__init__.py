@@ -19,6 +19,7 @@ import typer
 from lab import player
 from lab.app import demo, edits, exercises, images, lesson, lifecycle, selection, students
 from lab.cli import access as access_commands
+from lab.cli import gallery as gallery_commands
 from lab.cli import room as room_commands
 from lab.cli.boundary import ROLLS_BACK, STOPS, Done, handles_errors
 from lab.cli.options import (
@@ -408,7 +409,7 @@ def verify_cmd(
 @app.command("curl")
 @handles_errors
 def curl_cmd(
-    scenario: Annotated[str, typer.Argument(help="Scenario name, as in `lab verify`.")],
+    scenario: Annotated[str, typer.Argument(help="Scenario name, as in `lab verify`, or gallery:NAME (lab gallery).")],
     directory: DirOpt = None, name: NameOpt = None, host: HostOpt = None, as_student: AsOpt = None,
 ) -> None:
     """Print the curl command that shows one scenario, to copy and paste."""
@@ -468,6 +469,8 @@ app.command("room")(room_commands.room_cmd)
 
 # lab access / allow / deny: lab/cli/access.py
 app.command("access")(access_commands.access_cmd)
+# lab gallery: lab/cli/gallery.py
+app.command("gallery")(gallery_commands.gallery_cmd)
 app.command("allow")(access_commands.allow_cmd)
 app.command("deny")(access_commands.deny_cmd)
 

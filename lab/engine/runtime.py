@@ -458,6 +458,15 @@ def check_config(engine: Engine, lab: str, server: Server) -> None:
                           f"reload; the server still serves its previous configuration")
 
 
+def nginx_versions(engine: Engine, lab: str, server: Server) -> tuple[str, str]:
+    """(nginx's version, the OpenSSL it runs with) inside the server's container, from `nginx -V`."""
+    container = server_container(engine, lab, server)
+    code, output = engine.exec(container.name, ["nginx", "-V"])
+    nginx = re.search(r"nginx/(\S+)", output)
+    openssl = re.search(r"running with OpenSSL (\S+)", output) or re.search(r"built with OpenSSL (\S+)", output)
+    return (nginx.group(1) if nginx else "?"), (openssl.group(1) if openssl else "?")
+
+
 def _worker_pids(engine: Engine, name: str) -> set[str]:
     return {pid for pid, command in engine.processes(name) if command.startswith("nginx: worker process")}
 

@@ -69,6 +69,9 @@ def _name_constraints(cert) -> list[str]:
     return [f"{'DNS' if isinstance(n, x509.DNSName) else 'IP'}:{n.value}" for n in value.permitted_subtrees or []]
 
 
+GALLERY_DIR = "gallery-certs"     # lab/teach/gallery.py writes it (pki does not import teach)
+
+
 def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
     """Every certificate of the lab: real set, demo set, students."""
     from cryptography.hazmat.primitives import hashes
@@ -79,6 +82,7 @@ def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:
     paths = [layout.certs_dir(lab_dir) / n for n in layout.CERT_FILES if n.endswith(".crt")]
     paths += sorted(layout.demo_dir(lab_dir).glob("*.crt"))
     paths += sorted(layout.clients_dir(lab_dir).glob("*/*.crt"))
+    paths += sorted((lab_dir / GALLERY_DIR).glob("*.crt"))         # lab gallery's specimens
     out = []
     for path in paths:
         if not path.is_file() or path.name in (layout.SERVER_CA_CRT, layout.CLIENT_CA_CRT) and \

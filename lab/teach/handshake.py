@@ -216,6 +216,11 @@ def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
         cmd += ["-verify_return_error", "-verify_hostname", hostname, "-x509_strict"]
     if sc.client_cert:
         cmd += ["-cert", sc.client_cert[0], "-key", sc.client_cert[1]]
+        chain = Path(sc.client_cert[0]).with_suffix(".chain.pem")     # a gallery specimen's intermediate
+        if (lab_dir / chain).is_file():
+            cmd += ["-cert_chain", str(chain)]
+    if getattr(sc, "weak_client", False):      # lab gallery: the client sends what a modern one would refuse
+        cmd += ["-cipher", "DEFAULT:@SECLEVEL=0"]
     if tls:
         cmd.append(TLS_VERSIONS[tls])
     elif sc.max_tls:
@@ -227,7 +232,7 @@ def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
 
 def rooted(argv: list[str], folder: str) -> list[str]:
     """The command as typed from elsewhere: its file arguments (relative to the lab) under `folder`."""
-    files = {"-CAfile", "-cert", "-key"}
+    files = {"-CAfile", "-cert", "-key", "-cert_chain"}
     return [f"{folder}/{a}" if i and argv[i - 1] in files else a for i, a in enumerate(argv)]
 
 

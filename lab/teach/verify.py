@@ -68,6 +68,7 @@ class Scenario:
     hostname: str = "localhost"
     max_tls: str | None = None                   # "1.2": a client that offers TLS 1.2 at most
     path: str = "/" + layout.HELLO_FILE          # what it asks for
+    weak_client: bool = False                    # sends what a modern client refuses to (lab gallery: RSA-1024)
 
 
 _CERTS, _DEMO = layout.CERTS_DIR, layout.DEMO_DIR
@@ -334,6 +335,8 @@ def client_context(lab_dir: Path, sc: Scenario) -> ssl.SSLContext:
                    "new certificate)")
             raise CertificateError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: the "
                                    f"{sc.name} scenario needs {'it' if len(missing) == 1 else 'them'}", hint=fix)
+        if sc.weak_client:         # the server is under test: the client sends whatever it is given
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.load_cert_chain(str(lab_dir / crt), str(lab_dir / key))
     if sc.max_tls:
         ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[sc.max_tls]
@@ -472,11 +475,24 @@ def curl_command(sc: Scenario, lab_dir: Path, settings: Settings, host: str | No
         args.append("--insecure")
     if sc.max_tls:
         args += ["--tls-max", sc.max_tls]
+    if sc.weak_client:
+        return _weak_client_command(sc, lab_dir, address, hostname, port)
     if sc.client_cert:
         crt, key = sc.client_cert
         args += ["--cert", str(lab_dir / crt), "--key", str(lab_dir / key)]
     args.append(f"https://{bracketed(hostname)}:{port}{sc.path}")
     return shlex.join(args)
+
+
+def _weak_client_command(sc: Scenario, lab_dir: Path, address: str, hostname: str, port: int) -> str:
+    """curl loads a client certificate before it lowers OpenSSL's security level, and refuses an RSA-1024 key
+    or a SHA-1 signature itself: the same request with openssl s_client, which lowers it first."""
+    assert sc.client_cert is not None
+    request = f"GET {sc.path} HTTP/1.1\\r\\nHost: {bracketed(hostname)}:{port}\\r\\nConnection: close\\r\\n\\r\\n"
+    args = ["openssl", "s_client", "-quiet", "-connect", host_port(address, port), "-servername", hostname,
+            "-CAfile", str(layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT), "-cipher", "DEFAULT:@SECLEVEL=0",
+            "-cert", str(lab_dir / sc.client_cert[0]), "-key", str(lab_dir / sc.client_cert[1])]
+    return f"printf '{request}' | {shlex.join(args)}"
 
 
 def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: str | None = None,

@@ -155,7 +155,10 @@ def _pki_compact(lab_dir: Path, infos: list[CertInfo]) -> None:
     table = new_table(f"PKI of {lab_dir}/ ({len(infos)} certificates; lab --wide certs: every field)",
                       [("certificate", {"no_wrap": True}), ("issued to", {"overflow": "fold"}),
                        ("by", {"no_wrap": True}), ("valid until", {"no_wrap": True})])
+    gallery = [i for i in infos if i.file.startswith("gallery-certs/")]
     for i in infos:
+        if i in gallery:
+            continue
         path = PurePath(i.file)
         shown = f"{path.parent}/" if path.parts[0] == layout.CLIENTS_DIR and path.stem == path.parent.name else i.file
         if i.problem:
@@ -165,6 +168,8 @@ def _pki_compact(lab_dir: Path, infos: list[CertInfo]) -> None:
         until = ("[bold red]expired[/]" if i.days_left < 0 else
                  f"[bold red]{i.days_left} days left[/]" if i.days_left < layout.EXPIRY_WARN_DAYS else i.not_after[:10])
         table.add_row(escape(shown), escape(_short_cn(_cn(i.subject), lab_dir.name)), escape(by), until)
+    if gallery:          # one line: the specimens are lab gallery's to show
+        table.add_row("gallery-certs/", f"{len(gallery)} specimens", "lab gallery", "")
     out.print(table)
 
 
