@@ -70,7 +70,9 @@ SPECIMENS: tuple[Specimen, ...] = (
              "RFC 5280 4.2 (an unrecognized critical extension MUST be rejected)", "refuse",
              ("FAILED:unhandled critical extension",), "rfc5280::unknown-critical-extension-ee"),
     Specimen("not-yet-valid", "notBefore is tomorrow", "RFC 5280 4.1.2.5 (validity)", "refuse",
-             ("FAILED:certificate is not yet valid",)),
+             # OpenSSL 3.6 adds to the words: "… or the system clock is incorrect".
+             ("FAILED:certificate is not yet valid", "FAILED:certificate is not yet valid or the system clock is "
+              "incorrect")),
     Specimen("no-aki", "no authorityKeyIdentifier", "RFC 5280 4.2.1.1 (MUST be included)", "refuse", ("SUCCESS",),
              "rfc5280::aki::leaf-missing-aki",
              "OpenSSL wants it only under -x509_strict (error 85); it finds the issuer by name"),
@@ -95,8 +97,14 @@ SPECIMENS: tuple[Specimen, ...] = (
 
 def error_number(verdict: str) -> int | None:
     """The number (X509_V_ERR_*) of an OpenSSL verification error, from the words nginx gives
-    ($ssl_client_verify, "FAILED:…"): OpenSSL's own table (X509_verify_cert_error_string), read once."""
-    return _errors().get(verdict.removeprefix("FAILED:"))
+    ($ssl_client_verify, "FAILED:…"): OpenSSL's own table (X509_verify_cert_error_string), read once. A newer
+    OpenSSL may say more than this machine's ("certificate is not yet valid or the system clock is incorrect")."""
+    words = verdict.removeprefix("FAILED:")
+    table = _errors()
+    if words in table:
+        return table[words]
+    longer = [known for known in table if words.startswith(known + " ")]
+    return table[max(longer, key=len)] if longer else None
 
 
 @functools.cache
