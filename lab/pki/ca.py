@@ -167,6 +167,17 @@ def _has_partner_crl(lab_dir: Path) -> bool:
         return False
 
 
+def uri_sans(cert) -> list[str]:
+    """A certificate's URI SANs (a SPIFFE ID is one), in order; none when it has no SAN."""
+    from cryptography import x509
+
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return sans.get_values_for_type(x509.UniformResourceIdentifier)
+
+
 def der_serial(serial: int) -> str:
     """A serial as nginx's $ssl_client_serial writes it (OpenSSL's i2a_ASN1_INTEGER): its bytes in hex, an
     even number of digits."""

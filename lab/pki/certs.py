@@ -197,14 +197,25 @@ def needs_generation(lab_dir: Path, regenerate: bool = False) -> bool:
     return regenerate or not directory.exists() or not any(directory.iterdir())
 
 
-def _gen_certs_command(out: Path, settings: Settings, server_only: bool = False) -> list[str]:
+def _gen_certs_command(out: Path, settings: Settings) -> list[str]:
     cmd = ["bash", str(scripts_dir() / "gen-certs.sh"), "--out", str(out), "--lab", settings.name,
            "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
            "--ca-days", str(layout.CA_DAYS), "--server-ca-days", str(settings.days + layout.SERVER_CA_EXTRA_DAYS),
            "--crl-days", str(layout.CRL_DAYS)]
     for san in settings.all_sans():
         cmd += ["--san", san]
-    return cmd + (["--server-only"] if server_only else [])
+    return cmd
+
+
+def _gen_certs_part(out: Path, settings: Settings, part: str, pairs: list[tuple[str, str]]) -> None:
+    """gen-certs.sh for one part of the set (--server-only, --authz-demo) into `out`, each made pair checked."""
+    proc = subprocess.run([*_gen_certs_command(out, settings), part], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CertificateError(f"scripts/gen-certs.sh {part} failed (exit {proc.returncode})",
+                               details=(proc.stderr or proc.stdout).strip(), hint="the lines above are OpenSSL's own message")
+    for crt, key in pairs:
+        if _public_bytes(_load_cert(out / crt).public_key()) != _public_bytes(_load_key(out / key).public_key()):
+            raise CertificateError(f"gen-certs.sh made a {crt} that does not match its key")
 
 
 class NamesNotCovered(CertificateError):
@@ -218,15 +229,8 @@ def renew_server(lab_dir: Path, settings: Settings) -> None:
     certs = layout.certs_dir(lab_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".lab-server-", dir=lab_dir))
     try:
-        cmd = _gen_certs_command(tmp, settings, server_only=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CertificateError(f"scripts/gen-certs.sh --server-only failed (exit {proc.returncode})",
-                                   details=(proc.stderr or proc.stdout).strip(),
-                                   hint="the lines above are OpenSSL's own message")
-        for crt, key in ((layout.SERVER_CA_CRT, layout.SERVER_CA_KEY), (layout.SERVER_CRT, layout.SERVER_KEY)):
-            if _public_bytes(_load_cert(tmp / crt).public_key()) != _public_bytes(_load_key(tmp / key).public_key()):
-                raise CertificateError(f"gen-certs.sh made a {crt} that does not match its key")
+        _gen_certs_part(tmp, settings, "--server-only",
+                        [(layout.SERVER_CA_CRT, layout.SERVER_CA_KEY), (layout.SERVER_CRT, layout.SERVER_KEY)])
         for name in (layout.SERVER_CA_KEY, layout.SERVER_KEY, layout.SERVER_CA_CRT, layout.SERVER_CRT):
             os.replace(tmp / name, certs / name)
     finally:
@@ -249,15 +253,8 @@ def ensure_authz_demo(lab_dir: Path, settings: Settings) -> bool:
     try:
         for name in (layout.CLIENT_CA_CRT, layout.CLIENT_CA_KEY):
             shutil.copyfile(certs / name, tmp / name)
-        proc = subprocess.run([*_gen_certs_command(tmp, settings), "--authz-demo"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CertificateError(f"scripts/gen-certs.sh --authz-demo failed (exit {proc.returncode})",
-                                   details=(proc.stderr or proc.stdout).strip(),
-                                   hint="the lines above are OpenSSL's own message")
-        for crt, key in (layout.INSTRUCTOR_CLIENT, layout.IMPOSTOR_CLIENT, (layout.PARTNER_CA_CRT, "partner-ca.key")):
-            if _public_bytes(_load_cert(tmp / "demo" / crt).public_key()) != \
-                    _public_bytes(_load_key(tmp / "demo" / key).public_key()):
-                raise CertificateError(f"gen-certs.sh made a {crt} that does not match its key")
+        _gen_certs_part(tmp, settings, "--authz-demo", [(f"demo/{crt}", f"demo/{key}") for crt, key in (
+            layout.INSTRUCTOR_CLIENT, layout.IMPOSTOR_CLIENT, (layout.PARTNER_CA_CRT, "partner-ca.key"))])
         demo.mkdir(mode=0o700, exist_ok=True)
         for name in layout.AUTHZ_DEMO_FILES:
             os.replace(tmp / "demo" / name, demo / name)

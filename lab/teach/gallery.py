@@ -177,17 +177,14 @@ def ensure(lab_dir: Path, settings: Settings, again: bool = False) -> bool:
                                    details=proc.stderr.strip(), hint="the lines above are OpenSSL's own")
         for name in (layout.CLIENT_CA_CRT, layout.CLIENT_CA_KEY):
             (tmp / name).unlink()      # the CA's key never stays beside the specimens
-        staged = tmp.with_name(tmp.name + "-done")
-        tmp.rename(staged)
         old = folder(lab_dir)
         if old.is_symlink():
             raise CertificateError(f"{old} is a link: lab writes the gallery only into a folder of its own")
         if old.exists():
             shutil.rmtree(old)
-        staged.rename(old)
+        tmp.rename(old)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(tmp.with_name(tmp.name + "-done"), ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)      # gone already when it became gallery-certs/
     return True
 
 

@@ -117,13 +117,9 @@ def carries(m: Message, brief: bool = False) -> str:
 
 def _spiffe_id(cert) -> str | None:
     """The identity in a certificate's URI SAN (spiffe://LAB/ROLE/LOGIN for the lab's students), or None."""
-    from cryptography import x509
+    from lab.pki.ca import uri_sans
 
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    uris = uri_sans(cert)
     return uris[0] if uris else None
 
 
@@ -219,7 +215,7 @@ def command(lab_dir: Path, sc, address: str, hostname: str, port: int, tls: str 
         chain = Path(sc.client_cert[0]).with_suffix(".chain.pem")     # a gallery specimen's intermediate
         if (lab_dir / chain).is_file():
             cmd += ["-cert_chain", str(chain)]
-    if getattr(sc, "weak_client", False):      # lab gallery: the client sends what a modern one would refuse
+    if sc.weak_client:      # lab gallery: the client sends what a modern one would refuse
         cmd += ["-cipher", "DEFAULT:@SECLEVEL=0"]
     if tls:
         cmd.append(TLS_VERSIONS[tls])

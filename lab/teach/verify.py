@@ -176,15 +176,12 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
 
 def spiffe_id(cert_path: Path) -> str | None:
     """The certificate's SPIFFE ID: its one URI SAN (None when it has none, or several: SPIFFE allows one)."""
-    from cryptography import x509
-
-    from lab.pki.ca import load_cert
+    from lab.pki.ca import load_cert, uri_sans
 
     try:
-        san = load_cert(cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        uris = uri_sans(load_cert(cert_path))
+    except (OSError, ValueError):
         return None
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return uris[0] if len(uris) == 1 else None
 
 
