@@ -113,7 +113,7 @@ def test_a_lab_made_before_the_authorization_set_gets_it_and_keeps_its_cas(tmp_p
     assert ca.ensure_fresh_crl(tmp_path)       # the partner's list is missing from the file: made anew
     assert (tmp_path / "crl" / "client-ca.crl").read_text().count("BEGIN X509 CRL") == 2
     assert not ca.ensure_fresh_crl(tmp_path)
-    assert not any(p.name.startswith(".lab-authz-") for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(".lab-certs-") for p in tmp_path.iterdir())
 
 
 def test_extensions(made):

@@ -104,9 +104,22 @@ def test_nothing_secret_or_stray_is_left_beside_the_specimens(made):
     assert "client-ca.key" not in names and "client-ca.crt" not in names
     assert not any(n.startswith(("not-a-ca.", "sub-ca.", "constrained-ca.")) for n in names)   # intermediates' keys
     assert all(stat.S_IMODE((folder / n).stat().st_mode) == 0o600 for n in names if n.endswith(".key"))
-    assert not any(p.name.startswith(".lab-gallery-") for p in lab_dir.iterdir())
+    assert not any(p.name.startswith(".lab-certs-") for p in lab_dir.iterdir())
     ca_db = (lab_dir / "certs" / "client-ca-db" / "index.txt").read_text()
     assert "gallery" not in ca_db            # specimens, never students: the CA's database does not list them
+
+
+def test_a_damaged_specimen_is_made_again(made):
+    """A truncated certificate or an emptied key in gallery-certs/ (an editor, a full disk) would have stopped the
+    request before it left, with Python's words: the gallery is made anew instead."""
+    lab_dir, settings = made
+    folder = lab_dir / "gallery-certs"
+    crt = folder / "v1.crt"
+    crt.write_text(crt.read_text()[:200])
+    (folder / "sha1.key").write_text("")
+    assert gallery.ensure(lab_dir, settings)
+    assert x509.load_pem_x509_certificate(crt.read_bytes()).version == x509.Version.v1
+    assert not gallery.ensure(lab_dir, settings)
 
 
 def test_the_error_numbers_are_openssls(made):
@@ -136,7 +149,7 @@ def test_a_new_ca_takes_the_old_gallery_with_it_and_a_link_is_refused(tmp_path):
     (tmp_path / "gallery-certs").symlink_to(elsewhere)
     with pytest.raises(CertificateError, match="is a link"):
         gallery.ensure(tmp_path, settings)
-    assert list(elsewhere.iterdir()) == [] and not any(p.name.startswith(".lab-gallery-") for p in tmp_path.iterdir())
+    assert list(elsewhere.iterdir()) == [] and not any(p.name.startswith(".lab-certs-") for p in tmp_path.iterdir())
 
 
 def test_a_misspelt_specimen_is_one_line_and_nothing_is_made(rendered):
@@ -228,3 +241,24 @@ def test_the_gallery_needs_the_server_and_says_so(lab):
         ok(run(*lab.up_args()))
     away = run("gallery", *lab.args(), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert away.exit_code != 0 and "Traceback" not in away.output and len(away.output.strip().splitlines()) <= 4
+
+
+def test_what_a_killed_run_left_inside_the_lab_is_removed(rendered):
+    """The gallery and the authorization set are made in a folder inside the lab with a copy of the client CA's
+    key; SIGKILL cannot be caught. Those folders carry their process's id, and the next `lab render` (or up,
+    or down) removes the ones whose process is gone; a live one stays."""
+    import os
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for kind in ("gallery", "authz", "server"):
+        stale = rendered.dir / f".lab-certs-{gone.pid}-{kind}-x1"
+        stale.mkdir()
+        (stale / "client-ca.key").write_text("a copy of the CA key\n")
+    live = rendered.dir / f".lab-certs-{os.getpid()}-gallery-x2"
+    live.mkdir()
+    try:
+        ok(run("render", *rendered.args()))
+        assert [p.name for p in rendered.dir.glob(".lab-certs-*")] == [live.name]
+    finally:
+        live.rmdir()

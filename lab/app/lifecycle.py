@@ -115,7 +115,8 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
     from lab.core.locking import lab_lock
     from lab.pki import ca, certs
 
-    certs.clean_stale_staging(lab.dir.absolute().parent)   # what a killed run left beside the lab: CA keys
+    for where in (lab.dir.absolute().parent, lab.dir):      # what a killed run left beside and in the lab: CA keys
+        certs.clean_stale_staging(where)
     try:
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
@@ -264,7 +265,8 @@ def down(directory: Optional[Path], name: Optional[str], purge: bool = False) ->
     engine = runtime.connect()
     lab_name = name_for(lab_dir, name, engine)
     refuse_elsewhere(engine, lab_name, lab_dir, "down")
-    certs.clean_stale_staging(lab_dir.absolute().parent)
+    for where in (lab_dir.absolute().parent, lab_dir):
+        certs.clean_stale_staging(where)
     purge = purge and lab_dir.is_dir()
     if purge:
         _check_purge(lab_dir, lab_name, engine)

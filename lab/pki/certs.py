@@ -227,7 +227,7 @@ def renew_server(lab_dir: Path, settings: Settings) -> None:
     client CA, its database and every student's certificate stay. Staged, checked,
     then moved into place; each student's copy of the server CA is updated."""
     certs = layout.certs_dir(lab_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=".lab-server-", dir=lab_dir))
+    tmp = staging_dir(lab_dir, "server")
     try:
         _gen_certs_part(tmp, settings, "--server-only",
                         [(layout.SERVER_CA_CRT, layout.SERVER_CA_KEY), (layout.SERVER_CRT, layout.SERVER_KEY)])
@@ -249,7 +249,7 @@ def ensure_authz_demo(lab_dir: Path, settings: Settings) -> bool:
     if all((demo / name).is_file() for name in layout.AUTHZ_DEMO_FILES):
         return False
     certs = layout.certs_dir(lab_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=".lab-authz-", dir=lab_dir))
+    tmp = staging_dir(lab_dir, "authz")
     try:
         for name in (layout.CLIENT_CA_CRT, layout.CLIENT_CA_KEY):
             shutil.copyfile(certs / name, tmp / name)
@@ -274,6 +274,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def staging_dir(parent: Path, kind: str) -> Path:
+    """A private folder in `parent` to make certificates in (CA keys are copied there) before they move into
+    place, named for this process: whatever a killed run leaves, clean_stale_staging finds and removes."""
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-{kind}-", dir=parent))
 
 
 def clean_stale_staging(parent: Path) -> list[Path]:
@@ -304,7 +310,7 @@ class StagedCertificates:
         openssl_version()
         # The process is in the name: a run killed outright (SIGKILL) leaves a folder that holds CA keys,
         # and the next `lab up` or `lab down` beside it finds it and removes it (clean_stale_staging).
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=staging_parent))
+        self.tmp = staging_dir(staging_parent, "set")
         cmd = _gen_certs_command(self.tmp, settings)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -146,15 +146,23 @@ def files(lab_dir: Path, name: str) -> tuple[str, str]:
 
 
 def _made(lab_dir: Path) -> bool:
-    """Every specimen there, from this lab's client CA (a lab made anew has a new CA: the gallery is made again)."""
+    """Every specimen there and readable, from this lab's client CA (a lab made anew has a new CA, a damaged
+    file is no specimen: the gallery is made again)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     from lab.pki.ca import load_cert
 
     here = folder(lab_dir)
     try:
         issuer = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CA_CRT).subject
-        return all((here / f"{s.name}.crt").is_file() and (here / f"{s.name}.key").is_file()
-                   for s in SPECIMENS) and load_cert(here / "control.crt").issuer == issuer
-    except (OSError, ValueError):
+        for s in SPECIMENS:
+            chain = x509.load_pem_x509_certificates((here / f"{s.name}.crt").read_bytes())
+            load_pem_private_key((here / f"{s.name}.key").read_bytes(), None)
+            if s.name == "control" and chain[0].issuer != issuer:
+                return False
+        return True
+    except (OSError, ValueError, TypeError):
         return False
 
 
@@ -165,7 +173,9 @@ def ensure(lab_dir: Path, settings: Settings, again: bool = False) -> bool:
     certs = layout.certs_dir(lab_dir)
     if not (certs / layout.CLIENT_CA_KEY).is_file():
         raise CertificateError(f"no client CA in {certs}", hint="run `lab up` first")
-    tmp = Path(tempfile.mkdtemp(prefix=".lab-gallery-", dir=lab_dir))
+    from lab.pki.certs import staging_dir
+
+    tmp = staging_dir(lab_dir, "gallery")
     try:
         for name in (layout.CLIENT_CA_CRT, layout.CLIENT_CA_KEY):
             shutil.copyfile(certs / name, tmp / name)
