@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lab.engine.seam import DockerEngine
-from lab.pki import certs
+from lab.pki import ca, certs
 from lab.engine import compose
 from lab.core import layout, settings
 from lab.config import render
@@ -160,6 +160,7 @@ def test_compose_file_runs_on_its_own(tmp_path, docker_client, image):
     s = settings.validate(Settings(name=unique_name("labtest-compose"), image=image, tls_port=free_port(),
                                    mtls_port=free_port()))
     certs.ensure(tmp_path, s)
+    ca.ensure_fresh_crl(tmp_path)     # as lab render does: the CRL, and the identity and access maps beside it
     render.render_lab(tmp_path, s)
     try:
         proc = subprocess.run([exe, "up", "-d"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
