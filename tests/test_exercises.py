@@ -453,3 +453,31 @@ def test_an_exercise_does_not_start_on_top_of_an_earlier_fix(lab):
         ok(run("reset", *lab.args()))
     ok(run("exercise", "start", "verification-optional", *lab.args()))
     ok(run("exercise", "reset", *lab.args()))
+
+
+@pytest.mark.docker
+def test_a_deny_written_as_a_revoke_is_fixed_with_the_labs_own_commands(lab):
+    """deny-as-revoke by hand, as its hints lead: lab up makes the one-day CRL anew from the CA database, a line
+    in the access map denies the instructor /instructor/, lab reload loads it; the certificate was valid all along."""
+    from lab.pki import ca
+
+    ok(run("exercise", "start", "deny-as-revoke", *lab.args()))
+    instructor = ca.load_cert(lab.dir / "demo-certs" / "instructor.crt").serial_number
+    try:
+        assert instructor in ca.crl_serials(lab.dir)
+        assert instructor not in {r.serial for r in ca.ca_records(lab.dir) if r.status == "R"}
+        broken = run("exercise", "check", *lab.args())
+        assert broken.exit_code == 1 and "certificate revoked" in broken.output
+        ok(run("up", *lab.args()))
+        assert instructor not in ca.crl_serials(lab.dir)
+        conf = lab.dir / "nginx-mtls" / "nginx.conf"
+        rule = '"~^[^ ]*:instructor /instructor/" "";'
+        conf.write_text(conf.read_text().replace(
+            rule, '"lab-instructor:instructor /instructor/" "a guest has the laptop";  ' + rule))
+        ok(run("reload", "mtls", *lab.args()))
+        fixed = ok(run("exercise", "check", *lab.args()))
+        assert "a guest has the laptop" in fixed.output
+    finally:
+        ok(run("exercise", "reset", *lab.args()))
+        for copy in (lab.dir / "nginx-mtls").glob("nginx.conf.edited-*"):
+            copy.unlink()

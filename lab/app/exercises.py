@@ -95,6 +95,8 @@ def _judge_exercise(lab: Lab, ex: Exercise, engine: Engine, load: bool = True) -
         sc = found[0]
         if check.cert:
             sc = replace(sc, client_cert=(check.cert, check.key or check.cert))
+        if check.text is not None:     # any refusal of this kind, in the words a student's own fix chose
+            sc = replace(sc, expect=replace(sc.expect, text=check.text))
         if check.tls:
             sc = replace(sc, max_tls=check.tls, shows=sc.shows + f" (a client that offers TLS {check.tls} at most)")
         try:

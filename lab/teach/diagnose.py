@@ -139,6 +139,14 @@ def _lab_cert_refused(s: Seen) -> bool:
     return _mtls_http(s) and s.name == "client-cert" and s.obs.status == 400
 
 
+def _revoked(s: Seen) -> str:
+    cert = s.scenario.client_cert[0] if s.scenario.client_cert else ""
+    if cert == f"{layout.CERTS_DIR}/{layout.CLIENT_CRT}":
+        return "the lab's own client certificate is revoked: lab up --regenerate makes a new set"
+    return (f"the CRL the server loaded lists {cert} as revoked, a verdict for good: is it revoked in the client "
+            f"CA's database too? (openssl crl -in {layout.CRL_DIR}/{layout.CRL_FILE} -noout -text)")
+
+
 def _refused_otherwise(s: Seen) -> bool:
     """Refused, as the lesson says, but with another verdict than the lesson's."""
     return (_mtls_http(s) and s.name in _REFUSALS and s.obs.status == 400
@@ -211,7 +219,7 @@ RULES: list[Rule] = [
      lambda s: f"the server cannot use its revocation list ({s.verdict}): check ssl_crl in {s.rel} and "
                f"{layout.CRL_DIR}/{layout.CRL_FILE} (lab doctor; lab up renews it)"),
     (lambda s: _lab_cert_refused(s) and "revoked" in s.verdict,
-     lambda s: "the lab's own client certificate is revoked: lab up --regenerate makes a new set"),
+     lambda s: _revoked(s)),
     (_lab_cert_refused,
      lambda s: f"the server refused the lab's client certificate: {s.verdict or s.obs.reason} (lab logs mtls)"),
     # Refused, but not for the lesson's reason.

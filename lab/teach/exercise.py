@@ -38,6 +38,7 @@ class Check:
     tls: str | None = None                  # "1.2": the client offers TLS 1.2 at most
     cert: str | None = None                 # another client certificate (and chain) …
     key: str | None = None                  # … and its key, relative to the lab directory
+    text: str | None = None                 # words the answer must hold instead of the scenario's own
 
     @property
     def label(self) -> str:
@@ -152,10 +153,10 @@ def _check(value: object, where: str) -> Check:
     if isinstance(value, str):
         value = {"scenario": value}
     if not isinstance(value, dict):
-        raise _Bad(where, "a check is a scenario name, or a mapping with scenario (and tls, cert, key)")
-    unknown = sorted(set(map(str, value)) - {"scenario", "tls", "cert", "key"})
+        raise _Bad(where, "a check is a scenario name, or a mapping with scenario (and tls, cert, key, text)")
+    unknown = sorted(set(map(str, value)) - {"scenario", "tls", "cert", "key", "text"})
     if unknown:
-        raise _Bad(where, f"unknown {', '.join(unknown)}: a check takes scenario, tls, cert, key")
+        raise _Bad(where, f"unknown {', '.join(unknown)}: a check takes scenario, tls, cert, key, text")
     scenario = _text(value.get("scenario"), f"{where}.scenario", 40)
     if scenario not in ALL_NAMES:
         raise _Bad(f"{where}.scenario", f"{scenario!r} is not a lab verify scenario ({', '.join(ALL_NAMES)})")
@@ -164,7 +165,8 @@ def _check(value: object, where: str) -> Check:
         raise _Bad(f"{where}.tls", "must be 1.2 or 1.3")
     cert = _path(value["cert"], f"{where}.cert") if value.get("cert") is not None else None
     key = _path(value["key"], f"{where}.key") if value.get("key") is not None else None
-    return Check(scenario, str(tls) if tls is not None else None, cert, key)
+    text = _text(value["text"], f"{where}.text", 200) if value.get("text") is not None else None
+    return Check(scenario, str(tls) if tls is not None else None, cert, key, text)
 
 
 def _steps(value: object, where: str) -> tuple[dict[str, Any], ...]:
