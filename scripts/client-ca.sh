@@ -4,7 +4,7 @@
 # revoke one, renew the revocation list. Run by `lab client …` through
 # subprocess with an argument list; names are validated by lab before this.
 #
-#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--legacy-p12]
+#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--enddate YYYYMMDDHHMMSSZ] [--legacy-p12]
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N [--also-crl FILE]
@@ -16,7 +16,7 @@ set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" display="" role="" lab="" subject="" days="" legacy="" cert="" csr="" crl="" crl_days="" also_crl=""
+certs="" out="" name="" display="" role="" lab="" subject="" days="" enddate="" legacy="" cert="" csr="" crl="" crl_days="" also_crl=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
         --lab) lab=$2; shift 2 ;;
         --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
+        --enddate) enddate=$2; shift 2 ;;
         --legacy-p12) legacy=1; shift ;;
         --cert) cert=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --csr) csr=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
@@ -57,6 +58,11 @@ student_ext() {
     printf 'subjectAltName = URI:spiffe://%s/%s/%s\n' "$lab" "${role:-student}" "$name" >> "$1"
 }
 
+# How long a certificate lives: --days, or (a short-lived certificate, lab client add --ttl) an exact end.
+validity() {
+    if [ -n "$enddate" ]; then printf '%s\n' -enddate "$enddate"; else printf '%s\n' -days "$days"; fi
+}
+
 gencrl() {
     [ -n "$crl_days" ] || { echo "client-ca.sh: --crl-days is required" >&2; exit 2; }
     # nginx refuses every client once the CRL is past its nextUpdate: lab renews it early.
@@ -73,7 +79,7 @@ issue)
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
     openssl req -new -utf8 -config "$conf" -key "$out/$name.key" -subj "$student_subject" -out "$out/$name.csr"
     student_ext "$out/$name.ext"
-    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extfile "$out/$name.ext" \
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext $(validity) -extfile "$out/$name.ext" \
         -extensions v3_student -in "$out/$name.csr" -out "$out/$name.crt"
     rm -f "$out/$name.csr" "$out/$name.ext"
     cp server-ca.crt client-ca.crt "$out/"
@@ -99,7 +105,7 @@ sign)
     # (v3_client), whatever the request asked for: ca.cnf copies no extension
     # from a request (copy_extensions is not set) and -subj replaces its subject.
     student_ext "$out/$name.ext"
-    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext -days "$days" -extfile "$out/$name.ext" \
+    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext $(validity) -extfile "$out/$name.ext" \
         -extensions v3_student -subj "$student_subject" -in "$csr" -out "$out/$name.crt"
     rm -f "$out/$name.ext"
     cp server-ca.crt client-ca.crt "$out/"

@@ -105,3 +105,26 @@ def unique_name(prefix: str) -> str:
     import uuid
 
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def mtls_get(lab, login: str | tuple[Path, Path] | None, path: str) -> tuple[int, str]:
+    """A real request to the lab's mTLS server on loopback, as a student (clients/LOGIN/), as the lab's own client
+    ("lab-client"), with a (certificate, key) pair, or with no certificate (None): the status and the body."""
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "certs" / "server-ca.crt"))
+    if isinstance(login, tuple):
+        ctx.load_cert_chain(str(login[0]), str(login[1]))
+    elif login == "lab-client":
+        ctx.load_cert_chain(str(lab.dir / "certs" / "client.crt"), str(lab.dir / "certs" / "client.key"))
+    elif login:
+        folder = lab.dir / "clients" / login
+        ctx.load_cert_chain(str(folder / f"{login}.crt"), str(folder / f"{login}.key"))
+    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()

@@ -10,24 +10,8 @@ import json
 import ssl
 
 import pytest
-
+from helpers import mtls_get as get
 from helpers import ok, run
-
-
-def get(lab, login: str | None, path: str) -> tuple[int, str]:
-    ctx = ssl.create_default_context(cafile=str(lab.dir / "certs" / "server-ca.crt"))
-    if login == "lab-client":
-        ctx.load_cert_chain(str(lab.dir / "certs" / "client.crt"), str(lab.dir / "certs" / "client.key"))
-    elif login:
-        folder = lab.dir / "clients" / login
-        ctx.load_cert_chain(str(folder / f"{login}.crt"), str(folder / f"{login}.key"))
-    conn = http.client.HTTPSConnection("localhost", lab.mtls_port, context=ctx, timeout=5)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")

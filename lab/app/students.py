@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from lab.pki.handout import Handout
     from lab.pki.inventory import CertInfo
-    from lab.pki.students import IssuedStudent, Student
+    from lab.pki.students import IssuedStudent, Renewal, Student
     from lab.teach.room import Room, Roster
 
 
@@ -32,7 +32,8 @@ class AddReport:
 
 
 def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path], force: bool, legacy_p12: bool,
-                 progress: Progress = quiet, demo: bool = False, role: str = "student") -> AddReport:
+                 progress: Progress = quiet, demo: bool = False, role: str = "student",
+                 ttl: Optional[int] = None) -> AddReport:
     """Issue a certificate per student. A roster run again completes it: who
     already has a certificate is kept. --force re-issues, and the running
     server is made to refuse the old certificates."""
@@ -50,7 +51,7 @@ def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path]
         try:
             issued, skipped = students.add(lab.dir, lab.settings, wanted, force=force, legacy_p12=legacy_p12,
                                            host=student_host(lab.settings), skip_existing=bool(roster), demo=demo,
-                                           problems=problems)
+                                           problems=problems, ttl=ttl)
         finally:
             _load_names(lab)
         if force:
@@ -61,6 +62,22 @@ def add_students(lab: Lab, names: Optional[list[str]], from_file: Optional[Path]
 # How long `lab client …` waits for another lab command on the same lab (e.g.
 # a second instructor terminal adding students) before giving up.
 LOCK_WAIT = 120.0
+
+
+def renew(lab: Lab, name: str) -> Renewal:
+    """lab client renew: the same student, role and lifetime, a new key and certificate; a long-lived old one
+    is revoked and the running server made to refuse it, a short-lived one ends by itself."""
+    from lab.core.locking import lab_lock
+    from lab.pki import students
+
+    with lab_lock(lab.name, wait=LOCK_WAIT):
+        try:
+            renewal = students.renew(lab.dir, lab.settings, name, host=student_host(lab.settings))
+        finally:
+            _load_names(lab)
+        if renewal.old_revoked:
+            _enforce_revocation(lab, f"{renewal.issued.name}'s old certificate")
+    return renewal
 
 
 def sign_request(lab: Lab, request: Path, name: Optional[str] = None) -> IssuedStudent:

@@ -435,17 +435,35 @@ def client_add(
     show_passwords: Annotated[bool, typer.Option("--show-passwords", help="Print the .p12 passwords (not in front of a class).")] = False,
     role: Annotated[str, typer.Option("--role", help="student or instructor (the mTLS server's /instructor/ is for "
                                       "instructors); a class list's role column wins.")] = "student",
+    ttl: Annotated[Optional[str], typer.Option(
+        "--ttl", help="A short-lived certificate: it ends after this long (10m, 8h, 2d; 1m to the lab's limit), "
+                      "nothing to revoke [default: the lab's --days].", show_default=False)] = None,
 ) -> None:
     """Issue a client certificate per student: clients/NAME/ with .crt, .key, a password-protected .p12, README."""
 
     if role not in ("student", "instructor"):
         raise UsageError(f"--role {role!r}: a role is student or instructor")
+    from lab.core.settings import validate_ttl
+
+    seconds = validate_ttl(ttl) if ttl is not None else None
     lab = selection.select(directory, name, require=True)
     with console.progress() as say:
         report = students.add_students(lab, names, from_file, force=force, legacy_p12=legacy_p12, progress=say,
-                                       role=role)
+                                       role=role, ttl=seconds)
     with Done(f"{len(report.issued)} student(s) issued (lab client list{lab.selector} shows them)"):
         students_view.issued(report, lab.selector, show_passwords)
+
+
+@client_app.command("renew")
+@handles_errors
+def client_renew(
+    student: Annotated[str, typer.Argument(help="Student name.")], directory: DirOpt = None, name: NameOpt = None,
+) -> None:
+    """Re-issue a student's certificate (a new key, the same role and lifetime) before it ends: a short-lived one
+    is left to end by itself, a longer one is revoked."""
+
+    lab = selection.select(directory, name, require=True)
+    students_view.renewed(students.renew(lab, student), lab.selector)
 
 
 @client_app.command("sign")

@@ -245,6 +245,20 @@ def validate_days(days: int) -> int:
     return days
 
 
+_TTL_RE = re.compile(r"^(\d{1,6})([mhd])$")
+_TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
+
+
+def validate_ttl(text: str) -> int:
+    """lab client add --ttl: a short-lived certificate's lifetime (10m, 8h, 2d), in seconds; minutes to days."""
+    found = _TTL_RE.match(text.strip())
+    seconds = int(found.group(1)) * _TTL_UNIT[found.group(2)] if found else 0
+    if not found or not 60 <= seconds <= layout.MAX_DAYS * 86400:
+        raise UsageError(f"--ttl {text!r}: a lifetime is a number and m, h or d (10m, 8h, 2d), from 1m to "
+                         f"{layout.MAX_DAYS}d")
+    return seconds
+
+
 def validate_image(image: str) -> str:
     if not _IMAGE_RE.fullmatch(image or "") or len(image) > 255:
         raise UsageError(f"invalid image reference {image!r}: expected e.g. nginx:1.27.3 or registry:5000/team/nginx:tag")

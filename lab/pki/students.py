@@ -312,7 +312,7 @@ def enroll(lab_dir: Path, names: list[str] | list[naming.Asked], problems: list[
 
 def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked], force: bool = False,
         legacy_p12: bool = False, host: str = "localhost", skip_existing: bool = False, demo: bool = False,
-        problems: list[str] | None = None) -> tuple[list[IssuedStudent], list[str]]:
+        problems: list[str] | None = None, ttl: int | None = None) -> tuple[list[IssuedStudent], list[str]]:
     """Issue a certificate per name; returns (issued, skipped: already had one, by login).
 
     Every name (and every problem of the class list) is checked before anything
@@ -343,7 +343,7 @@ def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked]
     issued: list[IssuedStudent] = []
     try:
         for e in todo:
-            issued.append(_issue(lab_dir, certs, settings, e, legacy_p12, host, force))
+            issued.append(_issue(lab_dir, certs, settings, e, legacy_p12, host, force, ttl))
     except KeyboardInterrupt:
         done = [i.name for i in issued]
         undone = _undo_unfinished(lab_dir, [e.login for e in todo])
@@ -397,15 +397,23 @@ def _issued(lab_dir: Path, tmp: Path, settings: Settings, name: str, host: str) 
     return cert, serial
 
 
+def _validity(settings: Settings, ttl: int | None) -> list[str]:
+    """openssl ca's lifetime: the lab's days, or a short-lived certificate's exact end (now + ttl seconds)."""
+    if ttl is None:
+        return ["--days", str(settings.days)]
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+    return ["--days", str(settings.days), "--enddate", f"{end:%Y%m%d%H%M%S}Z"]
+
+
 def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrollee, legacy_p12: bool, host: str,
-           force: bool) -> IssuedStudent:
+           force: bool, ttl: int | None = None) -> IssuedStudent:
     name = student.login
     if force and any(r.status == "V" and r.login == name for r in ca_records(lab_dir)):
         revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
     with _staged_folder(lab_dir, name, undo_always=False) as tmp:
         run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--display", student.display,
                    "--role", student.role,
-                   "--lab", settings.name, "--subject", layout.subject_base(settings.name), "--days", str(settings.days),
+                   "--lab", settings.name, "--subject", layout.subject_base(settings.name), *_validity(settings, ttl),
                    *(["--legacy-p12"] if legacy_p12 else []))
         cert, serial = _issued(lab_dir, tmp, settings, name, host)
         made = tmp / (layout.student_file(name, "p12") + ".password")
@@ -415,6 +423,44 @@ def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrol
         os.replace(made, secret)     # the instructor's, not the student's folder
     return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial, password, cert.not_valid_after_utc,
                          student.display)
+
+
+# A certificate that ends within this is short-lived: renewing it leaves the old one to end by itself (nothing
+# revoked, the "passive revocation" of short-lived certificates); a longer-lived one is revoked, as --force does.
+SHORT_LIVED = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    issued: IssuedStudent
+    ttl: int | None              # the lifetime kept from the old certificate (None: the lab's --days)
+    old_serial: str
+    old_revoked: bool            # False: the old certificate ends by itself at old_end
+    old_end: dt.datetime | None
+
+
+def renew(lab_dir: Path, settings: Settings, name: str, legacy_p12: bool = False, host: str = "localhost") -> Renewal:
+    """lab client renew: a new key and certificate for the same student, role and lifetime. The old one, if it
+    ends within SHORT_LIVED, is left to end; otherwise it is revoked (it would let its copies in for months)."""
+    student = find(lab_dir, name)
+    if student.status == "revoked":
+        raise UsageError(f"{student.name}'s certificate is revoked: a revoked certificate is not renewed",
+                         hint=f"lab client add --force {student.name} issues a new one")
+    if student.status not in ("valid", "expired"):
+        raise UsageError(f"{student.name}'s certificate cannot be renewed ({student.status}: {student.problem})",
+                         hint=f"lab client add --force {student.name} issues a new one")
+    old = load_cert(student.file("crt"))
+    lifetime = old.not_valid_after_utc - old.not_valid_before_utc
+    ttl = max(60, round(lifetime.total_seconds() / 60) * 60) if lifetime < dt.timedelta(days=settings.days) else None
+    role = next((r.role for r in ca_records(lab_dir) if r.serial == old.serial_number), "student")
+    short = student.status == "expired" or old.not_valid_after_utc - dt.datetime.now(dt.UTC) <= SHORT_LIVED
+    enrollee = naming.Enrollee(login=student.name, display=student.display or student.name, role=role)
+    certs = require_ca(lab_dir)
+    try:
+        issued = _issue(lab_dir, certs, settings, enrollee, legacy_p12, host, force=not short, ttl=ttl)
+    finally:
+        write_names(lab_dir)
+    return Renewal(issued, ttl, student.serial, not short, old.not_valid_after_utc)
 
 
 def _read_request(request: Path) -> Any:

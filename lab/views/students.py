@@ -3,6 +3,7 @@ the lab's PKI. Never a password on screen unless asked for."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,14 +16,29 @@ if TYPE_CHECKING:
     from lab.app.students import AddReport, RemoveReport, RevokeReport
     from lab.pki.handout import Handout
     from lab.pki.inventory import CertInfo
-    from lab.pki.students import IssuedStudent, Student
+    from lab.pki.students import IssuedStudent, Renewal, Student
+
+
+def until(end: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """A certificate's end: the date, or for one that ends within two days the time and what is left."""
+    if end is None:
+        return "-"
+    now = now or dt.datetime.now(dt.UTC)
+    left = end - now
+    if left > dt.timedelta(days=2):
+        return f"{end:%Y-%m-%d}"
+    if left <= dt.timedelta(0):
+        return f"{end:%Y-%m-%d %H:%M} UTC"
+    minutes = -(-int(left.total_seconds()) // 60)      # rounded up: "1m left" until it has ended
+    told = f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+    return f"{end:%Y-%m-%d %H:%M} UTC, {told} left"
 
 
 def issued(report: AddReport, selector: str, show_passwords: bool = False) -> None:
     """Never a password on screen (a projector shows it to the class) unless asked for."""
     out = out_console()
     for i in report.issued:
-        ok(f"{_who(i)}: {i.directory}/ (serial {i.serial}, valid until {i.not_after:%Y-%m-%d})")
+        ok(f"{_who(i)}: {i.directory}/ (serial {i.serial}, valid until {until(i.not_after)})")
         if show_passwords:
             out.print(f"    p12 password: {i.password}", markup=False)
     if report.issued:
@@ -32,6 +48,29 @@ def issued(report: AddReport, selector: str, show_passwords: bool = False) -> No
         out.print(f"  kept: {', '.join(report.skipped)} already had a certificate (--force re-issues)", markup=False)
     if report.issued:
         out.print(f"Try: lab verify --as {report.issued[0].name}{selector}", markup=False)
+
+
+def renewed(renewal: Renewal, selector: str) -> None:
+    i = renewal.issued
+    life = f", for {_lifetime(renewal.ttl)}" if renewal.ttl else ""
+    ok(f"renewed {_who(i)}: serial {i.serial}, valid until {until(i.not_after)}{life}; new key and .p12 in "
+       f"{i.directory}/")
+    out = out_console()
+    if renewal.old_revoked:
+        out.print(f"  the old certificate (serial {renewal.old_serial}) is revoked: it had months to run",
+                  markup=False)
+    else:
+        out.print(f"  the old certificate (serial {renewal.old_serial}) is not revoked: it ends by itself "
+                  f"({until(renewal.old_end)})", markup=False)
+    out.print(f"  hand out the new files: lab handout {i.name}{selector}", markup=False)
+
+
+def _lifetime(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 def _who(student: IssuedStudent | Student) -> str:
@@ -73,7 +112,7 @@ def students(found: list[Student]) -> None:
     for c in found:
         state = {"valid": "[green]valid[/]", "revoked": "[bold red]revoked[/]"}.get(c.status, f"[yellow]{c.status}[/]")
         table.add_row(escape(c.shown), *([c.name] if logins else []), c.serial,
-                      f"{c.not_after:%Y-%m-%d}" if c.not_after else "-", state)
+                      until(c.not_after), state)
     out.print(table)
     _problems(found)
 
