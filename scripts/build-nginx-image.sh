@@ -18,9 +18,14 @@ case "$suite" in
     *) log "ERROR: no Debian suite in the tag of $name (bookworm, trixie, testing): set SUITE"; exit 2 ;;
 esac
 
+# The image also carries the openssl command: the lab's OCSP responder (lab up --revocation ocsp) is
+# `openssl ocsp` in a container of the same image. An image built before lacks it (no label): built anew.
 if [ -z "${FORCE:-}" ] && docker image inspect "$name" >/dev/null 2>&1; then
-    log "image $name already present"
-    exit 0
+    if [ -n "$(docker image inspect -f '{{ with index .Config.Labels "io.mtls-lab.openssl-command" }}{{ . }}{{ end }}' "$name" 2>/dev/null)" ]; then
+        log "image $name already present"
+        exit 0
+    fi
+    log "image $name has no openssl command (built before lab's OCSP responder): building it anew"
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
@@ -32,8 +37,8 @@ fi
 root=$(mktemp -d /tmp/lab-nginx-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 
-log "debootstrap $suite with nginx-light into $root (about half a minute)"
-if ! debootstrap --variant=minbase --include=nginx-light "$suite" "$root" http://deb.debian.org/debian \
+log "debootstrap $suite with nginx-light and openssl into $root (about half a minute)"
+if ! debootstrap --variant=minbase --include=nginx-light,openssl "$suite" "$root" http://deb.debian.org/debian \
         "/usr/share/debootstrap/scripts/$script" >"$root.log" 2>&1; then
     log "ERROR: debootstrap failed; last lines:"
     tail -n 20 "$root.log" >&2
@@ -51,6 +56,7 @@ tar -C "$root" -c . | docker import \
     -c 'CMD ["nginx","-g","daemon off;"]' \
     -c "LABEL io.mtls-lab.nginx=$(chroot "$root" nginx -v 2>&1 | sed 's|.*/||')" \
     -c "LABEL io.mtls-lab.openssl=$(chroot "$root" nginx -V 2>&1 | grep -o 'OpenSSL [0-9][^ ]*' | tail -1 | cut -d' ' -f2)" \
-    -m "nginx-light from Debian $suite packages (scripts/build-nginx-image.sh)" \
+    -c "LABEL io.mtls-lab.openssl-command=$(chroot "$root" openssl version | cut -d' ' -f2)" \
+    -m "nginx-light and openssl from Debian $suite packages (scripts/build-nginx-image.sh)" \
     - "$name" >/dev/null
 log "image $name ready ($(docker image inspect -f '{{.Size}}' "$name") bytes)"

@@ -8,6 +8,7 @@
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N [--also-crl FILE]
+#   client-ca.sh ocsp-signer --certs CERTS --out DIR --lab LAB --subject /O=org/OU=unit --days N
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
 # issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
@@ -122,6 +123,25 @@ crl)
     [ -n "$crl" ] || { echo "client-ca.sh crl: --crl is required" >&2; exit 2; }
     gencrl
     ;;
+ocsp-signer)
+    # The OCSP responder's own key and certificate (lab up --revocation ocsp): signed by the client CA for
+    # one purpose, signing OCSP answers about the client CA's certificates (RFC 6960 4.2.2.2: a delegated
+    # responder, issued directly by the CA, with the id-kp-OCSPSigning extended key usage). Outside the CA
+    # database (it is no student): a random serial, like the lab's other demo certificates. The responder
+    # gets this key, never the CA's.
+    [ -n "$out" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] ||
+        { echo "client-ca.sh ocsp-signer: --out, --lab, --subject and --days are required" >&2; exit 2; }
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/ocsp.key"
+    openssl req -new -utf8 -config "$conf" -key "$out/ocsp.key" -subj "$subject/CN=$lab OCSP responder" \
+        -out "$out/ocsp.csr"
+    printf '%s\n' "basicConstraints = critical, CA:FALSE" "keyUsage = critical, digitalSignature" \
+        "extendedKeyUsage = critical, OCSPSigning" "subjectKeyIdentifier = hash" \
+        "authorityKeyIdentifier = keyid:always" > "$out/ocsp.ext"
+    openssl x509 -req -in "$out/ocsp.csr" -CA client-ca.crt -CAkey client-ca.key -set_serial "0x7$(openssl rand -hex 16 | cut -c2-)" \
+        -days "$days" -sha256 -extfile "$out/ocsp.ext" -out "$out/ocsp.crt" 2>/dev/null
+    rm -f "$out/ocsp.csr" "$out/ocsp.ext"
+    cp client-ca.crt "$out/"
+    ;;
 *)
-    echo "client-ca.sh: first argument is issue, revoke or crl" >&2; exit 2 ;;
+    echo "client-ca.sh: first argument is issue, sign, revoke, crl or ocsp-signer" >&2; exit 2 ;;
 esac

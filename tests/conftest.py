@@ -115,7 +115,7 @@ def _no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     for var in ("LAB_DIR", "LAB_NAME", "LAB_TLS_PORT", "LAB_MTLS_PORT", "LAB_BIND", "LAB_IMAGE", "LAB_PORT_OFFSET",
-                "LAB_WIDE"):
+                "LAB_WIDE", "LAB_REVOCATION"):
         monkeypatch.delenv(var, raising=False)
 
 

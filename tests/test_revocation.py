@@ -107,3 +107,121 @@ def test_renew_refuses_what_cannot_be_renewed(rendered):
     assert unknown.exit_code == 2 and "no student named 'nobody'" in unknown.output
     bad = run("client", "add", "bo", "--ttl", "30s", *rendered.args())
     assert bad.exit_code == 2 and "--ttl '30s'" in bad.output and not (rendered.dir / "clients" / "bo").exists()
+
+
+# --------------------------------------------------------------------------- OCSP
+
+def test_the_revocation_mode_decides_what_nginx_asks(tmp_path):
+    from lab.config import render
+    from lab.core.settings import Settings
+    from lab.teach.defences import turned_off
+
+    def texts(mode: str) -> tuple[str, str]:
+        t, _ = render.lesson(tmp_path, Settings(name="rv", revocation=mode))
+        return t["nginx-mtls/nginx.conf"], t["docker-compose.yml"]
+
+    conf, compose = texts("crl")
+    assert "ssl_crl " in conf and "ssl_ocsp" not in conf and "rv-ocsp" not in compose
+    conf, compose = texts("ocsp")
+    assert "ssl_crl " not in conf and "ssl_ocsp on;" in conf and "ssl_ocsp_responder http://rv-ocsp:2560;" in conf
+    assert "resolver 127.0.0.11" in conf and "ssl_ocsp_cache shared" not in conf
+    from lab.engine import compose as compose_file
+
+    (tmp_path / "docker-compose.yml").write_text(compose)
+    spec = compose_file.read(tmp_path / "docker-compose.yml")
+    responder = next(s for s in spec.services if s.key == "ocsp")
+    # On the lab network only, no port published, its own key: never the CA's.
+    assert responder.ports == {} and responder.command[:2] == ("openssl", "ocsp") and responder.cap_add == ()
+    assert all(m.read_only for m in responder.mounts) and [m.source.name for m in responder.mounts] == ["ocsp"]
+    assert "client-ca.key" not in compose.split("  ocsp:")[1]
+    conf, _ = texts("both")
+    assert "ssl_crl " in conf and "ssl_ocsp on;" in conf
+    # The lesson holds with OCSP alone; neither a CRL nor OCSP is revocation turned off.
+    (tmp_path / "nginx-mtls").mkdir()
+    (tmp_path / "nginx-mtls" / "nginx.conf").write_text(texts("ocsp")[0])
+    assert not [d for d in turned_off(tmp_path) if d.directive == "ssl_crl"]
+    (tmp_path / "nginx-mtls" / "nginx.conf").write_text(texts("ocsp")[0].replace("ssl_ocsp on;", "ssl_ocsp off;"))
+    assert [d for d in turned_off(tmp_path) if d.directive == "ssl_crl"]
+
+
+def test_a_bad_revocation_mode_is_refused_in_one_line(rendered):
+    bad = run("up", "--revocation", "ocps", *rendered.args())
+    assert bad.exit_code == 2 and "invalid --revocation 'ocps': one of crl, ocsp, both" in bad.output
+    (rendered.dir / "lab.yml").write_text((rendered.dir / "lab.yml").read_text() + "revocation: sometimes\n")
+    bad = run("status", *rendered.args())
+    assert bad.exit_code == 2 and "revocation" in bad.output
+
+
+def test_an_image_without_openssl_is_named_when_the_responder_cannot_start():
+    from lab.engine import runtime
+    from lab.engine.compose import Service
+    from lab.engine.seam import EngineError
+
+    svc = Service("ocsp", "x-ocsp", "lab-nginx:old", {}, (), {}, "x-net", "SIGTERM", ("openssl", "ocsp"))
+    err = runtime._start_error(None, svc, EngineError('exec: "openssl": executable file not found in $PATH'))
+    assert "has no openssl command" in str(err) and "build-nginx-image.sh" in err.hint
+
+
+@pytest.fixture(scope="module")
+def ocsp_lab(module_lab):
+    lab = module_lab("labtest-ocsp")
+    ok(run(*lab.up_args("--revocation", "ocsp")))
+    return lab
+
+
+def _workers(docker_client, container: str) -> set[str]:
+    return {p[1] for p in docker_client.containers.get(container).top()["Processes"]}
+
+
+@pytest.mark.docker
+def test_with_ocsp_a_revoked_student_is_refused_at_the_next_handshake_with_no_reload(ocsp_lab, docker_client):
+    from lab.engine import runtime
+    from lab.pki import students
+
+    lab = ocsp_lab
+    status = ok(run("status", *lab.args()))
+    for container in (f"{lab.name}-tls", f"{lab.name}-mtls", f"{lab.name}-ocsp"):
+        assert container in status.output
+    assert "answers OCSP" in status.output and "older revocation list" not in status.output
+    assert "OCSP responder" in ok(run("doctor", *lab.args())).output
+    verified = ok(run("verify", *lab.args()))
+    assert "13 passed, 0 failed" in verified.output and "certificate status request failed" in verified.output
+    ok(run("client", "add", "José Núñez", "bo", *lab.args()))
+    assert mtls_get(lab, "jose-nunez", "/hello-world.txt")[0] == 200     # known to the responder at once
+    before = _workers(docker_client, f"{lab.name}-mtls")
+    # The CA database, the CRL and the responder's index say revoked; nginx is not reloaded.
+    students.revoke(lab.dir, "jose-nunez")
+    runtime.ask_responder(runtime.connect(), lab.name)
+    status_code, body = mtls_get(lab, "jose-nunez", "/hello-world.txt")
+    assert status_code == 400 and "revoked" in body
+    assert _workers(docker_client, f"{lab.name}-mtls") == before
+    assert mtls_get(lab, "bo", "/hello-world.txt")[0] == 200
+    said = ok(run("client", "revoke", "bo", *lab.args()))
+    assert "no reload: the OCSP responder now answers" in said.output and "certificate revoked" in said.output
+    assert mtls_get(lab, "bo", "/hello-world.txt")[0] == 400
+
+
+@pytest.mark.docker
+def test_the_responder_down_refuses_everyone_and_down_removes_it(ocsp_lab, docker_client):
+    from helpers import leftovers
+
+    lab = ocsp_lab
+    ok(run("client", "add", "cy", *lab.args()))
+    docker_client.containers.get(f"{lab.name}-ocsp").stop(timeout=2)
+    try:
+        status_code, body = mtls_get(lab, "cy", "/hello-world.txt")
+        assert status_code == 400, body                       # ssl_ocsp on: no answer, no entry
+        doctor = run("doctor", *lab.args())
+        assert "OCSP responder" in doctor.output and "refuses every student" in doctor.output
+        assert run("status", *lab.args()).exit_code == 1
+    finally:
+        ok(run(*lab.up_args()))                               # lab up starts it again
+    assert mtls_get(lab, "cy", "/hello-world.txt")[0] == 200
+    # Back to the CRL: the responder goes, the setting is saved.
+    ok(run(*lab.up_args("--revocation", "crl")))
+    assert f"{lab.name}-ocsp" not in {c.name for c in docker_client.containers.list(all=True)}
+    assert "revocation" not in (lab.dir / "lab.yml").read_text()
+    ok(run(*lab.up_args("--revocation", "ocsp")))
+    assert "revocation: ocsp" in (lab.dir / "lab.yml").read_text()
+    ok(run("down", *lab.args()))
+    assert leftovers(docker_client, lab.name) == []

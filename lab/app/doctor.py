@@ -247,6 +247,8 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     if certificates:
         checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, engine, s.name),
                    check_ca_database(lab_dir)]
+    if certificates and s.ocsp:
+        checks.append(check_responder(engine, s))
     checks.append(check_clock(engine, now))
     room = check_room_names(s)
     if room is not None:
@@ -254,6 +256,27 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     if certificates:   # lab doctor only: lab up needs no capture
         checks.append(check_capture())
     return engine, checks
+
+
+def check_responder(engine: Engine | None, s: Settings) -> Check:
+    """--revocation ocsp|both: the responder runs and answers (with ssl_ocsp on, nginx refuses everyone when
+    it does not). Not blocking: lab up (re)starts it."""
+    from lab.core import layout
+    from lab.engine import runtime
+
+    name = layout.container_name(s.name, "ocsp")
+    if engine is None:
+        return Check("OCSP responder", True, f"{name}: cannot tell without the engine", blocking=False)
+    found = engine.container(name)
+    if found is None or found.status != "running":
+        return Check("OCSP responder", False, f"{name} is {'not there' if found is None else found.status}: the "
+                     "mTLS server refuses every student while it asks no one", "lab up starts it", blocking=False)
+    why = runtime.ask_responder(engine, s.name)
+    if why:
+        return Check("OCSP responder", False, f"{name} does not answer ({why}): the mTLS server refuses every "
+                     "student", "lab logs; lab up starts it again", blocking=False)
+    return Check("OCSP responder", True, f"{name} answers, signed by its own OCSP key (the mTLS server asks it at "
+                 "every full handshake)")
 
 
 def preflight(lab_dir: Path, s: Settings) -> Engine:

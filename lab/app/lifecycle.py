@@ -126,6 +126,9 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
                 cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
                 # Missing, unreadable, behind the CA database or running out: made anew from the database.
                 ca.ensure_fresh_crl(lab.dir)
+                if lab.settings.ocsp:       # the responder's own key and certificate, and its index
+                    certs.ensure_ocsp_signer(lab.dir, lab.settings)
+                    ca.write_ocsp_index(lab.dir)
                 rendered = render.render_lab(lab.dir, lab.settings)
                 started = start(rendered, cert_result) if start else None
                 settings.save(lab.dir, lab.settings)
@@ -178,7 +181,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     assert done is not None    # _build ran `start`
     result, reloaded = done
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
-                    servers=runtime.status(engine, lab.name, ca_file), expiry=first_expiry(lab.dir),
+                    servers=runtime.status(engine, lab.name, ca_file, ocsp=lab.settings.ocsp), expiry=first_expiry(lab.dir),
                     seconds=time.monotonic() - started, reloaded=reloaded)
 
 
@@ -305,7 +308,8 @@ def status(directory: Optional[Path], name: Optional[str]) -> StatusReport:
     engine = runtime.connect()
     lab_name = lab.name if lab else name_for(lab_dir, name, engine)
     refuse_elsewhere(engine, lab_name, lab_dir, "status")
-    servers = runtime.status(engine, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT)
+    servers = runtime.status(engine, lab_name, layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT,
+                             ocsp=bool(lab and lab.settings.ocsp))
     here = lab_dir if lab_dir.is_dir() else None
     states = loaded_states(lab_dir, engine, lab_name) if here else {}
     return StatusReport(lab_name, here, servers, first_expiry(lab_dir) if here else None, states,

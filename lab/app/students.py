@@ -195,6 +195,7 @@ class RevokeReport:
     observed: str = ""       # what the server answered the revoked certificate
     curl: str = ""
     unreadable: str = ""     # why no request could show the refusal (the student's files cannot be read)
+    by_ocsp: bool = False    # enforced by the OCSP responder's answer, with no reload of nginx (--revocation ocsp)
 
 
 def _enforce_revocation(lab: Lab, who: str) -> Optional[str]:
@@ -229,6 +230,8 @@ def _load_names(lab: Lab) -> None:
         found = runtime.server_state(engine, lab.name, "mtls")
         if found is not None and found[1] == "running":
             sync(lab, engine, ["mtls"])
+        if lab.settings.ocsp:     # a new student: the responder must know the certificate before its first handshake
+            runtime.ask_responder(engine, lab.name)
     except LabError:
         pass
 
@@ -254,9 +257,13 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
     from lab.pki import students
     from lab.teach import verify as checks
 
+    by_ocsp = lab.settings.revocation == "ocsp"
     with lab_lock(lab.name, wait=LOCK_WAIT):
         revoked = students.revoke(lab.dir, name)
-        state = _enforce_revocation(lab, name)
+        # OCSP alone: no reload, the responder's next answer is "revoked"; with a CRL too, the reload as ever.
+        state = None if by_ocsp else _enforce_revocation(lab, name)
+        if lab.settings.ocsp:
+            state = _tell_responder(lab, name) or state
     if state is None:
         return RevokeReport(revoked, False)
     if not revoked.file("key").is_file():
@@ -276,7 +283,30 @@ def revoke(lab: Lab, name: str) -> RevokeReport:
     if not result.passed and not (ended and "certificate has expired" in result.observed):
         raise LabError(f"the mTLS server still does not refuse {name}: {result.observed}",
                        hint=f"lab logs mtls{lab.selector} shows what the server saw; `lab up{lab.selector}` reloads it")
-    return RevokeReport(revoked, True, result.observed, result.curl)
+    if by_ocsp:
+        _load_names(lab)     # refused with no reload (shown above); now the pages' lists catch up, without downtime
+    return RevokeReport(revoked, True, result.observed, result.curl, by_ocsp=by_ocsp)
+
+
+def _tell_responder(lab: Lab, who: str) -> Optional[str]:
+    """The OCSP responder reads its index again now (lab asks it once: OpenSSL's responder looks for a change
+    only before it waits for a request). "asked", or None when it does not run here; LabError when it runs
+    and does not answer (with ssl_ocsp on, the mTLS server then refuses everyone)."""
+    from lab.engine import runtime
+
+    try:
+        engine = runtime.connect()
+        found = engine.container(layout.container_name(lab.name, "ocsp"))
+    except LabError:
+        return None
+    if found is None or found.status != "running":
+        return None
+    why = runtime.ask_responder(engine, lab.name)
+    if why:
+        raise LabError(f"the client CA's database now revokes {who}, but the OCSP responder does not answer ({why}): "
+                       "until it does, the mTLS server refuses everyone", hint=f"lab status{lab.selector}; "
+                       f"lab up{lab.selector} starts it again")
+    return "asked"
 
 
 def find(lab: Lab, name: str) -> Student:

@@ -38,6 +38,7 @@ from lab.cli.options import (
     PortOffsetOpt,
     PublicNameOpt,
     RegenerateOpt,
+    RevocationOpt,
     SanOpt,
     TlsPortOpt,
 )
@@ -101,15 +102,15 @@ def _root(
 def up_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
-    public_name: PublicNameOpt = None, days: DaysOpt = None, regenerate: RegenerateOpt = False,
-    discard_students: DiscardOpt = False,
+    public_name: PublicNameOpt = None, days: DaysOpt = None, revocation: RevocationOpt = None,
+    regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for both servers to answer TLS.")] = 30.0,
 ) -> None:
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
 
     lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
                          mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days,
-                         public_names=public_name)
+                         public_names=public_name, revocation=revocation)
     with console.progress() as say:
         report = lifecycle.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
                             discard_students=discard_students)
@@ -122,14 +123,14 @@ def up_cmd(
 def render_cmd(
     directory: DirOpt = None, name: NameOpt = None, tls_port: TlsPortOpt = None, mtls_port: MtlsPortOpt = None,
     port_offset: PortOffsetOpt = None, bind: BindOpt = None, image: ImageOpt = None, san: SanOpt = None,
-    public_name: PublicNameOpt = None, days: DaysOpt = None, regenerate: RegenerateOpt = False,
-    discard_students: DiscardOpt = False,
+    public_name: PublicNameOpt = None, days: DaysOpt = None, revocation: RevocationOpt = None,
+    regenerate: RegenerateOpt = False, discard_students: DiscardOpt = False,
 ) -> None:
     """Write the lab directory (certificates, nginx configs, compose file) without starting anything."""
 
     lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
                          mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days,
-                         public_names=public_name)
+                         public_names=public_name, revocation=revocation)
     with console.progress() as say:
         report = lifecycle.render(lab, regenerate=regenerate, progress=say, discard_students=discard_students)
     with Done(f"lab {lab.name} is rendered in {lab.dir}/"):

@@ -52,6 +52,10 @@ PublicNameOpt = Annotated[Optional[list[str]], typer.Option(
 DaysOpt = Annotated[Optional[int], typer.Option(
     "--days", show_default=False,
     help=f"Lifetime of new leaf certificates in days [default: {layout.DEFAULT_DAYS}; at most {layout.MAX_DAYS}].")]
+RevocationOpt = Annotated[Optional[str], typer.Option(
+    "--revocation", show_default=False, envvar="LAB_REVOCATION",
+    help="How the mTLS server learns of a revocation: crl (read at each reload), ocsp (a responder, NAME-ocsp, "
+         "asked at every full handshake: no reload) or both [default: crl; saved in lab.yml].")]
 RegenerateOpt = Annotated[bool, typer.Option("--regenerate", help="Make new certificates even if valid ones exist.")]
 DiscardOpt = Annotated[bool, typer.Option(
     "--discard-students", help="Confirm that new CAs delete every student's certificate (they need new ones).")]

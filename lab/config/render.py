@@ -64,6 +64,8 @@ def nginx_context(server: Server, settings: Settings) -> dict:
         "name": settings.name,
         "kind": "TLS" if server == "tls" else "mTLS",
         "description": _DESCRIPTIONS[server],
+        "revocation": settings.revocation,
+        "ocsp_url": f"http://{layout.container_name(settings.name, 'ocsp')}:{layout.OCSP_PORT}",
     }
 
 
@@ -72,7 +74,9 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
     return {
         "name": settings.name,
         "image": settings.image,
-        "containers": {s: layout.container_name(settings.name, s) for s in layout.SERVERS},
+        "containers": {s: layout.container_name(settings.name, s) for s in ("tls", "mtls", "ocsp")},
+        "revocation": settings.revocation,
+        "ocsp": _ocsp_service() if settings.ocsp else None,
         "network": layout.network_name(settings.name),
         "labels": {"lab": layout.LABEL_LAB, "server": layout.LABEL_SERVER, "config_hash": layout.LABEL_CONFIG_HASH,
                    "dir": layout.LABEL_DIR},
@@ -91,10 +95,23 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
     }
 
 
-def _mounted_certs(lab_dir: Path) -> list[Path]:
+def _ocsp_service() -> dict:
+    """The responder's command: OpenSSL's `ocsp` server over lab's index of the client CA's certificates."""
+    at = layout.CONTAINER_OCSP_DIR
+    return {
+        "dir": layout.OCSP_DIR, "container_dir": at, "port": layout.OCSP_PORT,
+        "command": ["openssl", "ocsp", "-port", str(layout.OCSP_PORT), "-index", f"{at}/{layout.OCSP_INDEX}",
+                    "-CA", f"{at}/{layout.OCSP_CA_FILE}", "-rsigner", f"{at}/{layout.OCSP_CRT}",
+                    "-rkey", f"{at}/{layout.OCSP_KEY}", "-ignore_err"],
+    }
+
+
+def _mounted_certs(lab_dir: Path, settings: Settings | None = None) -> list[Path]:
     certs = layout.certs_dir(lab_dir)
+    ocsp = lab_dir / layout.OCSP_DIR
     return [certs / name for name in (layout.SERVER_CRT, layout.SERVER_KEY, layout.CLIENT_CA_CRT, layout.SERVER_CA_CRT)] + [
-        layout.demo_dir(lab_dir) / layout.PARTNER_CA_CRT]
+        layout.demo_dir(lab_dir) / layout.PARTNER_CA_CRT] + (
+        [ocsp / layout.OCSP_CRT, ocsp / layout.OCSP_KEY, ocsp / layout.OCSP_CA_FILE] if settings and settings.ocsp else [])
 
 
 def lesson(lab_dir: Path, settings: Settings) -> tuple[dict[str, str], str]:
@@ -121,7 +138,7 @@ def lesson(lab_dir: Path, settings: Settings) -> tuple[dict[str, str], str]:
                                    server_names=", ".join(x.split(":", 1)[1] for x in settings.all_sans()))
                 texts[f"{folder}/{target}"] = text
                 digest.update(f"{folder}/{target}\0{text}\0".encode())
-    for path in _mounted_certs(lab_dir):
+    for path in _mounted_certs(lab_dir, settings):
         digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     digest.update(repr(sorted(settings.to_dict().items())).encode())
     digest.update(str(lab_dir.resolve()).encode())  # a label on the containers
@@ -161,7 +178,7 @@ def render_lab(lab_dir: Path, settings: Settings) -> RenderResult:
     from lab.core import cache
 
     inputs = cache.digest(settings.to_dict(), str(lab_dir.resolve()),
-                          files=[*sorted(templates_dir().iterdir()), *_mounted_certs(lab_dir)])
+                          files=[*sorted(templates_dir().iterdir()), *_mounted_certs(lab_dir, settings)])
     def unchanged(entry) -> RenderResult | None:
         outputs = dict(entry["outputs"])
         if entry["inputs"] != inputs or not outputs or \

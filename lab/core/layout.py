@@ -34,6 +34,20 @@ DEFAULT_BIND = "127.0.0.1"
 # longest lifetime Apple platforms accept for TLS server certificates
 # (https://support.apple.com/en-us/103769).
 DEFAULT_DAYS = 365
+# How the mTLS server learns a student was revoked: the CRL (read when nginx loads its configuration), an
+# OCSP responder asked at every full handshake (a third container, NAME-ocsp), or both.
+REVOCATION_MODES = ("crl", "ocsp", "both")
+DEFAULT_REVOCATION = "crl"
+# The OCSP responder (openssl ocsp over the client CA's database, mounted read-only): its own key and
+# certificate (OCSP signing only, from the client CA) in ocsp/, never the CA's key; reached by the mTLS
+# server on the lab network only, at http://NAME-ocsp:2560.
+OCSP_DIR = "ocsp"
+OCSP_CRT = "ocsp.crt"
+OCSP_KEY = "ocsp.key"
+OCSP_PORT = 2560
+OCSP_INDEX = "index.txt"          # derived from the client CA's database (lab/pki/ca.py), with lab's own certificates
+OCSP_CA_FILE = "client-ca.crt"
+CONTAINER_OCSP_DIR = "/etc/lab-ocsp"
 MAX_DAYS = 825
 # The server certificate always covers the names a student types on the
 # instructor's machine; --san adds more (e.g. the room's host name).
@@ -163,7 +177,11 @@ LABEL_CONFIG_HASH = "io.mtls-lab.config-hash"
 LABEL_DIR = "io.mtls-lab.dir"
 
 
-def container_name(lab: str, server: Server) -> str:
+#: A container of a lab: one of its two servers, or the OCSP responder (lab up --revocation ocsp|both).
+Service = Literal["tls", "mtls", "ocsp"]
+
+
+def container_name(lab: str, server: Service) -> str:
     return f"{lab}-{server}"
 
 

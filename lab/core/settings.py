@@ -53,6 +53,12 @@ class Settings:
     # Names or addresses the instructor knows students reach this machine by (the room's DNS name, a
     # projector-friendly address): first in the certificate's extra names and in every student URL.
     public_names: tuple[str, ...] = field(default_factory=tuple)
+    revocation: str = layout.DEFAULT_REVOCATION      # crl, ocsp or both (layout.REVOCATION_MODES)
+
+    @property
+    def ocsp(self) -> bool:
+        """The lab runs an OCSP responder and the mTLS server asks it."""
+        return self.revocation in ("ocsp", "both")
 
     def ports(self) -> dict[str, int]:
         return {"tls": self.tls_port, "mtls": self.mtls_port}
@@ -89,6 +95,8 @@ class Settings:
         d["public_names"] = list(self.public_names)
         if not self.public_names:
             del d["public_names"]      # lab.yml as labs of before wrote it
+        if self.revocation == layout.DEFAULT_REVOCATION:
+            del d["revocation"]
         return d
 
 
@@ -259,6 +267,12 @@ def validate_ttl(text: str) -> int:
     return seconds
 
 
+def validate_revocation(mode: str) -> str:
+    if mode not in layout.REVOCATION_MODES:
+        raise UsageError(f"invalid --revocation {mode!r}: one of {', '.join(layout.REVOCATION_MODES)}")
+    return mode
+
+
 def validate_image(image: str) -> str:
     if not _IMAGE_RE.fullmatch(image or "") or len(image) > 255:
         raise UsageError(f"invalid image reference {image!r}: expected e.g. nginx:1.27.3 or registry:5000/team/nginx:tag")
@@ -273,10 +287,11 @@ def validate(s: Settings) -> Settings:
         raise UsageError(f"--tls-port and --mtls-port are both {s.tls_port}: the two servers need two ports")
     bind = validate_bind(s.bind)
     validate_image(s.image)
+    validate_revocation(s.revocation)
     validate_days(s.days)
     sans = tuple(dict.fromkeys(validate_san(x) for x in s.sans))
     public = tuple(dict.fromkeys(validate_san(x, "--public-name") for x in s.public_names))
-    return Settings(s.name, s.tls_port, s.mtls_port, bind, s.image, s.days, sans, public)
+    return Settings(s.name, s.tls_port, s.mtls_port, bind, s.image, s.days, sans, public, s.revocation)
 
 
 def parse_yaml(text: str):
@@ -319,9 +334,10 @@ def load_saved(lab_dir: Path) -> dict:
     return data
 
 
-_TYPES = {"name": str, "tls_port": int, "mtls_port": int, "bind": str, "image": str, "days": int}
+_TYPES = {"name": str, "tls_port": int, "mtls_port": int, "bind": str, "image": str, "days": int, "revocation": str}
 _CHECKS: dict[str, Callable[[Any], object]] = {
     "name": validate_name, "bind": validate_bind, "image": validate_image, "days": validate_days,
+    "revocation": validate_revocation,
     "tls_port": lambda v: validate_port(v, "tls_port"), "mtls_port": lambda v: validate_port(v, "mtls_port"),
 }
 

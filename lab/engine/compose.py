@@ -27,7 +27,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class Service:
-    key: str                     # "tls" / "mtls", from the server label
+    key: str                     # "tls" / "mtls" (or "ocsp": the responder), from the server label
     container_name: str
     image: str
     labels: dict
@@ -88,7 +88,7 @@ def read(path: Path) -> LabSpec:
             for vol in svc.get("volumes", []):
                 src, target, *mode = vol.split(":")
                 mounts.append(Mount((base / src).resolve(), target, mode == ["ro"]))
-            ports = dict(_parse_port(p) for p in svc["ports"])
+            ports = dict(_parse_port(p) for p in svc.get("ports") or [])     # the OCSP responder publishes none
             labels = {k: str(v) for k, v in svc["labels"].items()}
             services.append(Service(
                 key=labels[layout.LABEL_SERVER], container_name=svc["container_name"], image=svc["image"],

@@ -12,6 +12,7 @@ note only costs a reload. No Docker here: callers pass what the engine said.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -38,9 +39,21 @@ def files(server: Server) -> dict[Kind, str]:
     return found
 
 
+def _reads_crl(lab_dir: Path) -> bool:
+    """Does the mTLS server's configuration name a CRL? (Not with --revocation ocsp: the responder answers.)"""
+    try:
+        text = (lab_dir / files("mtls")[CONFIG]).read_text(errors="replace")
+    except OSError:
+        return True
+    return re.search(r"^\s*ssl_crl\s", text, re.MULTILINE) is not None
+
+
 def _digests(lab_dir: Path, server: Server) -> dict[Kind, str]:
     # By the resolved path: the same lab named another way (mtls-lab, ./mtls-lab, /abs/mtls-lab) is the same file.
-    return {kind: cache.digest(files=[lab_dir.resolve() / rel]) for kind, rel in files(server).items()}
+    found = files(server)
+    if server == "mtls" and not _reads_crl(lab_dir):
+        del found[CRL]         # nginx never loads it: no version of it is "older"
+    return {kind: cache.digest(files=[lab_dir.resolve() / rel]) for kind, rel in found.items()}
 
 
 def note(lab_dir: Path, server: Server, container_id: str | None) -> None:

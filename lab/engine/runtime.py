@@ -105,7 +105,7 @@ def port_in_use(engine: Engine | None, host: str, port: int, option: str, detail
 
 
 def _check_ports(engine: Engine, spec: LabSpec) -> None:
-    for svc in spec.services:
+    for svc in (s for s in spec.services if s.ports):
         host, port = svc.published
         if not port_free(host, port):
             raise port_in_use(engine, host, port, f"--{svc.key}-port")
@@ -119,7 +119,34 @@ def handshake(host: str, port: int, ca_file: Path, timeout: float = 1.0) -> str:
             return tls.version() or "?"
 
 
+# What OpenSSL's OCSP responder prints once it listens (openssl ocsp -port, 3.0 to 3.6).
+RESPONDER_READY = "waiting for OCSP client connections"
+
+
+def _wait_responder(engine: Engine, svc: Service, deadline: float) -> None:
+    """The OCSP responder publishes no port: it is ready when it says it listens."""
+    delay = 0.02
+    while True:
+        found = engine.container(svc.container_name)
+        if found is None or found.status in ("exited", "dead"):
+            code = found.exit_code if found is not None else "?"
+            raise RuntimeFailure(f"{svc.container_name} exited (code {code}) instead of answering OCSP requests",
+                                 details=logs_tail(engine, svc.container_name),
+                                 hint="the lines above are openssl ocsp's own")
+        if RESPONDER_READY in logs_tail(engine, svc.container_name, 40):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeFailure(f"{svc.container_name} did not start answering OCSP requests in time",
+                                 details=logs_tail(engine, svc.container_name),
+                                 hint="the lines above are the container's last log lines")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 def _wait_ready(engine: Engine, svc: Service, ca_file: Path, deadline: float, probe: Probe) -> None:
+    if not svc.ports:
+        _wait_responder(engine, svc, deadline)
+        return
     host, port = svc.published
     delay, last_error = 0.02, "no answer yet"
     while True:
@@ -163,6 +190,11 @@ def _create(engine: Engine, svc: Service, network: str) -> ContainerInfo:
 
 
 def _start_error(engine: Engine, svc: Service, e: EngineError) -> RuntimeFailure:
+    if svc.command[:1] == ("openssl",) and "executable file not found" in e.reason:
+        return RuntimeFailure(f"could not start {svc.container_name}: the image {svc.image} has no openssl command, "
+                              "which the OCSP responder is", hint="rebuild lab's image (FORCE=1 "
+                              "scripts/build-nginx-image.sh IMAGE: it now includes openssl), or use the official "
+                              "nginx image; or lab up --revocation crl")
     if "already allocated" in e.reason or "address already in use" in e.reason:
         host, port = svc.published
         return port_in_use(None, host, port, f"--{svc.key}-port", detail=e.reason)
@@ -348,10 +380,43 @@ def _health(c: ContainerInfo, ca_file: Path | None, probe: Probe) -> str:
         return f"no TLS answer: {e.__class__.__name__}"
 
 
-def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe | None = None) -> list[ServerStatus]:
-    """Each server of the lab as the engine and a TLS handshake see it; missing servers included."""
+def ask_responder(engine: Engine, lab: str) -> str:
+    """One OCSP request to the lab's responder, from inside its own container (its loopback): "" when it
+    answered, else why not. It also makes OpenSSL's responder read its index again at once: it checks the
+    index for a change only before it waits for a request, so without this the first request after a
+    change is answered from the index as it was."""
+    at = layout.CONTAINER_OCSP_DIR
+    try:
+        code, output = engine.exec(layout.container_name(lab, "ocsp"), [
+            "openssl", "ocsp", "-issuer", f"{at}/{layout.OCSP_CA_FILE}", "-serial", "0x1",
+            "-url", f"http://127.0.0.1:{layout.OCSP_PORT}", "-CAfile", f"{at}/{layout.OCSP_CA_FILE}", "-timeout", "3"])
+    except LabError as e:
+        return str(e)
+    if code == 0 and "0x1:" in output:
+        return ""
+    return (output.strip().splitlines() or [f"exit {code}"])[-1]
+
+
+def _responder_health(engine: Engine, c: ContainerInfo, lab: str) -> str:
+    if c.status != "running":
+        return "-"
+    why = ask_responder(engine, lab)
+    return "answers OCSP (signed, verified)" if not why else f"no OCSP answer: {why}"
+
+
+def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe | None = None,
+           ocsp: bool = False) -> list[ServerStatus]:
+    """Each server of the lab as the engine and a TLS handshake see it; missing servers included (the OCSP
+    responder when the lab's settings want one, or when it runs)."""
     by_server = {c.labels.get(layout.LABEL_SERVER): c for c in lab_containers(engine, lab)}
     out = []
+    responder = by_server.get("ocsp")
+    if responder is not None:
+        started, uptime = _uptime(responder)
+        out.append(ServerStatus("ocsp", responder.name, responder.status, _responder_health(engine, responder, lab),
+                                "", responder.image or "?", started, uptime, responder.labels.get(layout.LABEL_DIR, "")))
+    elif ocsp:
+        out.append(ServerStatus("ocsp", layout.container_name(lab, "ocsp"), "missing", "-", "", "", "", None, ""))
     for server in layout.SERVERS:
         c = by_server.get(server)
         if c is None:
@@ -360,7 +425,7 @@ def status(engine: Engine, lab: str, ca_file: Path | None, probe: Probe | None =
         started, uptime = _uptime(c)
         out.append(ServerStatus(server, c.name, c.status, _health(c, ca_file, probe or handshake), c.published, c.image or "?",
                                 started, uptime, c.labels.get(layout.LABEL_DIR, "")))
-    return out
+    return out[1:] + out[:1] if out and out[0].server == "ocsp" else out     # the servers first
 
 
 @dataclass(frozen=True)

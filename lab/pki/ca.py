@@ -240,6 +240,50 @@ def derived_maps(lab_dir: Path) -> list[Path]:
     return [layout.names_file(lab_dir), lab_dir / layout.CRL_DIR / IDENTITIES_FILE, lab_dir / layout.CRL_DIR / RULES_FILE]
 
 
+def _ocsp_index_text(lab_dir: Path) -> str:
+    """The OCSP responder's index: the client CA's database as it is, then a "V" line for each certificate the
+    client CA signed outside it (the lab's own client, the demo and gallery certificates: made by gen-certs.sh
+    with openssl x509, never recorded), so the responder answers "good" for them rather than "unknown"."""
+    from cryptography import x509
+
+    try:
+        db_text = ca_index(lab_dir).read_text(errors="replace")
+        ca_name = load_cert(layout.certs_dir(lab_dir) / layout.CLIENT_CA_CRT).subject
+    except (OSError, ValueError):
+        return ""
+    known = {r.serial for r in ca_records(lab_dir)}
+    lines = [line for line in db_text.splitlines() if line.strip()]
+    found = [layout.certs_dir(lab_dir) / layout.CLIENT_CRT, *sorted(layout.demo_dir(lab_dir).glob("*.crt")),
+             *sorted((lab_dir / "gallery-certs").glob("*.crt"))]
+    for path in found:
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if cert.issuer != ca_name or cert.serial_number in known:
+            continue
+        known.add(cert.serial_number)
+        hexed = format(cert.serial_number, "X")
+        lines.append("\t".join(["V", f"{cert.not_valid_after_utc:%y%m%d%H%M%S}Z", "",
+                                 hexed.zfill(len(hexed) + len(hexed) % 2), "unknown", f"/CN=lab {path.name}"]))
+    return "\n".join(lines) + "\n"
+
+
+def write_ocsp_index(lab_dir: Path) -> bool:
+    """ocsp/index.txt made anew from the client CA's database (a lab with an OCSP responder); True when
+    written. The responder re-reads it when it changes (at its next request: lab asks it once itself)."""
+    from lab.core.files import write_if_changed
+
+    folder = lab_dir / layout.OCSP_DIR
+    if not (folder / layout.OCSP_CRT).is_file():
+        return False
+    text = _ocsp_index_text(lab_dir)
+    if not text:
+        return False
+    write_if_changed(folder / f"{layout.OCSP_INDEX}.attr", "unique_subject = no\n", root=lab_dir)
+    return write_if_changed(folder / layout.OCSP_INDEX, text, root=lab_dir)
+
+
 def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
     True when written."""
@@ -247,6 +291,7 @@ def write_names(lab_dir: Path) -> bool:
     from lab.pki import access
 
     wrote = _write_identities(lab_dir) | access.write_rules(lab_dir)   # who is who; who may reach what
+    write_ocsp_index(lab_dir)     # what the OCSP responder answers (it reads it itself: no reload)
     return write_if_changed(layout.names_file(lab_dir), _names_text(lab_dir), root=lab_dir) or wrote
 
 

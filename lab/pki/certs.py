@@ -65,6 +65,17 @@ def _public_bytes(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _signed_by(cert, issuer) -> bool:
+    """Is `cert` issued by `issuer` (its name, and a signature its key checks)?"""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
 def server_sans(cert) -> tuple[str, ...]:
     """The subjectAltNames of a certificate as 'DNS:x' / 'IP:y' strings."""
     from cryptography import x509
@@ -258,6 +269,48 @@ def ensure_authz_demo(lab_dir: Path, settings: Settings) -> bool:
         demo.mkdir(mode=0o700, exist_ok=True)
         for name in layout.AUTHZ_DEMO_FILES:
             os.replace(tmp / "demo" / name, demo / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def ensure_ocsp_signer(lab_dir: Path, settings: Settings) -> bool:
+    """ocsp/: the OCSP responder's key and certificate (OCSP signing, from the client CA) and the client CA's
+    certificate. Made when missing, unreadable, not from this client CA or running out; staged, checked, then
+    moved into place. True when made."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    folder = lab_dir / layout.OCSP_DIR
+    certs = layout.certs_dir(lab_dir)
+    ca_crt = _load_cert(certs / layout.CLIENT_CA_CRT)
+    try:
+        crt = _load_cert(folder / layout.OCSP_CRT)
+        current = (_signed_by(crt, ca_crt)
+                   and (folder / layout.CLIENT_CA_CRT).read_bytes() == (certs / layout.CLIENT_CA_CRT).read_bytes()
+                   and _public_bytes(crt.public_key()) == _public_bytes(_load_key(folder / layout.OCSP_KEY).public_key())
+                   and crt.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=layout.EXPIRY_WARN_DAYS))
+    except (OSError, ValueError, CertificateError):
+        current = False
+    if current:
+        return False
+    tmp = staging_dir(lab_dir, "ocsp")
+    try:
+        from lab.pki.ca import run_script
+
+        run_script("ocsp-signer", "--certs", str(certs), "--out", str(tmp), "--lab", settings.name,
+                   "--subject", layout.subject_base(settings.name), "--days", str(settings.days))
+        made = _load_cert(tmp / layout.OCSP_CRT)
+        eku = made.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if (list(eku) != [ExtendedKeyUsageOID.OCSP_SIGNING] or not _signed_by(made, ca_crt)
+                or _public_bytes(made.public_key()) != _public_bytes(_load_key(tmp / layout.OCSP_KEY).public_key())):
+            raise CertificateError("client-ca.sh made an OCSP responder certificate that is not what lab asked for")
+        os.chmod(tmp, 0o700)
+        old = lab_dir / f".{layout.OCSP_DIR}.old-{os.getpid()}"
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return True

@@ -129,7 +129,8 @@ def turned_off(lab_dir: Path) -> list[Defence]:
     if conf is None:
         return []
     found = []
-    if not directive(conf, "ssl_crl"):
+    # Revocation is on with a CRL, or with an OCSP responder asked at every handshake (lab up --revocation).
+    if not directive(conf, "ssl_crl") and (directive(conf, "ssl_ocsp") or "off") not in ("on", "leaf"):
         found.append(Defence("revocation: the server no longer reads the CRL", "ssl_crl"))
     for server, (folder, _) in layout.SERVERS.items():
         text = conf if server == "mtls" else _read(lab_dir / folder / layout.NGINX_CONF)

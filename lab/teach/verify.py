@@ -16,7 +16,7 @@ import shlex
 import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -141,7 +141,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> list[Scenario]:
     """The scenarios for this lab: client-cert as a student (--as NAME), and a
     `revoked` scenario for each student whose certificate has been revoked."""
-    from dataclasses import replace
 
     from lab.pki import students
 
@@ -149,6 +148,9 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     if lab_dir is None:
         return chosen
     chosen = [_with_spiffe_identity(sc, lab_dir) if sc.name == "spiffe-id" else sc for sc in chosen]
+    ocsp = _asks_ocsp(lab_dir)
+    if ocsp:
+        chosen = [_partner_under_ocsp(sc) if sc.name == "same-cn-other-ca" else sc for sc in chosen]
     if as_student:
         student = students.find(lab_dir, as_student)
         if student.status != "valid":
@@ -170,8 +172,30 @@ def scenarios(lab_dir: Path | None = None, as_student: str | None = None) -> lis
     # (Not those whose key lab never had: a signed request's key stays with the student.)
     revoked = [c for c in students.list_students(lab_dir) if c.status == "revoked"
                and c.file("key").is_file()] if has_students else []
-    chosen += [revoked_scenario(c) for c in revoked]
+    chosen += [revoked_scenario(c, ocsp) for c in revoked]
     return chosen
+
+
+def _asks_ocsp(lab_dir: Path) -> bool:
+    """Does this lab's mTLS server ask an OCSP responder (lab up --revocation ocsp|both)?"""
+    from lab.core.settings import load_saved
+
+    try:
+        return load_saved(lab_dir).get("revocation", layout.DEFAULT_REVOCATION) in ("ocsp", "both")
+    except UsageError:
+        return False
+
+
+def _partner_under_ocsp(sc: Scenario) -> Scenario:
+    """With OCSP, nginx asks the lab's responder about every client certificate; it speaks for the client CA
+    alone, so the partner's certificate is refused before any rule (its answer is signed by no one the partner
+    CA vouches for)."""
+    return replace(sc, shows="A partner CA the server also trusts issued a certificate with the instructor's very "
+                             "subject. With OCSP on, nginx asks the lab's responder about it too; the responder speaks "
+                             "for the client CA alone, so the partner's certificate is refused before any rule: a "
+                             "server that trusts a second CA needs that CA's answers as well.",
+                   expect=Expect("http", 400, "The SSL certificate error",
+                                 client_verify="FAILED:certificate status request failed", subject="OU=instructor"))
 
 
 def spiffe_id(cert_path: Path) -> str | None:
@@ -222,13 +246,14 @@ def require_key(student) -> None:
                          "README says how")
 
 
-def revoked_scenario(student) -> Scenario:
+def revoked_scenario(student, ocsp: bool = False) -> Scenario:
     """A revoked student's own certificate against the mTLS server: refused."""
     folder = f"{layout.CLIENTS_DIR}/{student.name}"
+    how = ("asks the client CA's OCSP responder at every full handshake" if ocsp
+           else "checks the client CA's revocation list")
     return Scenario(
         "revoked", "mtls",
-        f"{student.name}'s certificate was revoked: right CA, still in date, yet refused, because the server "
-        "checks the client CA's revocation list.",
+        f"{student.name}'s certificate was revoked: right CA, still in date, yet refused, because the server {how}.",
         Expect("http", 400, "The SSL certificate error", client_verify="FAILED:certificate revoked"),
         client_cert=(f"{folder}/{layout.student_file(student.name, 'crt')}",
                      f"{folder}/{layout.student_file(student.name, 'key')}"))

@@ -138,8 +138,12 @@ def revoked(report: RevokeReport) -> None:
         out.print(f"  the mTLS server reloaded without downtime the CRL that lists it; no request shows it here: "
                   f"{why}", markup=False)
         return
-    out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
-              markup=False)
+    if report.by_ocsp:
+        out.print(f"  no reload: the OCSP responder now answers \"revoked\", and the mTLS server refuses "
+                  f"{student.name} at the next full handshake: {report.observed}", markup=False)
+    else:
+        out.print(f"  the mTLS server reloaded without downtime and now refuses {student.name}: {report.observed}",
+                  markup=False)
     out.print(f"  see it: {report.curl}", markup=False)
 
 
