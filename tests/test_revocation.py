@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import tempfile
 import time
 
 import pytest
@@ -225,3 +227,61 @@ def test_the_responder_down_refuses_everyone_and_down_removes_it(ocsp_lab, docke
     assert "revocation: ocsp" in (lab.dir / "lab.yml").read_text()
     ok(run("down", *lab.args()))
     assert leftovers(docker_client, lab.name) == []
+
+
+# --------------------------------------------------------------------------- the race
+
+def test_race_refuses_bad_input_before_starting_anything(lab_params):
+    lab = lab_params()
+    bad = run("race", "crl-sometimes", *lab.args())
+    assert bad.exit_code == 2 and "unknown mode crl-sometimes" in bad.output and not lab.dir.exists()
+    bad = run("race", "--wait", "1", *lab.args())
+    assert bad.exit_code == 2 and "--wait 1: from 2 to 300 seconds" in bad.output
+
+
+@pytest.mark.docker
+def test_the_race_reports_every_mode_and_connection_with_bounded_times(lab_params, docker_client, image):
+    from helpers import leftovers
+
+    lab = lab_params()
+    raced = ok(run("race", "--json", "--wait", "4", "--image", image, *lab.args()))
+    report = json.loads(raced.stdout)
+    modes = {m["mode"]: {o["kind"]: o for o in m["outcomes"]} for m in report["modes"]}
+    assert list(modes) == ["crl-no-reload", "crl-reload", "ocsp", "ocsp-cache", "short-lived"]
+    for mode in report["modes"]:
+        assert [o["kind"] for o in mode["outcomes"]] == ["full handshake", "resumed session", "keep-alive"]
+        for o in mode["outcomes"]:
+            assert o["refused_after"] is None or 0 <= o["refused_after"] <= mode["waited"] + 1
+            assert o["refused_after"] is not None or o["how"] == f"still admitted after {mode['waited']:g} s"
+    # A CRL nginx has not loaded changes nothing; loaded, the next handshake is refused.
+    assert all(o["refused_after"] is None for o in modes["crl-no-reload"].values())
+    assert modes["crl-reload"]["full handshake"]["how"] == "HTTP 400 (FAILED:certificate revoked)"
+    # OCSP without a cache: the next full handshake is refused; an open keep-alive connection is not asked.
+    assert modes["ocsp"]["full handshake"]["refused_after"] < 2
+    assert "revoked" in modes["ocsp"]["full handshake"]["how"]
+    assert modes["ocsp"]["keep-alive"]["refused_after"] is None
+    # A cached "good" outlives the wait (this responder writes no nextUpdate: nginx keeps it an hour).
+    assert modes["ocsp-cache"]["full handshake"]["refused_after"] is None
+    # Nothing revoked: the short-lived certificate ends.
+    assert "certificate has expired" in modes["short-lived"]["full handshake"]["how"]
+    assert leftovers(docker_client, report["lab"]) == [] and not lab.dir.exists()
+
+
+@pytest.mark.docker
+def test_an_interrupted_race_leaves_nothing(lab_params, docker_client, image, monkeypatch):
+    from helpers import leftovers
+
+    from lab.app import race
+    from lab.app.selection import select
+    from lab.teach import race as measuring
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measuring, "measure", interrupted)
+    lab = lab_params()
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(KeyboardInterrupt):
+        race.run(select(lab.dir, lab.name, image=image), ["ocsp"], wait=3)
+    assert leftovers(docker_client, f"{lab.name}-race") == []
+    assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if d.startswith("lab-race-")]

@@ -490,6 +490,7 @@ app.command("room")(room_commands.room_cmd)
 app.command("access")(access_commands.access_cmd)
 # lab gallery: lab/cli/gallery.py
 app.command("gallery")(gallery_commands.gallery_cmd)
+app.command("race")(gallery_commands.race_cmd)
 app.command("allow")(access_commands.allow_cmd)
 app.command("deny")(access_commands.deny_cmd)
 

@@ -1,4 +1,5 @@
-"""lab gallery: bad client certificates, what the standards say, what nginx does (registered by lab/cli/__init__.py)."""
+"""lab gallery: bad client certificates, what the standards say, what nginx does; lab race: how long a revoked
+student still gets in (registered by lab/cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from lab.app import gallery, selection
 from lab.cli.boundary import handles_errors
-from lab.cli.options import DirOpt, JsonOpt, NameOpt
+from lab.cli.options import DirOpt, ImageOpt, JsonOpt, NameOpt
 from lab.views import console
 from lab.views import gallery as gallery_view
 
@@ -26,3 +27,23 @@ def gallery_cmd(
     console.emit_json(run.report) if as_json else gallery_view.gallery(run, named=bool(named))
     if run.failure:
         raise run.failure
+
+
+@handles_errors
+def race_cmd(
+    directory: DirOpt = None, name: NameOpt = None, image: ImageOpt = None, as_json: JsonOpt = False,
+    modes: Annotated[Optional[list[str]], typer.Argument(
+        help="Only these modes: crl-no-reload, crl-reload, ocsp, ocsp-cache, short-lived [default: all].",
+        show_default=False)] = None,
+    wait: Annotated[float, typer.Option("--wait", help="The bound of every wait, in seconds (a short-lived "
+                                        "certificate lives half of it).")] = 30.0,
+) -> None:
+    """How long a revoked student still gets in: a CRL without and with a reload, OCSP without and with a cache,
+    a short-lived certificate; for a new handshake, a resumed session and an open keep-alive connection. Run in a
+    lab of its own (removed afterwards): the class's lab is not touched."""
+    from lab.app import race
+    from lab.views import race as race_view
+
+    with console.progress() as say:
+        report = race.run(selection.select(directory, name, image=image), modes, wait, progress=say)
+    console.emit_json(report.to_dict()) if as_json else race_view.race(report)

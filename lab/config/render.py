@@ -66,6 +66,7 @@ def nginx_context(server: Server, settings: Settings) -> dict:
         "description": _DESCRIPTIONS[server],
         "revocation": settings.revocation,
         "ocsp_url": f"http://{layout.container_name(settings.name, 'ocsp')}:{layout.OCSP_PORT}",
+        "ocsp_cache": False,      # lab race renders it with a cache, to measure what a cache costs
     }
 
 
