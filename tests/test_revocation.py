@@ -201,6 +201,11 @@ def test_with_ocsp_a_revoked_student_is_refused_at_the_next_handshake_with_no_re
     said = ok(run("client", "revoke", "bo", *lab.args()))
     assert "no reload: the OCSP responder now answers" in said.output and "certificate revoked" in said.output
     assert mtls_get(lab, "bo", "/hello-world.txt")[0] == 400
+    # lab handshake tells the question the server puts to the responder, and the answer.
+    shown = ok(run("handshake", "client-cert", *lab.args()))
+    assert f"the server asks {lab.name}-ocsp" in shown.output and '"good"' in shown.output
+    shown = run("handshake", "revoked", *lab.args())
+    assert '"revoked"' in shown.output
 
 
 @pytest.mark.docker

@@ -70,6 +70,8 @@ def demo_step(lab: Lab, steps: list[Step], number: int) -> Screen:
         return demo.screen(number, len(steps), step, subs, [cmd], demo.trim("\n".join(demo.handshake_lines(seen)), ()))
     if step.kind == "revoke":
         return _demo_revocation(lab, steps, number, subs)
+    if step.kind == "race":
+        return _demo_race(lab, steps, number, subs)
     cmd = [str(a).format_map(subs) for a in step.run]
     return demo.screen(number, len(steps), step, subs, [cmd], demo.run_command(cmd, step.keep))
 
@@ -92,6 +94,27 @@ def _demo_revocation(lab: Lab, steps: list[Step], number: int, subs: dict[str, s
     said = [f"before: {' '.join(before)}", f"$ lab client revoke {name}: the mTLS server reloaded without downtime",
             "the same request again:"]
     return demo.screen(number, len(steps), steps[number - 1], subs, [curl], said + after)
+
+
+# The demo's race: three modes, a short bound (a room waits 20 s, not three minutes); lab race does them all.
+DEMO_RACE_MODES = ["crl-no-reload", "crl-reload", "ocsp"]
+DEMO_RACE_WAIT = 4.0
+
+
+def _demo_race(lab: Lab, steps: list[Step], number: int, subs: dict[str, str]) -> Screen:
+    """The revocation race, short: a line per mode, what each kind of connection got after the revocation."""
+    from lab.app import race
+    from lab.teach import demo
+
+    report = race.run(lab, DEMO_RACE_MODES, DEMO_RACE_WAIT)
+    cmd = ["lab", "race", *DEMO_RACE_MODES, "--wait", f"{DEMO_RACE_WAIT:g}"]
+    lines = [f"in: still admitted after {DEMO_RACE_WAIT:g} s; out@T: refused T s after the revocation",
+             f"(in a lab of its own, {report.lab_name}, removed)"]
+    for r in report.races:
+        told = [f"{o.kind.split()[0]} " + ("in" if o.refused_after is None else f"out@{o.refused_after:.1f}s")
+                for o in r.outcomes]
+        lines.append(f"{r.mode:<14}{'  '.join(told)}")
+    return demo.screen(number, len(steps), steps[number - 1], subs, [cmd], lines)
 
 
 def titles(lab: Lab, steps: list[Step]) -> list[str]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 from lab.app.selection import Lab
 from lab.app.servers import not_running, require_running
+from lab.core import layout
 from lab.core.errors import LabError, UsageError, VerificationFailed
 from lab.core.files import staged_path
 
@@ -110,7 +111,29 @@ def handshake(lab: Lab, scenario: str = "client-cert", tls: Optional[str] = None
         keys = stack.enter_context(staged_path(keylog)).absolute() if keylog is not None else None
         if pcap is not None:
             stack.enter_context(capture.Capture(pcap, port))
-        return hs.observe(lab.dir, sc, address, hostname, port, tls, keys)
+        seen = hs.observe(lab.dir, sc, address, hostname, port, tls, keys)
+    if lab.settings.ocsp and sc.server == "mtls" and sc.client_cert:
+        seen.ocsp = _ocsp_question(engine, lab, lab.dir / sc.client_cert[0])
+    return seen
+
+
+def _ocsp_question(engine, lab: Lab, cert_file: Path) -> str:
+    """What the mTLS server asks the lab's responder at a full handshake, asked again now, and the answer."""
+    from lab.engine import runtime
+    from lab.pki import ca
+
+    try:
+        cert = ca.load_cert(cert_file)
+        client_ca = ca.load_cert(layout.certs_dir(lab.dir) / layout.CLIENT_CA_CRT)
+    except (OSError, ValueError):
+        return ""
+    who = f"{layout.container_name(lab.name, 'ocsp')} (http://{layout.container_name(lab.name, 'ocsp')}:{layout.OCSP_PORT})"
+    if cert.issuer != client_ca.subject:
+        return (f"the server asks {who} about this certificate too; it speaks for the client CA alone, so no answer "
+                "it can trust: refused")
+    status, why = runtime.ocsp_status(engine, lab.name, cert.serial_number)
+    asked = f"after the client's Certificate, the server asks {who} about serial {cert.serial_number:X}"
+    return f'{asked}: "{status}" (signed by the responder\'s OCSP key)' if status else f"{asked}: no answer ({why})"
 
 
 def check_names(names: list[str]) -> None:

@@ -385,16 +385,25 @@ def ask_responder(engine: Engine, lab: str) -> str:
     answered, else why not. It also makes OpenSSL's responder read its index again at once: it checks the
     index for a change only before it waits for a request, so without this the first request after a
     change is answered from the index as it was."""
+    status, why = ocsp_status(engine, lab, 1)
+    return "" if status else why
+
+
+def ocsp_status(engine: Engine, lab: str, serial: int) -> tuple[str, str]:
+    """The lab's responder's answer about the client CA's certificate of this serial, its signature checked:
+    ("good" | "revoked" | "unknown", "") or ("", why there is none)."""
     at = layout.CONTAINER_OCSP_DIR
+    asked = f"0x{serial:X}"
     try:
         code, output = engine.exec(layout.container_name(lab, "ocsp"), [
-            "openssl", "ocsp", "-issuer", f"{at}/{layout.OCSP_CA_FILE}", "-serial", "0x1",
+            "openssl", "ocsp", "-issuer", f"{at}/{layout.OCSP_CA_FILE}", "-serial", asked,
             "-url", f"http://127.0.0.1:{layout.OCSP_PORT}", "-CAfile", f"{at}/{layout.OCSP_CA_FILE}", "-timeout", "3"])
     except LabError as e:
-        return str(e)
-    if code == 0 and "0x1:" in output:
-        return ""
-    return (output.strip().splitlines() or [f"exit {code}"])[-1]
+        return "", str(e)
+    found = re.search(rf"^{asked}: (\w+)", output, re.MULTILINE | re.IGNORECASE)
+    if code == 0 and found:
+        return found.group(1), ""
+    return "", (output.strip().splitlines() or [f"exit {code}"])[-1]
 
 
 def _responder_health(engine: Engine, c: ContainerInfo, lab: str) -> str:

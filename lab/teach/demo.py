@@ -36,7 +36,7 @@ class Step:
     run: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     expect: str = ""
-    kind: str = "run"              # run / handshake / revoke
+    kind: str = "run"              # run / handshake / revoke / race
     scenario: str = "client-cert"
 
 
@@ -72,7 +72,7 @@ def load(path: Path | None = None) -> list[Step]:
         raise LabError(f"the demo's steps ({path}) cannot be read ({e.__class__.__name__}: {e})",
                        hint="fix the file: its first lines say what a step holds") from None
     for s in steps:
-        if s.kind not in ("run", "handshake", "revoke") or (s.kind == "run" and not s.run):
+        if s.kind not in ("run", "handshake", "revoke", "race") or (s.kind == "run" and not s.run):
             raise LabError(f"demo step {s.title!r} has no command (run:) or an unknown kind {s.kind!r}",
                            hint=f"fix {path}")
     return steps

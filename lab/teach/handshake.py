@@ -56,6 +56,7 @@ class Handshake:
     failure: str = ""            # the client's own reason when it gave up
     argv: list[str] = field(default_factory=list)   # the s_client command as run (paths relative to the lab)
     identity: str = ""           # who the mTLS server took the client for when it authorized (login:role)
+    ocsp: str = ""               # --revocation ocsp|both: what the server asked the responder, and its answer
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("messages", "argv")}

@@ -131,6 +131,8 @@ def _after(h: Handshake, lab_dir: Path, had_request: bool, narrow: bool = False)
                   "TLS 1.3 encrypts them.", markup=False)
     if h.failure:
         out.print(f"  [bold red]the client gave up:[/] {escape(h.failure)}")
+    if h.ocsp:          # --revocation ocsp|both: the question the server put to the responder
+        out.print(f"  OCSP: {escape(h.ocsp)}")
     hint = "the command: lab handshake --command"      # five projector lines: asked for, it is printed alone
     # Authenticated, then authorized (or not), as who (on the projector: when it was refused).
     if h.identity and (h.http_status == 403 or (h.http_status == 200 and not narrow)):
