@@ -27,13 +27,14 @@ def _how(o: Outcome) -> str:
 
 def race(report: RaceReport) -> None:
     out = out_console()
-    table = new_table(f"The revocation race ({report.image}; a lab of its own, removed: {report.lab_name})",
-                      [("connection", {"no_wrap": True}), ("the revoked student", {"no_wrap": True}),
+    out.print(f"The revocation race, on {report.image}", markup=False)
+    out.print(f"  (in a lab of its own, {report.lab_name}, removed since)", markup=False)
+    table = new_table("", [("connection", {"no_wrap": True}), ("the revoked student", {"no_wrap": True}),
                        ("how", {"overflow": "fold"})])
     for r in report.races:
         table.add_row(f"[bold]{r.mode}[/]", "", f"[bold]{escape(r.what)}[/]")
         for o in r.outcomes:
             table.add_row(f"  {o.kind}", _when(o), _how(o))
     out.print(table)
-    out.print(f"  every wait bounded ({', '.join(f'{r.mode} {r.waited:g} s' for r in report.races)}); "
-              "a resumed session and an open keep-alive connection are not checked again", markup=False)
+    out.print(f"  every wait bounded: {', '.join(f'{r.mode} {r.waited:g} s' for r in report.races)}", markup=False)
+    out.print("  a connection kept open is never asked again", markup=False)
