@@ -290,3 +290,13 @@ def test_an_interrupted_race_leaves_nothing(lab_params, docker_client, image, mo
         race.run(select(lab.dir, lab.name, image=image), ["ocsp"], wait=3)
     assert leftovers(docker_client, f"{lab.name}-race") == []
     assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if d.startswith("lab-race-")]
+
+
+@pytest.mark.docker
+def test_the_race_fits_a_projector(lab_params, image, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    lab = lab_params()
+    shown = ok(run("race", "crl-reload", "--wait", "2", "--image", image, *lab.args()))
+    lines = shown.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, lines
+    assert any(line.strip().startswith("full handshake") and "refused" in line for line in lines), lines
