@@ -16,13 +16,26 @@ from lab.teach import exercise as exercise_files
 EXERCISES = [e.id for e in exercise_files.load_all()]
 # Exercises that issue certificates through the client CA's database (openssl ca: serials of their own,
 # revocable, never reused), and how many (their break and their reference fix together).
-ISSUED_THROUGH_THE_CA = {"client-purpose": 1, "not-yet-valid": 2}
+ISSUED_THROUGH_THE_CA = {"client-purpose": 1, "not-yet-valid": 2, "crl-not-reloaded": 1}
 
 
 @pytest.fixture(scope="module")
 def lab(module_lab):
     lab = module_lab("labtest-exercises")
     return lab
+
+
+@pytest.fixture(scope="module")
+def ocsp_lab(module_lab):
+    """For the exercises about the OCSP responder: a lab made with lab up --revocation ocsp."""
+    lab = module_lab("labtest-exercises-ocsp")
+    ok(run(*lab.up_args("--revocation", "ocsp")))
+    return lab
+
+
+def _lab_for(request, exercise_id: str):
+    needs = exercise_files.find(exercise_id).needs
+    return request.getfixturevalue("ocsp_lab" if needs == "ocsp" else "lab")
 
 
 def test_list_json():
@@ -59,7 +72,8 @@ def test_an_exercise_tells_the_labs_own_ports(lab):
 
 @pytest.mark.docker
 @pytest.mark.parametrize("exercise_id", EXERCISES)
-def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(lab, exercise_id):
+def test_every_exercise_breaks_is_fixed_by_its_solution_and_resets(request, exercise_id):
+    lab = _lab_for(request, exercise_id)
     before = {p.relative_to(lab.dir): p.read_bytes() for p in lab.dir.rglob("*")
               if p.is_file() and ".lab-cache" not in p.name}
     started = ok(run("exercise", "start", exercise_id, *lab.args()))
@@ -335,9 +349,10 @@ def test_exercise_list_takes_the_lab_like_every_command(rendered, tmp_path):
 @pytest.mark.docker
 @pytest.mark.faults
 @pytest.mark.parametrize("exercise_id", EXERCISES)
-def test_an_insecure_fix_is_not_a_fix(lab, exercise_id):
+def test_an_insecure_fix_is_not_a_fix(request, exercise_id):
     """crl-expired said "✓ fixed" with ssl_crl commented out (revocation off); tls13-only passed with TLSv1
     and TLSv1.1 on. Each exercise lists such fixes (insecure_fixes); each is refused, the defence named."""
+    lab = _lab_for(request, exercise_id)
     from lab.core.settings import Settings, load_saved
     from lab.teach import exercise
 
@@ -481,3 +496,13 @@ def test_a_deny_written_as_a_revoke_is_fixed_with_the_labs_own_commands(lab):
         ok(run("exercise", "reset", *lab.args()))
         for copy in (lab.dir / "nginx-mtls").glob("nginx.conf.edited-*"):
             copy.unlink()
+
+
+@pytest.mark.docker
+def test_an_ocsp_exercise_needs_a_lab_that_asks_a_responder(lab):
+    refused = run("exercise", "start", "ocsp-responder-down", *lab.args())
+    assert refused.exit_code == 2 and "this lab's mTLS server asks none" in refused.output
+    assert "lab up --revocation ocsp" in refused.output
+    status = json.loads(ok(run("exercise", "status", "--json", *lab.args())).stdout)
+    assert status.get("id") != "ocsp-responder-down"          # nothing was started
+    assert "ssl_ocsp_responder" not in (lab.dir / "nginx-mtls" / "nginx.conf").read_text()

@@ -97,6 +97,10 @@ def _judge_exercise(lab: Lab, ex: Exercise, engine: Engine, load: bool = True) -
             sc = replace(sc, client_cert=(check.cert, check.key or check.cert))
         if check.text is not None:     # any refusal of this kind, in the words a student's own fix chose
             sc = replace(sc, expect=replace(sc.expect, text=check.text))
+        if check.refused is not None:  # this certificate refused by the server, with this verdict
+            sc = replace(sc, expect=checks.Expect("http", 400, "The SSL certificate error",
+                                                  client_verify=f"FAILED:{check.refused}"),
+                         shows=sc.shows + f" (here: refused, {check.refused})")
         if check.tls:
             sc = replace(sc, max_tls=check.tls, shows=sc.shows + f" (a client that offers TLS {check.tls} at most)")
         try:
@@ -135,6 +139,9 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None, 
     from lab.teach import defences, exercise
 
     ex = exercise.for_lab(exercise.find(exercise_id, from_dir), exercise.values(lab.dir, lab.settings))
+    if ex.needs == "ocsp" and not lab.settings.ocsp:
+        raise UsageError(f"exercise {ex.id} is about the OCSP responder, and this lab's mTLS server asks none",
+                         hint=f"lab up --revocation ocsp{lab.selector}, then lab exercise start {ex.id}{lab.selector}")
     engine = _running_lab(lab)
     with lab_lock(lab.name):
         running = exercise.current(lab.dir)
@@ -156,7 +163,7 @@ def exercise_start(lab: Lab, exercise_id: str, from_dir: Optional[Path] = None, 
             exercise.restore(lab.dir, state, keep_edits=False, record=False)   # all of it lab's own writing
             raise
         exercise.note_written(lab.dir, state)
-        report = _judge_exercise(lab, ex, engine)
+        report = _judge_exercise(lab, ex, engine, load=ex.load)
     return report
 
 
@@ -167,7 +174,7 @@ def exercise_check(lab: Lab) -> ExerciseReport:
     state, ex = _running_exercise(lab)
     engine = _running_lab(lab)
     with lab_lock(lab.name):
-        report = _judge_exercise(lab, ex, engine)
+        report = _judge_exercise(lab, ex, engine, load=ex.load)
         state.fixed = report.fixed
         state.checks += 1
         exercise.save_state(lab.dir, state)
@@ -201,7 +208,10 @@ def exercise_solution(lab: Lab, apply: bool = False) -> ExerciseReport:
     with lab_lock(lab.name):
         exercise.apply(lab.dir, ex.solution, exercise.values(lab.dir, lab.settings))
         exercise.note_written(lab.dir, state)
-        report = _judge_exercise(lab, ex, engine)
+        reloads = [step["reload"] for step in ex.solution if "reload" in step]
+        if reloads:
+            sync(lab, engine, reloads, always=True)
+        report = _judge_exercise(lab, ex, engine, load=ex.load)
         state.fixed = report.fixed
         exercise.save_state(lab.dir, state)
     return report

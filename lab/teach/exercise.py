@@ -39,10 +39,12 @@ class Check:
     cert: str | None = None                 # another client certificate (and chain) …
     key: str | None = None                  # … and its key, relative to the lab directory
     text: str | None = None                 # words the answer must hold instead of the scenario's own
+    refused: str | None = None              # instead: a refusal (400) with this verdict ("certificate revoked")
 
     @property
     def label(self) -> str:
-        extra = [f"TLS {self.tls} at most" if self.tls else "", f"with {self.cert}" if self.cert else ""]
+        extra = [f"TLS {self.tls} at most" if self.tls else "", f"with {self.cert}" if self.cert else "",
+                 f"refused: {self.refused}" if self.refused else ""]
         return self.scenario + "".join(f" ({x})" for x in extra if x)
 
 
@@ -61,6 +63,10 @@ class Exercise:
     # Fixes that make the symptom go away by turning a defence off: the test suite applies each and expects
     # `lab exercise check` to refuse it, naming the defence.
     insecure_fixes: tuple[tuple[dict[str, Any], ...], ...] = ()
+    # False: start and check ask the servers as they run, without loading the files first (the lesson is the
+    # loading itself: a CRL changed on disk and not reloaded); the fix then includes a reload.
+    load: bool = True
+    needs: str = ""                 # "ocsp": only in a lab whose mTLS server asks an OCSP responder
 
     def writes(self) -> list[str]:
         """Every file the exercise or its solution may write (relative to the lab directory)."""
@@ -77,15 +83,15 @@ class Exercise:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "story": self.story, "source": self.source,
-                "check": [c.label for c in self.checks]}
+                "check": [c.label for c in self.checks], **({"needs": self.needs} if self.needs else {})}
 
 
-_STEP_KINDS = ("edit", "write", "copy", "append", "run", "renew-crl")
+_STEP_KINDS = ("edit", "write", "copy", "append", "run", "renew-crl", "reload")
 # What each kind of step takes: required keys, and the optional ones.
 _STEP_KEYS: dict[str, tuple[set[str], set[str]]] = {
     "edit": ({"edit", "replace", "with"}, set()), "write": ({"write", "text"}, set()),
     "copy": ({"copy", "to"}, set()), "append": ({"append", "to"}, set()),
-    "run": ({"run"}, {"cwd", "creates"}), "renew-crl": ({"renew-crl"}, set()),
+    "run": ({"run"}, {"cwd", "creates"}), "renew-crl": ({"renew-crl"}, set()), "reload": ({"reload"}, set()),
 }
 _PATH_KEYS = ("edit", "write", "copy", "append", "to", "cwd")
 MAX_FILE_BYTES = 64 * 1024
@@ -144,6 +150,8 @@ def _step(step: object, where: str) -> dict[str, Any]:
             _path(rel, f"{where}.creates[{i}]")
     if "renew-crl" in step and step["renew-crl"] is not True:
         raise _Bad(f"{where}.renew-crl", "must be true")
+    if "reload" in step and step["reload"] not in layout.SERVERS:
+        raise _Bad(f"{where}.reload", f"must be a server: {', '.join(layout.SERVERS)}")
     return step
 
 
@@ -153,10 +161,10 @@ def _check(value: object, where: str) -> Check:
     if isinstance(value, str):
         value = {"scenario": value}
     if not isinstance(value, dict):
-        raise _Bad(where, "a check is a scenario name, or a mapping with scenario (and tls, cert, key, text)")
-    unknown = sorted(set(map(str, value)) - {"scenario", "tls", "cert", "key", "text"})
+        raise _Bad(where, "a check is a scenario name, or a mapping with scenario (and tls, cert, key, text, refused)")
+    unknown = sorted(set(map(str, value)) - {"scenario", "tls", "cert", "key", "text", "refused"})
     if unknown:
-        raise _Bad(where, f"unknown {', '.join(unknown)}: a check takes scenario, tls, cert, key, text")
+        raise _Bad(where, f"unknown {', '.join(unknown)}: a check takes scenario, tls, cert, key, text, refused")
     scenario = _text(value.get("scenario"), f"{where}.scenario", 40)
     if scenario not in ALL_NAMES:
         raise _Bad(f"{where}.scenario", f"{scenario!r} is not a lab verify scenario ({', '.join(ALL_NAMES)})")
@@ -166,7 +174,8 @@ def _check(value: object, where: str) -> Check:
     cert = _path(value["cert"], f"{where}.cert") if value.get("cert") is not None else None
     key = _path(value["key"], f"{where}.key") if value.get("key") is not None else None
     text = _text(value["text"], f"{where}.text", 200) if value.get("text") is not None else None
-    return Check(scenario, str(tls) if tls is not None else None, cert, key, text)
+    refused = _text(value["refused"], f"{where}.refused", 200) if value.get("refused") is not None else None
+    return Check(scenario, str(tls) if tls is not None else None, cert, key, text, refused)
 
 
 def _steps(value: object, where: str) -> tuple[dict[str, Any], ...]:
@@ -205,7 +214,7 @@ def load_file(path: Path) -> Exercise:
         if not isinstance(doc, dict):
             raise _Bad("(file)", "must be a mapping of id, title, story, break, hint, check, solution, explain")
         unknown = sorted(set(map(str, doc)) - {"id", "title", "story", "break", "hint", "check", "solution", "explain",
-                                               "insecure_fixes"})
+                                               "insecure_fixes", "load", "needs"})
         if unknown:
             raise _Bad(unknown[0], "is not a key of an exercise")
         ex_id = _text(doc.get("id"), "id", 40)
@@ -218,13 +227,19 @@ def load_file(path: Path) -> Exercise:
         if not isinstance(insecure, list):
             raise _Bad("insecure_fixes", "must be a list of fixes, each a list of steps")
         insecure_fixes = tuple(_steps(fix, f"insecure_fixes[{i}]") for i, fix in enumerate(insecure))
+        load = doc.get("load", True)
+        if not isinstance(load, bool):
+            raise _Bad("load", "must be true or false")
+        needs = doc.get("needs", "")
+        if needs not in ("", "ocsp"):
+            raise _Bad("needs", "is ocsp (a lab made with lab up --revocation ocsp), or absent")
         raw_hints = doc.get("hint", "")
         hints = tuple(_text(h, f"hint[{i}]").strip() for i, h in enumerate(raw_hints)) if isinstance(raw_hints, list) \
             else (_text(raw_hints, "hint").strip(),)
         return Exercise(ex_id, _text(doc.get("title"), "title", 200), _text(doc.get("story", ""), "story").strip(),
                         hints[0] if hints else "", _text(doc.get("explain", ""), "explain").strip(),
                         _steps(doc.get("break"), "break"), _steps(doc.get("solution"), "solution"), checks, str(path),
-                        hints, insecure_fixes)
+                        hints, insecure_fixes, load, needs)
     except _Bad as e:
         raise ExerciseError(f"exercise file {path}: {e}", hint="exercises/README.md gives the format") from None
 
@@ -248,6 +263,8 @@ def describe_steps(steps: tuple[dict[str, Any], ...]) -> list[str]:
             lines.append(f"run {where}{shlex.join(str(a) for a in step['run'])}")
         elif step.get("renew-crl"):
             lines.append("make the CRL anew from the client CA's database (lab up does it; so does lab client revoke)")
+        elif "reload" in step:
+            lines.append(f"have the {step['reload']} server load its files: lab reload {step['reload']}")
     return lines
 
 
