@@ -288,6 +288,11 @@ explain: Why
       "  - run: [touch, x]\n    creates: 5\n"), "break[0].creates: must be a list of paths"),
     (("title: A title", "title: &t A title\nhint2: *t"), "uses a YAML alias"),
     (("id: mine", "id: Mine Exercise"), "id: 'Mine Exercise': lower-case letters"),
+    (("id: mine", "id: mine\nneeds: crl"), "needs: is ocsp"),
+    (("id: mine", "id: mine\nload: sometimes"), "load: must be true or false"),
+    (("  - edit: nginx-mtls/nginx.conf\n    replace: \"ssl_verify_client on;\"\n    with: \"ssl_verify_client optional;\"\n",
+      "  - reload: ocsp\n"), "break[0].reload: must be a server: tls, mtls"),
+    (("check: [no-cert]", "check: [{scenario: no-cert, refused: [1]}]"), "check[0].refused: must be text"),
 ])
 def test_exercise_files_are_checked_with_one_line_naming_file_and_key(tmp_path, change, says):
     """Tracebacks and hangs from an instructor's file (--from DIR) became one line naming the file and key."""
