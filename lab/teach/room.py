@@ -14,6 +14,7 @@ lab/app/students.py hands the lines in.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class Room:
                 "total": self.total}
 
 
+# A room's log has many requests in the same second: each time is parsed once (strptime was half of lab room).
+@functools.lru_cache(maxsize=8192)
 def _time(nginx_time: str) -> dt.datetime | None:
     try:
         return dt.datetime.strptime(nginx_time, "%d/%b/%Y:%H:%M:%S %z")
@@ -72,11 +75,10 @@ def _time(nginx_time: str) -> dt.datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def _iso(nginx_time: str) -> str:
-    try:
-        return dt.datetime.strptime(nginx_time, "%d/%b/%Y:%H:%M:%S %z").isoformat()
-    except ValueError:
-        return nginx_time
+    when = _time(nginx_time)
+    return when.isoformat() if when is not None else nginx_time
 
 
 @dataclass(frozen=True)
@@ -105,22 +107,26 @@ def _serial(text: str) -> int | None:
 def add(room: Room, line: str, roster: Roster) -> None:
     """Count one log line (lines that are not requests, e.g. nginx's notices, are passed over)."""
     m = _LINE.match(line)
-    if not m or (m.group("agent") or "").startswith(layout.OWN_AGENT):
-        return          # not a request, or lab's own (verify, --as, a revocation's proof, a handshake)
-    when = _time(m.group("time"))
-    if roster.since is not None and when is not None and when < roster.since:
-        return
-    serial = _serial(m.group("serial"))
-    name = roster.serials.get(serial) if serial is not None and m.group("issuer") == roster.issuer else None
-    seen = room.students.get(name) if name and m.group("verdict") in _CREDITED else None
+    if not m:
+        return          # not a request
+    addr, time, serial_text, issuer, verdict, agent = m.group("addr", "time", "serial", "issuer", "verdict", "agent")
+    if agent and agent.startswith(layout.OWN_AGENT):
+        return          # lab's own (verify, --as, a revocation's proof, a handshake)
+    if roster.since is not None:
+        when = _time(time)
+        if when is not None and when < roster.since:
+            return
+    serial = _serial(serial_text)
+    name = roster.serials.get(serial) if serial is not None and issuer == roster.issuer else None
+    seen = room.students.get(name) if name and verdict in _CREDITED else None
     if seen is None:
         room.others += 1
         return
     seen.requests += 1
-    seen.last_verdict = m.group("verdict")
-    seen.last_seen = _iso(m.group("time"))
-    seen.address = m.group("addr")
-    seen.connected = seen.connected or m.group("verdict") == "SUCCESS"
+    seen.last_verdict = verdict
+    seen.last_seen = _iso(time)
+    seen.address = addr
+    seen.connected = seen.connected or verdict == "SUCCESS"
 
 
 def read(lines: Iterable[str], roster: Roster) -> Room:
