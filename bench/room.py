@@ -4,6 +4,15 @@ with openssl (key, request, signature by the CA database, PKCS#12 bundle, one st
 other). Prints figures; asserts nothing. Needs openssl; no Docker.
 
     .venv/bin/python bench/room.py [--students 200]
+
+--load: the room under load, against a running lab on loopback (needs Docker and the image, LAB_IMAGE,
+default lab-nginx:bookworm): every student, with their own certificate, makes --requests requests, each
+over a new TLS handshake, --concurrency at a time; then some are revoked and try once more. Prints the
+answers (every valid one must be 200, every revoked one 400; any other answer or error is counted), the
+p50 and p99 of handshake + request, nginx's memory before and after, and what `lab room` reports from the
+access log that made. Bounded: each request 10 s at most.
+
+    .venv/bin/python bench/room.py --load [--students 200] [--requests 20] [--concurrency 50]
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ def sh(*args, cwd=None):
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(map(str, args))}\n{proc.stdout}{proc.stderr}")
+    return proc
 
 
 def timed(fn) -> float:
@@ -32,10 +42,102 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load(n: int, per: int, at_once: int, revoked: int = 5) -> None:
+    import http.client
+    import json
+    import os
+    import ssl
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import docker
+
+    image = os.environ.get("LAB_IMAGE", "lab-nginx:bookworm")
+    work = Path(tempfile.mkdtemp(prefix="lab-room-load-"))
+    lab = ["--dir", str(work / "lab"), "--name", "roomload"]
+    mtls = _free_port()
+    try:
+        sh(LAB, "up", *lab, "--image", image, "--tls-port", _free_port(), "--mtls-port", mtls)
+        roster = work / "class.txt"
+        roster.write_text("\n".join(f"student{i:03d}" for i in range(n)) + "\n")
+        sh(LAB, "client", "add", "--from-file", roster, *lab)
+        clients = work / "lab" / "clients"
+        ca = str(work / "lab" / "certs" / "server-ca.crt")
+        contexts = {}
+        for i in range(n):
+            name = f"student{i:03d}"
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.load_cert_chain(str(clients / name / f"{name}.crt"), str(clients / name / f"{name}.key"))
+            contexts[name] = ctx
+        container = docker.from_env().containers.get("roomload-mtls")
+
+        def memory() -> float:
+            return container.stats(stream=False)["memory_stats"].get("usage", 0) / 2**20
+
+        def one(name: str) -> tuple[int | None, float, str]:
+            t = time.perf_counter()
+            conn = http.client.HTTPSConnection("localhost", mtls, context=contexts[name], timeout=10)
+            try:
+                conn.request("GET", "/hello-world.txt", headers={"Connection": "close"})
+                status = conn.getresponse().status
+                return status, time.perf_counter() - t, ""
+            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                return None, time.perf_counter() - t, e.__class__.__name__
+            finally:
+                conn.close()
+
+        before = memory()
+        names = [f"student{i:03d}" for i in range(n)] * per
+        started = time.perf_counter()
+        with ThreadPoolExecutor(at_once) as pool:
+            answers = list(pool.map(one, names))
+        wall = time.perf_counter() - started
+        after = memory()
+        gone = [f"student{i:03d}" for i in range(revoked)]
+        for name in gone:
+            sh(LAB, "client", "revoke", name, *lab)
+        with ThreadPoolExecutor(at_once) as pool:
+            refused = list(pool.map(one, gone))
+        room = json.loads(sh(LAB, "room", "--json", *lab).stdout)
+    finally:
+        subprocess.run([LAB, "down", *lab, "--purge"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    latencies = sorted(a[1] for a in answers)
+    wrong = sum(1 for a in answers if a[0] != 200) + sum(1 for a in refused if a[0] != 400)
+    errors = sum(1 for a in [*answers, *refused] if a[0] is None)
+    print(f"{'the room under load':<52} {'value':>10}")
+    print(f"{'students, requests each, at once':<52} {f'{n}, {per}, {at_once}':>10}")
+    print(f"{'requests (each a new TLS handshake)':<52} {len(answers):>10}")
+    print(f"{'wall time, seconds':<52} {wall:10.2f}")
+    print(f"{'requests per second':<52} {len(answers) / wall:10.0f}")
+    print(f"{'p50 handshake + request, ms':<52} {statistics.median(latencies) * 1000:10.1f}")
+    print(f"{'p99 handshake + request, ms':<52} {latencies[int(len(latencies) * 0.99) - 1] * 1000:10.1f}")
+    print(f"{'answers not as expected (200 valid, 400 revoked)':<52} {wrong:>10}")
+    print(f"{'errors (no answer)':<52} {errors:>10}")
+    print(f"{'nginx memory before, after (MiB)':<52} {f'{before:.1f}, {after:.1f}':>10}")
+    connected = f"{room['connected']} of {room['total']}"
+    print(f"{'lab room: connected of total':<52} {connected:>10}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--students", type=int, default=200)
-    n = ap.parse_args().students
+    ap.add_argument("--load", action="store_true", help="the room under load (needs Docker)")
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--concurrency", type=int, default=50)
+    args = ap.parse_args()
+    n = args.students
+    if args.load:
+        load(n, args.requests, args.concurrency)
+        return
     work = Path(tempfile.mkdtemp(prefix="lab-room-bench-"))
     try:
         roster = work / "class.txt"
