@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from helpers import mtls_get, ok, run
@@ -236,6 +237,26 @@ def test_the_responder_down_refuses_everyone_and_down_removes_it(ocsp_lab, docke
 
 # --------------------------------------------------------------------------- the race
 
+def test_a_race_lab_has_a_name_of_its_own_whatever_the_labs_name(monkeypatch):
+    """A 32-character lab name made a 37-character race name (refused); two races at once shared one name, and
+    the second one's clean-up took the first one's lab down."""
+    from lab.app import race
+    from lab.app.selection import Lab
+    from lab.core.settings import Settings, validate_name
+
+    seen = []
+
+    def stop(lab, *_a, **_k):
+        seen.append(lab.settings.name)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lab.app.lifecycle.up", stop)
+    for name in ("a" * 32, "mtls-lab", "x-" * 10 + "y"):
+        with pytest.raises(KeyboardInterrupt):
+            race.run(Lab(Path("unused"), Settings(name=name)), ["ocsp"])
+    assert all(validate_name(n) and n.endswith(f"-race-{os.getpid() % 100000:05d}") for n in seen), seen
+
+
 def test_race_refuses_bad_input_before_starting_anything(lab_params):
     lab = lab_params()
     bad = run("race", "crl-sometimes", *lab.args())
@@ -288,7 +309,7 @@ def test_an_interrupted_race_leaves_nothing(lab_params, docker_client, image, mo
     before = set(os.listdir(tempfile.gettempdir()))
     with pytest.raises(KeyboardInterrupt):
         race.run(select(lab.dir, lab.name, image=image), ["ocsp"], wait=3)
-    assert leftovers(docker_client, f"{lab.name}-race") == []
+    assert leftovers(docker_client, f"{lab.name[:20].rstrip('-')}-race-{os.getpid() % 100000:05d}") == []
     assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if d.startswith("lab-race-")]
 
 

@@ -4,6 +4,7 @@ also when the race is interrupted or fails."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -66,7 +67,9 @@ def run(base: Lab, modes: list[str] | None = None, wait: float = DEFAULT_WAIT, p
         raise UsageError(f"--wait {wait:g}: from 2 to {MAX_WAIT:g} seconds")
     chosen: list[Mode] = [m for m in race.MODES if not modes or m in modes]
     ttl = max(5, int(wait / 2))
-    name = f"{base.settings.name[:40]}-race"
+    # Its own name: a lab name has 32 characters at most, and two races at once (two terminals) must not
+    # take each other's lab down: the process id tells them apart.
+    name = f"{base.settings.name[:20].rstrip('-')}-race-{os.getpid() % 100000:05d}"
     folder = Path(tempfile.mkdtemp(prefix="lab-race-"))
     s = settings_mod.validate(settings_mod.Settings(name=name, tls_port=_free_port(), mtls_port=_free_port(),
                                                     image=base.settings.image, revocation="both"))
