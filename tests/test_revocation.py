@@ -231,8 +231,11 @@ def test_the_responder_down_refuses_everyone_and_down_removes_it(ocsp_lab, docke
     assert "revocation" not in (lab.dir / "lab.yml").read_text()
     ok(run(*lab.up_args("--revocation", "ocsp")))
     assert "revocation: ocsp" in (lab.dir / "lab.yml").read_text()
-    ok(run("down", *lab.args()))
-    assert leftovers(docker_client, lab.name) == []
+    # --purge takes the responder's folder (and the gallery's) with the rest: both are lab's own.
+    (lab.dir / "gallery-certs").mkdir(exist_ok=True)
+    assert (lab.dir / "ocsp" / "ocsp.crt").is_file()
+    ok(run("down", "--purge", *lab.args()))
+    assert leftovers(docker_client, lab.name) == [] and not lab.dir.exists()
 
 
 # --------------------------------------------------------------------------- the race

@@ -235,6 +235,7 @@ def _lab_entries() -> frozenset[str]:
     return frozenset({layout.SETTINGS_FILE, layout.COMPOSE_FILE, cache.FILE, layout.CERTS_DIR, layout.DEMO_DIR,
                       layout.CRL_DIR, layout.CLIENTS_DIR, layout.PASSWORDS_DIR, layout.HANDOUTS_DIR,
                       exercise.STATE_DIR, exercise.WORK_DIR, exercise.HISTORY_FILE, access.ACCESS_FILE,
+                      layout.OCSP_DIR, layout.GALLERY_DIR,
                       *(folder for folder, _ in layout.SERVERS.values())})
 
 

@@ -42,6 +42,8 @@ DEFAULT_REVOCATION = "crl"
 # certificate (OCSP signing only, from the client CA) in ocsp/, never the CA's key; reached by the mTLS
 # server on the lab network only, at http://NAME-ocsp:2560.
 OCSP_DIR = "ocsp"
+# lab gallery's bad client certificates (lab/teach/gallery.py makes them; lab certs lists them).
+GALLERY_DIR = "gallery-certs"
 OCSP_CRT = "ocsp.crt"
 OCSP_KEY = "ocsp.key"
 OCSP_PORT = 2560

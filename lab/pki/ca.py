@@ -254,7 +254,7 @@ def _ocsp_index_text(lab_dir: Path) -> str:
     known = {r.serial for r in ca_records(lab_dir)}
     lines = [line for line in db_text.splitlines() if line.strip()]
     found = [layout.certs_dir(lab_dir) / layout.CLIENT_CRT, *sorted(layout.demo_dir(lab_dir).glob("*.crt")),
-             *sorted((lab_dir / "gallery-certs").glob("*.crt"))]
+             *sorted((lab_dir / layout.GALLERY_DIR).glob("*.crt"))]
     for path in found:
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())

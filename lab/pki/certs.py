@@ -399,7 +399,7 @@ class StagedCertificates:
             shutil.rmtree(clients, ignore_errors=True)
             # Their .p12 passwords and handouts (zips, the password sheet) went with them: nothing of the old
             # students is left to hand out by mistake.
-            for gone in (layout.PASSWORDS_DIR, layout.HANDOUTS_DIR, "gallery-certs"):   # the gallery: the old CA's
+            for gone in (layout.PASSWORDS_DIR, layout.HANDOUTS_DIR, layout.GALLERY_DIR):   # the gallery: the old CA's
                 if not (lab_dir / gone).is_symlink():
                     shutil.rmtree(lab_dir / gone, ignore_errors=True)
             _replace_dir(tmp, final)

@@ -69,7 +69,7 @@ def _name_constraints(cert) -> list[str]:
     return [f"{'DNS' if isinstance(n, x509.DNSName) else 'IP'}:{n.value}" for n in value.permitted_subtrees or []]
 
 
-GALLERY_DIR = "gallery-certs"     # lab/teach/gallery.py writes it (pki does not import teach)
+GALLERY_DIR = layout.GALLERY_DIR     # lab/teach/gallery.py writes it
 
 
 def pki(lab_dir: Path, now: dt.datetime | None = None) -> list[CertInfo]:

@@ -26,7 +26,7 @@ from lab.core.errors import CertificateError, UsageError
 from lab.core.resources import scripts_dir
 from lab.core.settings import Settings
 
-DIR = "gallery-certs"
+DIR = layout.GALLERY_DIR
 #: What a modern client refuses to send at its default security level; the lab's client lowers it (the server
 #: is under test), and `lab gallery` shows what OpenSSL says at the lower levels.
 WEAK = ("rsa-1024", "sha1")
