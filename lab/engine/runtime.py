@@ -123,51 +123,37 @@ def handshake(host: str, port: int, ca_file: Path, timeout: float = 1.0) -> str:
 RESPONDER_READY = "waiting for OCSP client connections"
 
 
-def _wait_responder(engine: Engine, svc: Service, deadline: float) -> None:
-    """The OCSP responder publishes no port: it is ready when it says it listens."""
-    delay = 0.02
-    while True:
-        found = engine.container(svc.container_name)
-        if found is None or found.status in ("exited", "dead"):
-            code = found.exit_code if found is not None else "?"
-            raise RuntimeFailure(f"{svc.container_name} exited (code {code}) instead of answering OCSP requests",
-                                 details=logs_tail(engine, svc.container_name),
-                                 hint="the lines above are openssl ocsp's own")
-        if RESPONDER_READY in logs_tail(engine, svc.container_name, 40):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeFailure(f"{svc.container_name} did not start answering OCSP requests in time",
-                                 details=logs_tail(engine, svc.container_name),
-                                 hint="the lines above are the container's last log lines")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-
-
 def _wait_ready(engine: Engine, svc: Service, ca_file: Path, deadline: float, probe: Probe) -> None:
-    if not svc.ports:
-        _wait_responder(engine, svc, deadline)
-        return
-    host, port = svc.published
+    """One container, until it answers: a server completes a verified TLS handshake on its published port;
+    the OCSP responder, which publishes none, says it listens."""
+    if svc.ports:
+        host, port = svc.published
+        serving, late, whose = f"serving TLS on {host}:{port}", f"complete a TLS handshake on {host}:{port}", "nginx's own; fix the template or configuration"
+
+        def ready() -> None:
+            probe(connect_host(host), port, ca_file)
+    else:
+        serving, late, whose = "answering OCSP requests", "start answering OCSP requests", "openssl ocsp's own"
+
+        def ready() -> None:
+            if RESPONDER_READY not in logs_tail(engine, svc.container_name, 40):
+                raise OSError("not listening yet")
     delay, last_error = 0.02, "no answer yet"
     while True:
         try:
-            probe(connect_host(host), port, ca_file)
+            ready()
             return
         except (OSError, ssl.SSLError) as e:
             last_error = f"{e.__class__.__name__}: {e}"
         found = engine.container(svc.container_name)
         if found is None or found.status in ("exited", "dead"):
             code = found.exit_code if found is not None else "?"
-            raise RuntimeFailure(
-                f"{svc.container_name} exited (code {code}) instead of serving TLS on {host}:{port}",
-                details=logs_tail(engine, svc.container_name),
-                hint="the lines above are nginx's own; fix the template or configuration",
-            )
+            raise RuntimeFailure(f"{svc.container_name} exited (code {code}) instead of {serving}",
+                                 details=logs_tail(engine, svc.container_name), hint=f"the lines above are {whose}")
         if time.monotonic() > deadline:
-            raise RuntimeFailure(
-                f"{svc.container_name} did not complete a TLS handshake on {host}:{port} in time ({last_error})",
-                details=logs_tail(engine, svc.container_name), hint="the lines above are the container's last log lines",
-            )
+            raise RuntimeFailure(f"{svc.container_name} did not {late} in time ({last_error})",
+                                 details=logs_tail(engine, svc.container_name),
+                                 hint="the lines above are the container's last log lines")
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
 
