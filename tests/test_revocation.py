@@ -324,3 +324,16 @@ def test_the_race_fits_a_projector(lab_params, image, monkeypatch):
     lines = shown.output.splitlines()
     assert max(len(line) for line in lines) <= 80, lines
     assert any(line.strip().startswith("full handshake") and "refused" in line for line in lines), lines
+
+
+def test_a_link_planted_at_the_responders_folder_is_refused(rendered, tmp_path):
+    """ocsp/ as a link to someone's folder was moved aside (their files untouched, a stray .ocsp.old-PID left in
+    the lab); now refused in one line, nothing moved."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("mine")
+    (rendered.dir / "ocsp").symlink_to(theirs)
+    refused = run("render", "--revocation", "ocsp", *rendered.args())
+    assert refused.exit_code != 0 and "ocsp" in refused.output and "link" in refused.output, refused.output
+    assert (rendered.dir / "ocsp").is_symlink() and (theirs / "keep.txt").read_text() == "mine"
+    assert not list(rendered.dir.glob(".ocsp.old-*"))

@@ -281,7 +281,10 @@ def ensure_ocsp_signer(lab_dir: Path, settings: Settings) -> bool:
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
+    from lab.core.files import refuse_links
+
     folder = lab_dir / layout.OCSP_DIR
+    refuse_links(lab_dir, folder / layout.OCSP_CRT)    # a link planted at ocsp/: never read or replaced through it
     certs = layout.certs_dir(lab_dir)
     ca_crt = _load_cert(certs / layout.CLIENT_CA_CRT)
     try:
