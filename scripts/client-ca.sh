@@ -4,20 +4,19 @@
 # revoke one, renew the revocation list. Run by `lab client …` through
 # subprocess with an argument list; names are validated by lab before this.
 #
-#   client-ca.sh issue  --certs CERTS --out DIR --name LOGIN [--display NAME] [--role ROLE] --lab LAB --subject /O=org/OU=unit --days N [--enddate YYYYMMDDHHMMSSZ] [--legacy-p12]
+#   client-ca.sh issue-many --certs CERTS --out DIR --days N [--enddate YYYYMMDDHHMMSSZ]   (signs DIR/*.csr)
 #   client-ca.sh sign   --certs CERTS --out DIR --csr FILE --name LOGIN [--display NAME] --lab LAB --subject /O=org/OU=unit --days N
 #   client-ca.sh revoke --certs CERTS --cert FILE        (records it; `crl` then writes the list)
 #   client-ca.sh crl    --certs CERTS --crl FILE --crl-days N [--also-crl FILE]
 #   client-ca.sh ocsp-signer --certs CERTS --out DIR --lab LAB --subject /O=org/OU=unit --days N
 # Every value comes from lab (lab/core/layout.py holds them once); nothing is defaulted here.
 #
-# issue writes into DIR (mode 0700, files 0600): NAME.key NAME.crt NAME.p12
-# NAME.p12.password server-ca.crt client-ca.crt
+# sign writes into DIR (mode 0700, files 0600): NAME.crt server-ca.crt client-ca.crt
 set -euo pipefail
 umask 077
 
 cmd=${1:-}; shift || true
-certs="" out="" name="" display="" role="" lab="" subject="" days="" enddate="" legacy="" cert="" csr="" crl="" crl_days="" also_crl=""
+certs="" out="" name="" display="" role="" lab="" subject="" days="" enddate="" cert="" csr="" crl="" crl_days="" also_crl=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --certs) certs=$2; shift 2 ;;
@@ -29,7 +28,6 @@ while [ $# -gt 0 ]; do
         --subject) subject=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --enddate) enddate=$2; shift 2 ;;
-        --legacy-p12) legacy=1; shift ;;
         --cert) cert=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --csr) csr=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
         --crl) crl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
@@ -54,8 +52,9 @@ student_subject="$subject$role_ou/UID=$name/CN=$display"
 # A student's extensions: the client CA's own v3_client (read from ca.cnf, as this lab made it) and their
 # SPIFFE ID as the one URI SAN (spiffe://LAB/ROLE/LOGIN): an identity beyond the CN, the form service
 # meshes use. Written beside the certificate, removed once it is issued.
+client_ext() { awk '/^\[ *v3_client *\]/{p=1; print "[v3_student]"; next} /^\[/{p=0} p' "$conf"; }
 student_ext() {
-    awk '/^\[ *v3_client *\]/{p=1; print "[v3_student]"; next} /^\[/{p=0} p' "$conf" > "$1"
+    client_ext > "$1"
     printf 'subjectAltName = URI:spiffe://%s/%s/%s\n' "$lab" "${role:-student}" "$name" >> "$1"
 }
 
@@ -74,29 +73,25 @@ gencrl() {
 }
 
 case "$cmd" in
-issue)
-    [ -n "$out" ] && [ -n "$name" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] ||
-        { echo "client-ca.sh issue: --out, --name, --lab, --subject and --days are required" >&2; exit 2; }
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
-    openssl req -new -utf8 -config "$conf" -key "$out/$name.key" -subj "$student_subject" -out "$out/$name.csr"
-    student_ext "$out/$name.ext"
-    openssl ca -batch -utf8 -preserveDN -config "$conf" -notext $(validity) -extfile "$out/$name.ext" \
-        -extensions v3_student -in "$out/$name.csr" -out "$out/$name.crt"
-    rm -f "$out/$name.csr" "$out/$name.ext"
-    cp server-ca.crt client-ca.crt "$out/"
-    # A random password: browsers and OS key stores (Firefox, macOS 15) refuse
-    # to import a PKCS#12 file with an empty one. It never appears in argv.
-    # The password alone, no newline: some clients (Node's pfx + passphrase) take a newline as part of it.
-    printf '%s' "$(openssl rand -hex 12)" > "$out/$name.p12.password"
-    # ${a[@]+"${a[@]}"}: an empty array under set -u aborts bash before 4.4 (macOS's /bin/bash).
-    p12_opts=()
-    if [ -n "$legacy" ]; then
-        # Older macOS/iOS read only the old PKCS#12 algorithms (3DES, SHA-1 MAC).
-        p12_opts=(-certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1)
-    fi
-    # The bundle holds the certificate and key alone: importing it adds nothing the clean-up would miss.
-    openssl pkcs12 -export -in "$out/$name.crt" -inkey "$out/$name.key" \
-        -name "$display ($lab)" -passout "file:$out/$name.p12.password" ${p12_opts[@]+"${p12_opts[@]}"} -out "$out/$name.p12"
+issue-many)
+    # A class at once (lab client add): the requests lab made in DIR (*.csr, each with the student's subject
+    # and SPIFFE URI SAN; keys and bundles are made in-process, lab/pki/bundle.py), signed in one openssl ca
+    # run. The CA database stays the one authority: serials, and the copy in client-ca-db/issued/ that a
+    # revocation names. copy_extensions = copy, which carries each request's SAN over, is set only in this
+    # run's own configuration (DIR/batch.cnf), for requests lab made: ca.cnf copies nothing, so a request a
+    # student made (sign) gets no extension it asks for. openssl ca writes the database once, after every
+    # request is signed: a request it refuses leaves the database as it was.
+    [ -n "$out" ] && [ -n "$days" ] ||
+        { echo "client-ca.sh issue-many: --out and --days are required" >&2; exit 2; }
+    requests=("$out"/*.csr)
+    [ -e "${requests[0]}" ] || { echo "client-ca.sh issue-many: no request (*.csr) in $out" >&2; exit 2; }
+    client_ext > "$out/student.ext"
+    section=$(awk -F'[ \t]*=[ \t]*' '$1 == "default_ca" {print $2; exit}' "$conf")
+    { cat "$conf"; printf '\n[%s]\ncopy_extensions = copy\n' "$section"; } > "$out/batch.cnf"
+    # -out is opened anew for each certificate (OpenSSL 3.0): lab reads them from the database's copies.
+    openssl ca -batch -utf8 -preserveDN -config "$out/batch.cnf" -notext $(validity) -extfile "$out/student.ext" \
+        -extensions v3_student -out "$out/last.pem" -infiles "${requests[@]}"
+    rm -f "$out/student.ext" "$out/batch.cnf" "$out/last.pem"
     ;;
 sign)
     [ -n "$out" ] && [ -n "$name" ] && [ -n "$lab" ] && [ -n "$subject" ] && [ -n "$days" ] && [ -n "$csr" ] ||
@@ -143,5 +138,5 @@ ocsp-signer)
     cp client-ca.crt "$out/"
     ;;
 *)
-    echo "client-ca.sh: first argument is issue, sign, revoke, crl or ocsp-signer" >&2; exit 2 ;;
+    echo "client-ca.sh: first argument is issue-many, sign, revoke, crl or ocsp-signer" >&2; exit 2 ;;
 esac

@@ -323,10 +323,10 @@ def test_ctrl_c_while_openssl_issues_leaves_no_certificate_behind(rendered, tmp_
 import os, shutil, sys, time
 args = sys.argv[1:]
 if args[:2] == ["ca", "-batch"]:
-    for flag in ("-in", "-out"):
-        i = args.index(flag) + 1
+    first = args.index("-infiles") + 1          # the requests, then -out: all held elsewhere
+    for i in [*range(first, len(args)), args.index("-out") + 1]:
         keep = os.path.join({str(tmp_path)!r}, os.path.basename(args[i]))
-        if flag == "-in":
+        if i >= first:
             shutil.copy(args[i], keep)
         args[i] = keep
     open({str(started)!r}, "w").close()

@@ -109,3 +109,10 @@ def keep_copy(path: Path) -> Path:
         backup = path.with_name(f"{path.name}.edited-{stamp}-{n}")
     shutil.copy2(path, backup)
     return backup
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A new file only its owner reads (a key, a bundle, a password), mode 0600 from the start; never over one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

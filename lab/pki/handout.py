@@ -13,6 +13,7 @@ copied to a USB stick or a course page)."""
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import zipfile
@@ -50,27 +51,41 @@ def _html(text: str, title: str) -> str:
 SYSTEMS = ("windows", "macos", "linux")
 
 
+def _stamp(path: Path) -> tuple[Path, int, int]:
+    """A file and its modification time and size: a cache key that changes when the file is made again."""
+    info = path.stat()
+    return path, info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _server_facts(ca: tuple[Path, int, int], server: tuple[Path, int, int]) -> tuple[str, str]:
+    """The server certificate's names and the server CA's end, read once for a class's READMEs (four each)."""
+    from cryptography import x509
+
+    from lab.pki.certs import server_sans
+
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    server_cert = x509.load_pem_x509_certificate(server[0].read_bytes())
+    return ", ".join(n.split(":", 1)[1] for n in server_sans(server_cert)), f"{ca_cert.not_valid_after_utc:%Y-%m-%d}"
+
+
 def readme(lab_dir: Path, settings: Any, student: Any, urls: list[str], part: str = "main", folder: bool = False,
            has_key: bool | None = None) -> str:
     """A student's README (templates/handout-README.txt.j2, the one source): README.txt (`part` "main"; in
     the zip, or in the student's folder with `folder`), or a system's (windows, macos, linux)."""
     from urllib.parse import urlsplit
 
-    from cryptography import x509
-
     from lab.core.net import is_address
     from lab.core.templates import render_text
-    from lab.pki.certs import server_sans
 
-    ca = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CA_CRT).read_bytes())
-    server = x509.load_pem_x509_certificate((layout.certs_dir(lab_dir) / layout.SERVER_CRT).read_bytes())
-    names = ", ".join(n.split(":", 1)[1] for n in server_sans(server))
+    names, ca_until = _server_facts(*(_stamp(layout.certs_dir(lab_dir) / f)
+                                      for f in (layout.SERVER_CA_CRT, layout.SERVER_CRT)))
     base = urls[0].rsplit("/", 1)[0]
     where = urlsplit(urls[0])
     return render_text("handout-README.txt.j2", part=part, folder=folder, lab=settings.name, name=student.name,
                        display=student.shown, serial=student.serial, not_after=f"{student.not_after:%Y-%m-%d}",
                        has_key=student.file("key").exists() if has_key is None else has_key,
-                       server_names=names, server_ca_until=f"{ca.not_valid_after_utc:%Y-%m-%d}", urls=urls,
+                       server_names=names, server_ca_until=ca_until, urls=urls,
                        whoami=f"{base}/whoami", help=f"{base}/help", netloc=where.netloc,
                        sni="" if is_address(where.hostname or "") else where.hostname)
 
@@ -108,29 +123,22 @@ def sheet_path(lab_dir: Path) -> Path:
 def _protected(student: Any, password: str, lab: str) -> dict[str, bytes]:
     """The student's key encrypted with their password, and the legacy bundle, made from the key in their folder."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.hazmat.primitives import serialization
+
+    from lab.pki import bundle
 
     key = serialization.load_pem_private_key(student.file("key").read_bytes(), password=None)
     cert = x509.load_pem_x509_certificate(student.file("crt").read_bytes())
-    secret = password.encode()
-    builder = serialization.PrivateFormat.PKCS12.encryption_builder
-    # 2048 rounds: what `openssl pkcs12 -export` uses (PKCS12_DEFAULT_ITER), for the folder's bundle too.
-    modern = (builder().kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-              .hmac_hash(hashes.SHA256()).build(secret))
-    legacy = (builder().kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
-              .hmac_hash(hashes.SHA1()).build(secret))
     # The bundles hold the student's certificate and key, and nothing else: importing one adds exactly what the
     # README's clean-up removes (no CA rides along into a browser's store), and Go's pkcs12.Decode, which wants
     # exactly two bags, reads the legacy one.
-    friendly = f"{student.shown} ({lab})".encode()
+    friendly = f"{student.shown} ({lab})"
     return {
         layout.student_file(student.name, "key"): key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(secret)),
-        layout.student_file(student.name, "p12"): pkcs12.serialize_key_and_certificates(
-            friendly, key, cert, None, modern),   # type: ignore[arg-type]
-        f"{student.name}-legacy.p12": pkcs12.serialize_key_and_certificates(
-            friendly, key, cert, None, legacy),   # type: ignore[arg-type]
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password.encode())),
+        layout.student_file(student.name, "p12"): bundle.p12(key, cert, friendly, password),
+        f"{student.name}-legacy.p12": bundle.p12(key, cert, friendly, password, legacy=True),
     }
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from lab.core import layout
+from lab.core import layout, trace
 from lab.core.errors import CertificateError, Interrupted, LabError, UsageError
 from lab.core.files import refuse_links
 from lab.core.settings import Settings
@@ -222,19 +222,19 @@ def revoke(lab_dir: Path, name: str) -> Student:
     _revoke_records(lab_dir, valid)
     if student.status == "folder missing":       # nothing on disk to mark, nor to list again
         return replace(student, status="revoked", problem="")
-    _mark_revoked(lab_dir, student)
+    _mark_revoked(lab_dir, student.directory)
     found = find(lab_dir, name)
     if found.status == "unreadable":     # its file is damaged: the CA database says what was revoked
         return replace(found, status="revoked", serial=", ".join(r.serial_hex for r in valid))
     return found
 
 
-def _mark_revoked(lab_dir: Path, student: Student) -> None:
+def _mark_revoked(lab_dir: Path, folder: Path) -> None:
     """The student's README says so first: whoever reads the folder learns the certificate no longer works.
     Never through a link (clients/NAME planted as one): the revocation stands, the README is left alone."""
     from lab.core.files import refuse_links, write_atomically
 
-    readme = student.directory / "README.txt"
+    readme = folder / "README.txt"
     try:
         refuse_links(lab_dir, readme)
     except LabError:
@@ -341,30 +341,33 @@ def add(lab_dir: Path, settings: Settings, names: list[str] | list[naming.Asked]
                          "use --force to revoke it and issue a new one")
     todo = [e for e in enrollees if e.login not in skipped]
     issued: list[IssuedStudent] = []
+    undone: list[str] = []
     try:
-        for e in todo:
-            issued.append(_issue(lab_dir, certs, settings, e, legacy_p12, host, force, ttl))
+        if force:
+            _revoke_old(lab_dir, [e.login for e in todo])
+        _issue_many(lab_dir, certs, settings, todo, legacy_p12, host, ttl, issued, undone)
     except KeyboardInterrupt:
         done = [i.name for i in issued]
-        undone = _undo_unfinished(lab_dir, [e.login for e in todo])
+        undone += _undo_unfinished(lab_dir, [e.login for e in todo])
         rest = [e.login for e in todo if e.login not in done]
         raise Interrupted(
             f"interrupted: {len(done)} of {len(todo)} students issued and kept"
             + (f" ({', '.join(done)})" if done else "") + f"; not issued: {', '.join(rest)}"
-            + (f" (the certificate under way was revoked: {', '.join(undone)})" if undone else ""),
+            + (f" (the certificates under way were revoked: {', '.join(sorted(set(undone)))})" if undone else ""),
             hint="run the same command again: students already issued are kept, the rest are issued") from None
     finally:
         write_names(lab_dir)
     return issued, skipped
 
 
-def _readme(lab_dir: Path, settings: Settings, folder: Path, name: str, host: str, cert) -> str:
+def _readme(lab_dir: Path, settings: Settings, folder: Path, name: str, host: str, cert, has_key: bool) -> str:
     """The README of the student's folder: the same source as the handout's (lab/pki/handout.py)."""
     from lab.pki.handout import readme
 
     student = Student(name, serial_hex(cert.serial_number), cert.not_valid_after_utc, "valid", folder,
                       display=_common_name(cert))
-    return readme(lab_dir, settings, student, [f"https://{host}:{settings.mtls_port}/hello-world.txt"], folder=True)
+    return readme(lab_dir, settings, student, [f"https://{host}:{settings.mtls_port}/hello-world.txt"], folder=True,
+                  has_key=has_key)
 
 
 @contextlib.contextmanager
@@ -393,7 +396,8 @@ def _issued(lab_dir: Path, tmp: Path, settings: Settings, name: str, host: str) 
     """The certificate the CA wrote into the staged folder, and its serial; the student's README beside it."""
     cert = load_cert(tmp / layout.student_file(name, "crt"))
     serial = serial_hex(cert.serial_number)
-    (tmp / "README.txt").write_text(_readme(lab_dir, settings, tmp, name, host, cert), encoding="utf-8")
+    (tmp / "README.txt").write_text(_readme(lab_dir, settings, tmp, name, host, cert, has_key=False),
+                                    encoding="utf-8")
     return cert, serial
 
 
@@ -405,24 +409,104 @@ def _validity(settings: Settings, ttl: int | None) -> list[str]:
     return ["--days", str(settings.days), "--enddate", f"{end:%Y%m%d%H%M%S}Z"]
 
 
-def _issue(lab_dir: Path, certs: Path, settings: Settings, student: naming.Enrollee, legacy_p12: bool, host: str,
-           force: bool, ttl: int | None = None) -> IssuedStudent:
+def _revoke_old(lab_dir: Path, logins: list[str]) -> None:
+    """--force: the valid certificates of these students (folder or not) stop working before new ones are
+    issued; revoked together, with one CRL, and their READMEs say so (in case the new ones never land)."""
+    records = [r for r in ca_records(lab_dir) if r.status == "V" and r.login in set(logins)]
+    if records:
+        _revoke_records(lab_dir, records)
+    for login in sorted({r.login for r in records}):
+        _mark_revoked(lab_dir, layout.clients_dir(lab_dir) / login)
+
+
+def _issue_many(lab_dir: Path, certs: Path, settings: Settings, todo: list[naming.Enrollee], legacy_p12: bool,
+                host: str, ttl: int | None, issued: list[IssuedStudent], undone: list[str]) -> None:
+    """Issue these students' certificates in one openssl ca run (the CA database stays the authority on serials),
+    keys, requests and bundles made in-process (lab/pki/bundle.py); each folder staged, moved into place whole,
+    then appended to `issued`. What the CA signed that never reached its folder (a Ctrl-C, a failure) is revoked
+    and named in `undone` before the error goes on."""
+    from lab.core.concurrent import each
+    from lab.pki import bundle
+
+    if not todo:
+        return
+    clients = layout.clients_dir(lab_dir)
+    clients.mkdir(parents=True, exist_ok=True)
+    batch = Path(tempfile.mkdtemp(prefix=".requests-", dir=clients))
+    wanted, order = {e.login for e in todo}, {e.login: i for i, e in enumerate(todo)}
+    before = {r.serial for r in ca_records(lab_dir)}
+    try:
+        def request(numbered: tuple[int, naming.Enrollee]) -> tuple[str, Any]:
+            i, e = numbered       # numbered: openssl ca signs them (and gives serials) in the class's order
+            with trace.span("issue: key and request (per student)"):
+                key = bundle.new_key()
+                (batch / f"{i:05d}-{e.login}.csr").write_bytes(bundle.request(key, settings.name, e.login,
+                                                                              e.display, e.role))
+            return e.login, key
+
+        with trace.span("issue: keys and requests, all"):
+            keys = dict(each(request, list(enumerate(todo))))
+        with trace.span("issue: openssl ca, every request in one run"):
+            run_script("issue-many", "--certs", str(certs), "--out", str(batch), *_validity(settings, ttl))
+        signed = {r.login: r for r in ca_records(lab_dir) if r.serial not in before and r.login in wanted}
+        missing = [e.login for e in todo if e.login not in signed]
+        if missing:
+            raise CertificateError(f"the client CA's database has no new certificate of {', '.join(missing)}",
+                                   hint="lab doctor checks the CA database")
+        copies = certs / layout.CLIENT_CA_DB / "issued"
+        cas = {f: (certs / f).read_bytes() for f in ("server-ca.crt", "client-ca.crt")}
+
+        def place(e: naming.Enrollee) -> None:
+            pem = (copies / f"{signed[e.login].serial_hex}.pem").read_bytes()
+            issued.append(_place(lab_dir, settings, e, keys[e.login], pem, cas, legacy_p12, host))  # once landed
+
+        with trace.span("issue: the students' folders, all"):
+            each(place, todo)
+        issued.sort(key=lambda i: order[i.name])   # the class's order, whichever folder landed first
+    except BaseException:
+        landed = {i.name for i in issued}
+        lost = [r for r in ca_records(lab_dir) if r.status == "V" and r.serial not in before and r.login in wanted
+                and r.login not in landed]
+        if lost:
+            _revoke_records(lab_dir, lost)
+            undone += [r.login for r in lost]
+        raise
+    finally:
+        shutil.rmtree(batch, ignore_errors=True)
+
+
+def _place(lab_dir: Path, settings: Settings, student: naming.Enrollee, key: Any, pem: bytes,
+           cas: dict[str, bytes], legacy_p12: bool, host: str) -> IssuedStudent:
+    """A student's folder (key, certificate, bundle, the two CA certificates, README) staged and moved into place;
+    the bundle's password in the instructor's passwords/, not the student's folder."""
+    from cryptography import x509
+
+    from lab.core.files import write_private
+    from lab.pki import bundle
+
     name = student.login
-    if force and any(r.status == "V" and r.login == name for r in ca_records(lab_dir)):
-        revoke(lab_dir, name)  # --force: the old certificate (folder or not) must stop working
-    with _staged_folder(lab_dir, name, undo_always=False) as tmp:
-        run_script("issue", "--certs", str(certs), "--out", str(tmp), "--name", name, "--display", student.display,
-                   "--role", student.role,
-                   "--lab", settings.name, "--subject", layout.subject_base(settings.name), *_validity(settings, ttl),
-                   *(["--legacy-p12"] if legacy_p12 else []))
-        cert, serial = _issued(lab_dir, tmp, settings, name, host)
+    cert = x509.load_pem_x509_certificate(pem)
+    if cert.public_key() != key.public_key():
+        raise CertificateError(f"the client CA's certificate of {name} does not carry the key lab made for it")
+    password = bundle.new_password()
+    with trace.span("issue: key and bundle (per student)"):
+        files = {layout.student_file(name, "key"): bundle.key_pem(key), layout.student_file(name, "crt"): pem,
+                 **cas, layout.student_file(name, "p12"): bundle.p12(key, cert, f"{student.display} ({settings.name})",
+                                                                      password, legacy_p12)}
+    with trace.span("issue: README (per student)"):
+        readme = _readme(lab_dir, settings, layout.clients_dir(lab_dir) / name, name, host, cert, has_key=True)
+    with trace.span("issue: files written, folder moved into place (per student)"), \
+            _staged_folder(lab_dir, name, undo_always=False) as tmp:
+        for file, data in files.items():
+            write_private(tmp / file, data)
+        (tmp / "README.txt").write_text(readme, encoding="utf-8")
         made = tmp / (layout.student_file(name, "p12") + ".password")
-        password = made.read_text()
+        write_private(made, password.encode())
         secret = layout.password_file(lab_dir, name)
         secret.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(made, secret)     # the instructor's, not the student's folder
-    return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial, password, cert.not_valid_after_utc,
-                         student.display)
+    return IssuedStudent(name, layout.clients_dir(lab_dir) / name, serial_hex(cert.serial_number), password,
+                         cert.not_valid_after_utc, student.display)
 
 
 # A certificate that ends within this is short-lived: renewing it leaves the old one to end by itself (nothing
@@ -456,79 +540,14 @@ def renew(lab_dir: Path, settings: Settings, name: str, legacy_p12: bool = False
     short = student.status == "expired" or old.not_valid_after_utc - dt.datetime.now(dt.UTC) <= SHORT_LIVED
     enrollee = naming.Enrollee(login=student.name, display=student.display or student.name, role=role)
     certs = require_ca(lab_dir)
+    done: list[IssuedStudent] = []
     try:
-        issued = _issue(lab_dir, certs, settings, enrollee, legacy_p12, host, force=not short, ttl=ttl)
+        if not short:
+            _revoke_old(lab_dir, [student.name])
+        _issue_many(lab_dir, certs, settings, [enrollee], legacy_p12, host, ttl, done, [])
     finally:
         write_names(lab_dir)
-    return Renewal(issued, ttl, student.serial, not short, old.not_valid_after_utc)
-
-
-def _read_request(request: Path) -> Any:
-    """The request, PEM or DER, whose signature proves the student holds its key; UsageError otherwise."""
-    from cryptography import x509
-
-    try:
-        raw = request.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read {request} ({e.strerror})") from None
-    try:
-        csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
-    except ValueError:
-        raise UsageError(f"{request} is not a certificate request (PEM or DER)",
-                         hint="make one: openssl req -new -key NAME.key -subj /CN=NAME -out NAME.csr") from None
-    _refuse_weak(csr, request)
-    if not csr.is_signature_valid:
-        raise UsageError(f"{request}: its signature does not verify: it was not made with the key it carries",
-                         hint="make the request again with your own key (openssl req -new -key …)")
-    return csr
-
-
-# The lab's minimum, as the servers' OpenSSL (security level 2) enforces it: nginx refuses a client whose key
-# is weaker ("EE certificate key too weak"), so such a student would be on the roster and never get in.
-MIN_RSA_BITS = 2048
-_NEW_KEY = "make a new key and request: openssl req -new -newkey rsa:3072 -nodes -keyout NAME.key -subj /CN=NAME -out NAME.csr"
-
-
-def _refuse_weak(csr: Any, request: Path) -> None:
-    """A key or a signature the servers would refuse, named with its real reason."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
-
-    key = csr.public_key()
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise UsageError(f"{request} carries an RSA key of {key.key_size} bits: the lab's servers refuse keys under "
-                         f"{MIN_RSA_BITS} bits", hint=_NEW_KEY)
-    if isinstance(key, dsa.DSAPublicKey):
-        raise UsageError(f"{request} carries a DSA key: TLS 1.3 has no DSA, and the lab's servers refuse it",
-                         hint=_NEW_KEY)
-    algorithm = csr.signature_hash_algorithm
-    if isinstance(algorithm, (hashes.SHA1, hashes.MD5)):
-        raise UsageError(f"{request} is signed with {algorithm.name.upper()}, which is broken and refused: sign the "
-                         "request with SHA-256", hint="openssl req -new -sha256 -key NAME.key -subj /CN=NAME -out NAME.csr")
-
-
-def _refuse_powers(csr: Any, request: Path) -> None:
-    """No CA, no server, no certificate signing: whatever a request asks, a student gets a client certificate."""
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    for ext in csr.extensions:
-        value = ext.value
-        if isinstance(value, x509.BasicConstraints) and value.ca:
-            raise UsageError(f"{request} asks to be a CA (basicConstraints CA:TRUE): a student's certificate never is")
-        if isinstance(value, x509.ExtendedKeyUsage) and ExtendedKeyUsageOID.SERVER_AUTH in value:
-            raise UsageError(f"{request} asks for serverAuth: the client CA issues client certificates only")
-        if isinstance(value, x509.KeyUsage) and value.key_cert_sign:
-            raise UsageError(f"{request} asks for keyCertSign: a student's certificate signs no certificate")
-
-
-def _request_name(csr: Any, request: Path) -> str:
-    from cryptography.x509.oid import NameOID
-
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not cns:
-        raise UsageError(f"{request} has no common name: give the student's name with --name")
-    return str(cns[0].value)
+    return Renewal(done[0], ttl, student.serial, not short, old.not_valid_after_utc)
 
 
 def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = None,
@@ -539,9 +558,11 @@ def sign(lab_dir: Path, settings: Settings, request: Path, name: str | None = No
     an allowed name that no student has, and no CA or server purpose asked for.
     The certificate is made with the lab's subject and extensions, whatever the
     request asks."""
-    csr = _read_request(request)
-    _refuse_powers(csr, request)
-    asked = name if name is not None else _request_name(csr, request)
+    from lab.pki import requests
+
+    csr = requests.read(request)
+    requests.refuse_powers(csr, request)
+    asked = name if name is not None else requests.asked_name(csr, request)
     student = enroll(lab_dir, [asked])[0]
     name = student.login
     for path in (layout.clients_dir(lab_dir) / name, *derived_maps(lab_dir)):
