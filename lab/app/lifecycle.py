@@ -23,7 +23,7 @@ from lab.app.selection import (
     select,
 )
 from lab.app.servers import Reloaded, loaded_states, note_loaded, sync
-from lab.core import layout
+from lab.core import layout, trace
 from lab.core.errors import LabError, UsageError
 
 if TYPE_CHECKING:
@@ -123,15 +123,18 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
             try:
                 _make_lab_dir(lab.dir)
                 progress("certificates…")
-                cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
-                # Missing, unreadable, behind the CA database or running out: made anew from the database.
-                ca.ensure_fresh_crl(lab.dir)
-                if lab.settings.ocsp:       # the responder's own key and certificate, and its index
-                    certs.ensure_ocsp_signer(lab.dir, lab.settings)
-                    ca.write_ocsp_index(lab.dir)
-                rendered = render.render_lab(lab.dir, lab.settings)
+                with trace.span("up: certificates (gen-certs.sh, or checked)"):
+                    cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
+                    # Missing, unreadable, behind the CA database or running out: made anew from the database.
+                    ca.ensure_fresh_crl(lab.dir)
+                    if lab.settings.ocsp:       # the responder's own key and certificate, and its index
+                        certs.ensure_ocsp_signer(lab.dir, lab.settings)
+                        ca.write_ocsp_index(lab.dir)
+                with trace.span("up: configuration rendered (Jinja)"):
+                    rendered = render.render_lab(lab.dir, lab.settings)
                 started = start(rendered, cert_result) if start else None
-                settings.save(lab.dir, lab.settings)
+                with trace.span("up: lab.yml saved"):
+                    settings.save(lab.dir, lab.settings)
             except BaseException:
                 if made_dir:
                     shutil.rmtree(lab.dir, ignore_errors=True)
@@ -158,10 +161,12 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     from lab.engine import runtime
 
     started = time.monotonic()
-    _confirm_new_cas(lab, regenerate, discard_students)
-    pending = _stage_certificates(lab, regenerate)
+    with trace.span("up: students checked, gen-certs.sh started in the background"):
+        _confirm_new_cas(lab, regenerate, discard_students)
+        pending = _stage_certificates(lab, regenerate)
     try:
-        engine = doctor.preflight(lab.dir, lab.settings)   # a blocked lab up writes nothing
+        with trace.span("up: preflight (engine, image, ports)"):
+            engine = doctor.preflight(lab.dir, lab.settings)   # a blocked lab up writes nothing
     except BaseException:
         if pending is not None:
             pending.discard()
@@ -170,19 +175,22 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
 
     def start(rendered: RenderResult, cert_result: CertsResult) -> Started:
         progress("containers…")
-        result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, engine=engine)
+        with trace.span("up: containers (runtime.up)"):
+            result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, engine=engine)
         if result.changed:   # new containers read the files on disk as they started
             note_loaded(lab.dir, engine, lab.name)
             return result, []
         # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
-        return result, sync(lab, engine)
+        with trace.span("up: running servers brought up to their files"):
+            return result, sync(lab, engine)
 
     cert_result, rendered, done = _build(lab, regenerate, progress, start, pending)
     assert done is not None    # _build ran `start`
     result, reloaded = done
-    return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled,
-                    servers=runtime.status(engine, lab.name, ca_file, ocsp=lab.settings.ocsp), expiry=first_expiry(lab.dir),
-                    seconds=time.monotonic() - started, reloaded=reloaded)
+    with trace.span("up: status of the servers, for the report"):
+        servers = runtime.status(engine, lab.name, ca_file, ocsp=lab.settings.ocsp)
+    return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled, servers=servers,
+                    expiry=first_expiry(lab.dir), seconds=time.monotonic() - started, reloaded=reloaded)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from lab.cli.options import (
     SanOpt,
     TlsPortOpt,
 )
+from lab.core import trace
 from lab.core.errors import EXIT_CODES, UsageError
 from lab.views import checks as checks_view
 from lab.views import console
@@ -108,13 +109,14 @@ def up_cmd(
 ) -> None:
     """Make certificates, render the configs and start both nginx servers; return when both answer TLS."""
 
-    lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
-                         mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days,
-                         public_names=public_name, revocation=revocation)
+    with trace.span("up: the lab selected (options, lab.yml)"):
+        lab = selection.select(directory, name, publishing=True, port_offset=port_offset, tls_port=tls_port,
+                               mtls_port=mtls_port, bind=bind, image=image, sans=san, days=days,
+                               public_names=public_name, revocation=revocation)
     with console.progress() as say:
         report = lifecycle.up(lab, regenerate=regenerate, timeout=timeout, progress=say,
                             discard_students=discard_students)
-    with Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"):
+    with Done(f"lab {lab.name} is up (lab status{lab.selector} shows it)"), trace.span("up: the report printed"):
         lifecycle_view.up(report, lesson.try_next(lab))
 
 

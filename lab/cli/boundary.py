@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar, cast
 import typer
 
 from lab.app import failures
+from lab.core import trace
 from lab.core.errors import Interrupted, LabError
 from lab.views import console
 
@@ -60,6 +61,7 @@ def handles_errors(command: Command | None = None, *, on_interrupt: str = INTERR
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        trace.started()
         try:
             return command(*args, **kwargs)
         except LabError as e:

@@ -33,10 +33,18 @@ def span(name: str) -> Iterator[None]:
         total[1] += 1
 
 
-def mark(name: str, seconds: float) -> None:
-    """A span measured elsewhere (the interpreter's start, before lab was imported)."""
-    if _FILE:
-        _spans[name] = [seconds, 1]
+def started() -> None:
+    """The command begins: the time since the process started (Python, lab's imports, typer parsing the command
+    line) becomes the first span. Linux's /proc; elsewhere nothing is recorded."""
+    if not _FILE:
+        return
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])    # field 22: the start, in clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return
+    _spans["start: Python, lab's imports, the command line"] = [age, 1]
 
 
 def _write() -> None:

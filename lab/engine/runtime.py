@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lab.core import interrupts, layout
+from lab.core import interrupts, layout, trace
 from lab.core.errors import ConfigError, LabError, RuntimeFailure
 from lab.core.layout import Server
 from lab.core.net import connect_host
@@ -228,7 +228,8 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     names = [s.container_name for s in spec.services]
     _refuse_foreign(engine, spec, existing)
     if _is_current(existing, spec):
-        wait_ready(engine, list(spec.services), ca_file, timeout, probe)
+        with trace.span("up: servers answer (verified TLS handshakes)"):
+            wait_ready(engine, list(spec.services), ca_file, timeout, probe)
         return UpResult(spec.name, spec.network, names, changed=False)
     pulled = images.ensure(engine, spec.services[0].image, say)
 
@@ -243,10 +244,11 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     # (the old ones were just replaced); networks that were here stay.
     networks_before = {n.id for n in lab_networks(engine, spec.name)}
     try:
-        with interrupts.held():
+        with interrupts.held(), trace.span("up: engine: network, containers created and started"):
             _create_network_and_containers(engine, spec, say)
         say("waiting for both servers to complete a TLS handshake")
-        wait_ready(engine, list(spec.services), ca_file, timeout, probe)
+        with trace.span("up: servers answer (verified TLS handshakes)"):
+            wait_ready(engine, list(spec.services), ca_file, timeout, probe)
     except BaseException:
         # Roll back what this run made, then let the error through. Logs were
         # already read into the error by _wait_ready.
