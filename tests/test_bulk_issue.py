@@ -133,3 +133,25 @@ def test_ctrl_c_while_folders_land_says_what_was_kept_and_revoked(rendered, monk
     orphans = [r.login for r in ca.ca_records(rendered.dir)
                if r.status == "V" and not (rendered.dir / "clients" / r.login).is_dir() and r.login.startswith("s")]
     assert orphans == []
+
+
+def test_lab_trace_says_where_a_class_issue_spends_its_time(rendered, tmp_path):
+    """LAB_TRACE=FILE (for bench/room.py and bench/compare.py): one JSON line per span, per-student spans summed
+    with their count; nothing on screen."""
+    import json
+    import os
+    import sys
+
+    trace = tmp_path / "trace.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "lab", "client", "add", "Ana", "Björn", "陈美玲", *map(str, rendered.args())],
+                          capture_output=True, text=True, env={**os.environ, "LAB_TRACE": str(trace)})
+    assert proc.returncode == 0, proc.stderr
+    assert "LAB_TRACE" not in proc.stdout + proc.stderr
+    spans = {s["span"]: s for s in map(json.loads, trace.read_text().splitlines())}
+    assert spans["issue: openssl ca, every request in one run"]["count"] == 1
+    assert spans["issue: key and bundle (per student)"]["count"] == 3
+    assert spans["issue: README (per student)"]["count"] == 3
+    assert 0 < spans["start: Python, lab's imports, the command line"]["seconds"] < 60
+    untraced = subprocess.run([sys.executable, "-m", "lab", "client", "add", "Dora", *map(str, rendered.args())],
+                              capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LAB_TRACE"})
+    assert untraced.returncode == 0 and len(trace.read_text().splitlines()) == len(spans)    # nothing added

@@ -37,22 +37,29 @@ def clean(client, lab, dir_gone=True):
 
 
 def _interrupt_after(monkeypatch, target, attr, calls=1):
-    """Let `calls` calls of target.attr through, then raise KeyboardInterrupt right after the next one ran."""
+    """A Ctrl-C right after the `calls`-th call of target.attr: it lands in the main thread, as a real one does
+    (raised there when the call is made there; when a worker thread makes the call, the main thread is
+    interrupted wherever it is then: waiting for gen-certs.sh, rendering, waiting for that worker)."""
+    import _thread
+    import threading
+
     original = getattr(target, attr)
     seen = {"n": 0}
 
     def wrapper(*args, **kwargs):
         result = original(*args, **kwargs)
         seen["n"] += 1
-        if seen["n"] >= calls:
-            raise KeyboardInterrupt
+        if seen["n"] == calls:
+            if threading.current_thread() is threading.main_thread():
+                raise KeyboardInterrupt
+            _thread.interrupt_main()
         return result
 
     monkeypatch.setattr(target, attr, wrapper)
 
 
 def _stages():
-    import docker.models.containers
+    import docker.api.client
     import docker.models.networks
 
     from lab.pki import certs
@@ -64,7 +71,7 @@ def _stages():
         "network": (docker.models.networks.NetworkCollection, "create", 1),
         "first container": (runtime, "_create", 1),
         "second container": (runtime, "_create", 2),
-        "start": (docker.models.containers.Container, "start", 2),
+        "start": (docker.api.client.APIClient, "start", 2),
     }
 
 

@@ -16,6 +16,7 @@ import pytest
 from helpers import leftovers, ok, remove_lab, run, unique_name
 from lab.engine.seam import DockerEngine
 from lab.core import layout
+from lab.core.errors import LabError
 from lab.engine import runtime
 
 pytestmark = pytest.mark.docker
@@ -510,3 +511,33 @@ def test_width_chooses_the_projector_layout(rendered):
     assert "what it shows" in wide.output and "what it shows" not in narrow.output
     assert "lab verify --explain" in narrow.output
     assert run("--width", "5", "status").exit_code == 2
+
+
+@pytest.mark.parametrize("failure", [LabError("the configuration cannot be written"), KeyboardInterrupt()],
+                         ids=["error", "ctrl-c"])
+def test_a_cold_up_failing_after_its_network_was_made_ahead_leaves_nothing(new_lab, docker_client, monkeypatch,
+                                                                           failure):
+    """A cold `lab up` makes its network while gen-certs.sh finishes (runtime.NetworkAhead). A failure or a
+    Ctrl-C before the containers are made takes that network away again, with the lab directory it made."""
+    import time
+
+    from lab.config import render
+
+    lab = new_lab()
+    seen: list[str] = []
+
+    def failing(*args, **kwargs):
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:     # the network made ahead, by its label
+            seen.extend(n.name for n in docker_client.networks.list(filters={"label": f"{layout.LABEL_LAB}={lab.name}"}))
+            time.sleep(0.05)
+        raise failure
+
+    monkeypatch.setattr(render, "render_lab", failing)
+    result = run(*lab.up_args())
+    assert result.exit_code == (130 if isinstance(failure, KeyboardInterrupt) else 3), result.output
+    assert seen == [f"{lab.name}-net"]
+    assert leftovers(docker_client, lab.name) == [] and not lab.dir.exists()
+    monkeypatch.undo()
+    assert_ok(run(*lab.up_args()))
+    assert_ok(run("verify", *lab.args()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,12 +43,13 @@ class Check:
             raise self.error(self.detail, hint=self.fix)
 
 
-def check_engine() -> tuple[Engine | None, Check]:
+def check_engine(versioned: bool = True) -> tuple[Engine | None, Check]:
+    """The engine, once it has answered; its version only when it is shown (lab doctor: one more request)."""
     from lab.engine import runtime
 
     try:
         engine = runtime.connect()
-        return engine, Check("docker engine", True, f"reachable, version {engine.version()}")
+        return engine, Check("docker engine", True, f"reachable, version {engine.version()}" if versioned else "reachable")
     except LabError as e:
         return None, Check("docker engine", False, str(e), e.hint, error=DockerUnavailable)
 
@@ -240,22 +242,23 @@ def run(lab_dir: Path, s: Settings, hours: float = DEFAULT_HOURS, certificates: 
     (certificates=False): it makes missing certificates itself and checks
     existing ones with the same code (certs.ensure), raising with the same
     fix, and makes the CRL anew when it is missing, unreadable or running out."""
+    from lab.core.concurrent import each
+
     now = dt.datetime.now(dt.UTC)
-    engine, reach = check_engine()
-    checks = [reach, check_image(engine, s.image), check_openssl(), *check_ports(engine, s), check_network(engine, s),
-              check_dir(lab_dir)]
+    engine, reach = check_engine(versioned=certificates)
+    # The checks wait on the engine (or openssl) one request at a time: asked all at once, in the order shown.
+    groups: list[Callable[[], list[Check]]] = [
+        lambda: [check_image(engine, s.image)], lambda: [check_openssl()], lambda: check_ports(engine, s),
+        lambda: [check_network(engine, s)], lambda: [check_dir(lab_dir)]]
     if certificates:
-        checks += [check_certs(lab_dir, s, hours, now), check_crl(lab_dir, hours, now, engine, s.name),
-                   check_ca_database(lab_dir)]
+        groups += [lambda: [check_certs(lab_dir, s, hours, now)], lambda: [check_crl(lab_dir, hours, now, engine, s.name)],
+                   lambda: [check_ca_database(lab_dir)]]
     if certificates and s.ocsp:
-        checks.append(check_responder(engine, s))
-    checks.append(check_clock(engine, now))
-    room = check_room_names(s)
-    if room is not None:
-        checks.append(room)
+        groups.append(lambda: [check_responder(engine, s)])
+    groups += [lambda: [check_clock(engine, now)], lambda: [c for c in [check_room_names(s)] if c is not None]]
     if certificates:   # lab doctor only: lab up needs no capture
-        checks.append(check_capture())
-    return engine, checks
+        groups.append(lambda: [check_capture()])
+    return engine, [reach, *(c for group in each(lambda group: group(), groups, at_once=len(groups)) for c in group)]
 
 
 def check_responder(engine: Engine | None, s: Settings) -> Check:

@@ -96,6 +96,16 @@ def compose_context(settings: Settings, config_hash: str, lab_dir: Path) -> dict
     }
 
 
+def network(lab_dir: Path, settings: Settings) -> tuple[str, dict[str, str]]:
+    """The lab's network, name and labels, as the compose template writes them (its one source), before the
+    certificates the rest of the file depends on exist: `lab up` makes the network while they are being made."""
+    from lab.core.settings import parse_yaml
+
+    doc = parse_yaml(render_text("docker-compose.yml.j2", **compose_context(settings, "", lab_dir)))
+    net = next(iter(doc["networks"].values()))
+    return str(net["name"]), {str(k): str(v) for k, v in (net.get("labels") or {}).items()}
+
+
 def _ocsp_service() -> dict:
     """The responder's command: OpenSSL's `ocsp` server over lab's index of the client CA's certificates."""
     at = layout.CONTAINER_OCSP_DIR

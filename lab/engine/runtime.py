@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from lab.core import interrupts, layout, trace
+from lab.core.concurrent import each
 from lab.core.errors import ConfigError, LabError, RuntimeFailure
 from lab.core.layout import Server
 from lab.core.net import connect_host
@@ -214,12 +215,51 @@ def _refuse_foreign(engine: Engine, spec: LabSpec, existing: list[ContainerInfo]
                                  hint="remove or rename it, or choose another lab name with --name")
 
 
+class NetworkAhead:
+    """The lab's network, made in a thread while `lab up` finishes its certificates and renders its files (it needs
+    neither): the engine's tenth of a second to make a bridge network no longer adds to a cold `lab up`. Started under
+    the lab's lock and after the preflight, so a blocked or concurrent `lab up` makes nothing. join() gives the ids of
+    the lab's networks from before it, which runtime.up's rollback keeps; undo() removes the network again when
+    `lab up` fails before its containers are made. A failure here is left to runtime.up, which makes the network
+    itself and says what fails."""
+
+    def __init__(self, engine: Engine, lab: str, name: str, labels: dict[str, str]):
+        self.engine, self.lab, self.name, self.labels = engine, lab, name, labels
+        self.before: set[str] | None = None
+        self.made = False
+        self._thread = threading.Thread(target=self._make, name="network-ahead", daemon=True)
+        self._thread.start()
+
+    def _make(self) -> None:
+        try:
+            theirs = lab_networks(self.engine, self.lab)
+            self.before = {n.id for n in theirs}
+            if all(n.name != self.name for n in theirs) and self.engine.network(self.name) is None:
+                self.engine.create_network(self.name, self.labels)
+                self.made = True
+        except LabError:
+            pass
+
+    def join(self) -> set[str] | None:
+        self._thread.join()
+        return self.before
+
+    def undo(self) -> None:
+        self.join()
+        if self.made:
+            try:
+                self.engine.remove_network(self.name)
+            except LabError:
+                pass
+
+
 def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None,
-       engine: Engine | None = None, probe: Probe | None = None) -> UpResult:
+       engine: Engine | None = None, probe: Probe | None = None, ahead: NetworkAhead | None = None) -> UpResult:
     """Make the running lab match the compose file; return what was done.
 
     Idempotent: when the lab's containers already run this exact
-    configuration (same config-hash label) nothing is recreated.
+    configuration (same config-hash label) nothing is recreated. `ahead`: the
+    network, made while the certificates were (its rollback is this run's).
     """
     say = progress or (lambda _msg: None)
     spec = read_compose(compose_file)
@@ -242,7 +282,8 @@ def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progr
     # a Ctrl-C can land after the engine made an object and before the call
     # returned it. Every lab container left at this point was made by this run
     # (the old ones were just replaced); networks that were here stay.
-    networks_before = {n.id for n in lab_networks(engine, spec.name)}
+    before = ahead.join() if ahead is not None else None
+    networks_before = before if before is not None else {n.id for n in lab_networks(engine, spec.name)}
     try:
         with interrupts.held(), trace.span("up: engine: network, containers created and started"):
             _create_network_and_containers(engine, spec, say)
@@ -267,19 +308,15 @@ def _create_network_and_containers(engine: Engine, spec: LabSpec, say: Progress)
     else:
         say(f"creating network {spec.network}")
         engine.create_network(spec.network, spec.network_labels)
-    for svc in spec.services:
-        say(f"creating {svc.container_name}")
+    def create_and_start(svc: Service) -> None:
         _create(engine, svc, spec.network)
-
-    def start(svc: Service) -> None:
         try:
             engine.start(svc.container_name)
         except EngineError as e:
             raise _start_error(engine, svc, e) from None
 
-    say("starting both servers")
-    with ThreadPoolExecutor(len(spec.services)) as pool:
-        list(pool.map(start, spec.services))
+    say(f"creating and starting {', '.join(s.container_name for s in spec.services)}")
+    each(create_and_start, list(spec.services), at_once=len(spec.services))    # each one's start needs only itself
 
 
 def rollback(engine: Engine, lab: str, networks_before: set[str]) -> None:

@@ -197,15 +197,16 @@ class DockerEngine:
                 security_opt=list(svc.security_opt) or None, read_only=svc.read_only, tmpfs=svc.tmpfs or None,
                 pids_limit=svc.pids_limit, mem_limit=svc.mem_limit,
             )
-            made.reload()
-            return _info(made)
+            return _info(made)      # the SDK has inspected it already
 
     def start(self, name: str) -> None:
+        import docker
+
         with _calls():
-            found = self._get(name)
-            if found is None:
-                raise EngineError(f"no container named {name}")
-            found.start()
+            try:
+                self.client.api.start(name)      # one request: no inspection first
+            except docker.errors.NotFound:
+                raise EngineError(f"no container named {name}") from None
 
     def stop(self, name: str, timeout: float) -> None:
         with _calls():

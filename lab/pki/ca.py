@@ -284,15 +284,33 @@ def write_ocsp_index(lab_dir: Path) -> bool:
     return write_if_changed(folder / layout.OCSP_INDEX, text, root=lab_dir)
 
 
+def _names_sources(lab_dir: Path) -> list[Path]:
+    """Every file the derived maps are made from, the maps themselves, and the code that makes them."""
+    from lab.pki import access
+
+    certs, demo = layout.certs_dir(lab_dir), layout.demo_dir(lab_dir)
+    ocsp = lab_dir / layout.OCSP_DIR
+    return [Path(__file__), Path(access.__file__), ca_index(lab_dir), certs / layout.CLIENT_CA_CRT,
+            certs / layout.CLIENT_CRT, lab_dir / access.ACCESS_FILE, *derived_maps(lab_dir),
+            ocsp / layout.OCSP_CRT, ocsp / layout.OCSP_INDEX, ocsp / f"{layout.OCSP_INDEX}.attr",
+            *sorted(demo.glob("*.crt")), *sorted((lab_dir / layout.GALLERY_DIR).glob("*.crt"))]
+
+
 def write_names(lab_dir: Path) -> bool:
     """crl/students.map, made anew from the CA database when it differs (a server reloads what changed);
-    True when written."""
+    True when written. When none of its sources nor the maps changed since the last time (a warm `lab up`),
+    nothing is read: the digest of their contents says so."""
+    from lab.core import cache
     from lab.core.files import write_if_changed
     from lab.pki import access
 
+    if (cache.get(lab_dir, "names") or {}).get("digest") == cache.digest(files=_names_sources(lab_dir)):
+        return False
     wrote = _write_identities(lab_dir) | access.write_rules(lab_dir)   # who is who; who may reach what
     write_ocsp_index(lab_dir)     # what the OCSP responder answers (it reads it itself: no reload)
-    return write_if_changed(layout.names_file(lab_dir), _names_text(lab_dir), root=lab_dir) or wrote
+    wrote = write_if_changed(layout.names_file(lab_dir), _names_text(lab_dir), root=lab_dir) or wrote
+    cache.put(lab_dir, "names", {"digest": cache.digest(files=_names_sources(lab_dir))})
+    return wrote
 
 
 def ensure_fresh_crl(lab_dir: Path, now: dt.datetime | None = None) -> bool:
