@@ -12,6 +12,7 @@ docker-compose, curl and openssl. Uses ports 18888/18889 on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -37,8 +38,9 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def sh(*args, cwd=None):
-    proc = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True)
+def sh(*args, cwd=None, env=None):
+    proc = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(args)}\n{proc.stdout}{proc.stderr}")
     return proc
@@ -67,6 +69,7 @@ def main() -> None:
     runs = ap.parse_args().runs
     compose = shutil.which("docker-compose") or "docker-compose"
     rows: dict[str, list[float]] = {}
+    traced: dict[str, dict[str, list[float]]] = {}     # cold/warm -> span -> seconds per run (LAB_TRACE)
 
     def add(key, value):
         rows.setdefault(key, []).append(value)
@@ -100,8 +103,18 @@ def main() -> None:
             labdir = work / "lab"
             shutil.rmtree(labdir, ignore_errors=True)
             up = [LAB, "up", *lab_args(labdir), "--image", IMAGE, "--tls-port", str(TLS_PORT), "--mtls-port", str(MTLS_PORT)]
-            add("lab up (cold: empty lab directory)", timed(lambda: sh(*up)))
-            add("lab up (warm: already running)", timed(lambda: sh(*up)))
+            for kind, label in (("cold", "lab up (cold: empty lab directory)"), ("warm", "lab up (warm: already running)")):
+                trace = work / f"trace-{kind}.jsonl"
+                trace.unlink(missing_ok=True)
+                seconds = timed(lambda: sh(*up, env={"LAB_TRACE": str(trace)}))
+                add(label, seconds)
+                spans = [json.loads(line) for line in trace.read_text().splitlines()]
+                for span in spans:
+                    traced.setdefault(kind, {}).setdefault(span["span"], []).append(span["seconds"])
+                outside = seconds - sum(s["seconds"] for s in spans if not s["span"].startswith("up: engine")
+                                        and not s["span"].startswith("up: servers answer")
+                                        and not s["span"].startswith("up: the network"))
+                traced[kind].setdefault("the rest: Python's exit, the lock, what no span covers", []).append(outside)
             add("lab verify (13 scenarios)", timed(lambda: sh(LAB, "verify", *lab_args(labdir))))
             add("lab handshake (client-cert, s_client -msg)",
                 timed(lambda: sh(LAB, "handshake", *lab_args(labdir))))
@@ -182,6 +195,12 @@ def main() -> None:
         ("lab reload, seconds (issue: within 1 s)", med["lab reload (both servers: nginx -t, reload, old workers gone)"],
          1.0),
     ]
+    for kind, spans in traced.items():
+        print(f"where a {kind} `lab up` spends its time (LAB_TRACE, medians; nested spans are indented):")
+        for span, values in spans.items():
+            nested = span.startswith(("up: engine", "up: servers answer", "up: the network"))
+            print(f"  {'  ' if nested else ''}{span:<{66 if nested else 68}}  {statistics.median(values):6.3f}")
+        print()
     print(f"engine alone, the floor under any cold `up`: {med['engine alone: create + start 2 containers']:.3f} s of "
           f"{med['lab up (cold: empty lab directory)']:.3f} s\n")
     floors = {

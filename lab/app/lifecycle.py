@@ -117,8 +117,9 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
     from lab.core.locking import lab_lock
     from lab.pki import ca, certs
 
-    for where in (lab.dir.absolute().parent, lab.dir):      # what a killed run left beside and in the lab: CA keys
-        certs.clean_stale_staging(where)
+    with trace.span("up: leftovers of a killed run looked for"):
+        for where in (lab.dir.absolute().parent, lab.dir):      # what a killed run left beside and in the lab: CA keys
+            certs.clean_stale_staging(where)
     try:
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
@@ -200,7 +201,8 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
             result = runtime.up(rendered.compose_file, ca_file, timeout=timeout, progress=progress, engine=engine,
                                 ahead=ahead[0] if ahead else None)
         if result.changed:   # new containers read the files on disk as they started
-            note_loaded(lab.dir, engine, lab.name)
+            with trace.span("up: what each new server loaded, noted"):
+                note_loaded(lab.dir, engine, lab.name)
             return result, []
         # Already running: bring each server up to its files (an edit, a new CRL), without downtime.
         with trace.span("up: running servers brought up to their files"):
@@ -209,10 +211,11 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     cert_result, rendered, done = _build(lab, regenerate, progress, start, pending, prepare)
     assert done is not None    # _build ran `start`
     result, reloaded = done
-    with trace.span("up: status of the servers, for the report"):
+    with trace.span("up: status of the servers and the first expiry, for the report"):
         servers = runtime.status(engine, lab.name, ca_file, ocsp=lab.settings.ocsp)
+        expiry = first_expiry(lab.dir)
     return UpReport(lab, cert_result, rendered, changed=result.changed, pulled=result.pulled, servers=servers,
-                    expiry=first_expiry(lab.dir), seconds=time.monotonic() - started, reloaded=reloaded)
+                    expiry=expiry, seconds=time.monotonic() - started, reloaded=reloaded)
 
 
 @dataclass(frozen=True)

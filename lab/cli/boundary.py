@@ -63,7 +63,8 @@ def handles_errors(command: Command | None = None, *, on_interrupt: str = INTERR
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         trace.started()
         try:
-            return command(*args, **kwargs)
+            with trace.span("the command, start to end"):
+                return command(*args, **kwargs)
         except LabError as e:
             console.error(e)
             raise typer.Exit(e.exit_code) from None
