@@ -47,19 +47,29 @@ def sync(lab: Lab, engine: Engine, servers: Iterable[Server] = tuple(layout.SERV
     with `always`, in any case): nginx -t inside the container first, so a
     broken edit raises ConfigError with nginx's own words and the old
     configuration keeps serving; then a reload without downtime."""
+    from lab.core.concurrent import each
     from lab.engine import loaded, runtime
 
-    done = []
-    for server in servers:
+    done: dict[Server, Reloaded] = {}
+
+    def one(server: Server) -> None:
         states = loaded.state(lab.dir, server, runtime.server_state(engine, lab.name, server))
         stale = loaded.older(states)
         if states is None or not (stale or always):
-            continue
+            return
         runtime.check_config(engine, lab.name, server)
         runtime.reload(engine, lab.name, server)
-        note_loaded(lab.dir, engine, lab.name, [server])
-        done.append(Reloaded(server, tuple(loaded.files(server)[k] for k in stale)))
-    return done
+        done[server] = Reloaded(server, tuple(loaded.files(server)[k] for k in stale))
+
+    # Both servers at once (each waits for its own old workers to finish); what each loaded is noted after,
+    # one at a time (the notes share one cache file), also when the other server failed.
+    order = list(servers)
+    try:
+        each(one, order)
+    finally:
+        if done:
+            note_loaded(lab.dir, engine, lab.name, [s for s in order if s in done])
+    return [done[s] for s in order if s in done]
 
 
 def require_running(engine: Engine, lab: Lab, server: Server, why: str) -> None:
