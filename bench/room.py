@@ -45,6 +45,7 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+STARTED = "start: Python, lab's imports, the command line"
 _AT_ONCE_NOTE = "its threads, so it can exceed the wall time of its '…, all' line"
 
 
@@ -184,8 +185,12 @@ def main() -> None:
     for sp in spans:
         each = f"{sp['seconds'] / sp['count'] * 1000:7.2f} ms each" if sp["count"] > 1 else ""
         print(f"  {sp['span']:<62} {sp['seconds']:6.2f} s {each}")
-    traced = sum(sp["seconds"] for sp in spans if sp["count"] == 1)
-    print(f"  {'the rest: Python start, imports, checks, the class list, maps':<62} {add - traced:6.2f} s")
+    by = {sp["span"]: sp["seconds"] for sp in spans}
+    command = by.get("the command, start to end", 0.0)
+    stages = sum(v for k, v in by.items() if k.startswith("issue:") and not k.endswith("(per student)"))
+    print(f"  {'in the command, outside those: names checked, the class list, maps':<62} {command - stages:6.2f} s")
+    exit_label = "outside the command: Python's exit"
+    print(f"  {exit_label:<62} {add - command - by.get(STARTED, 0.0):6.2f} s")
 
 
 if __name__ == "__main__":
