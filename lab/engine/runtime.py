@@ -219,12 +219,10 @@ def _refuse_foreign(engine: Engine, spec: LabSpec, existing: list[ContainerInfo]
 
 
 class NetworkAhead:
-    """The lab's network, made in a thread while `lab up` finishes its certificates and renders its files (it needs
-    neither): the engine's tenth of a second to make a bridge network no longer adds to a cold `lab up`. Started under
-    the lab's lock and after the preflight, so a blocked or concurrent `lab up` makes nothing. join() gives the ids of
-    the lab's networks from before it, which runtime.up's rollback keeps; undo() removes the network again when
-    `lab up` fails before its containers are made. A failure here is left to runtime.up, which makes the network
-    itself and says what fails."""
+    """The lab's network, made in a thread while `lab up` finishes its certificates and renders (it needs neither):
+    a tenth of a second less for a cold `lab up`. Started under the lab's lock, after the preflight. join(): the ids
+    of the lab's networks before it, which runtime.up's rollback keeps; undo() removes it when `lab up` fails before
+    its containers exist. A failure here is left to runtime.up, which makes the network itself and says why not."""
 
     def __init__(self, engine: Engine, lab: str, name: str, labels: dict[str, str]):
         self.engine, self.lab, self.name, self.labels = engine, lab, name, labels
