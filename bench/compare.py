@@ -30,6 +30,9 @@ LAB = str(BIN / "lab") if (BIN / "lab").exists() else "lab"
 IMAGE = os.environ.get("LAB_IMAGE", "lab-nginx:bookworm")
 TLS_PORT, MTLS_PORT = 18888, 18889
 NAME = "labbench"
+# LAB_TRACE's spans (lab/core/trace.py): the whole command, the start-up before it, and those inside another span.
+COMMAND, STARTED = "the command, start to end", "start: Python, lab's imports, the command line"
+NESTED = ("up: engine", "up: servers answer", "up: the network")
 
 
 def timed(fn) -> float:
@@ -110,11 +113,15 @@ def main() -> None:
                 add(label, seconds)
                 spans = [json.loads(line) for line in trace.read_text().splitlines()]
                 for span in spans:
-                    traced.setdefault(kind, {}).setdefault(span["span"], []).append(span["seconds"])
-                outside = seconds - sum(s["seconds"] for s in spans if not s["span"].startswith("up: engine")
-                                        and not s["span"].startswith("up: servers answer")
-                                        and not s["span"].startswith("up: the network"))
-                traced[kind].setdefault("the rest: Python's exit, the lock, what no span covers", []).append(outside)
+                    if span["span"] != COMMAND:
+                        traced.setdefault(kind, {}).setdefault(span["span"], []).append(span["seconds"])
+                by = {s["span"]: s["seconds"] for s in spans}
+                command = by.pop(COMMAND, 0.0)
+                stages = sum(v for k, v in by.items() if k.startswith("up:") and not k.startswith(NESTED))
+                traced[kind].setdefault("in the command, no span: the lock, the progress line", []).append(
+                    command - stages)
+                traced[kind].setdefault("after the command: Python's exit", []).append(
+                    seconds - command - by.get(STARTED, 0.0))
             add("lab verify (13 scenarios)", timed(lambda: sh(LAB, "verify", *lab_args(labdir))))
             add("lab handshake (client-cert, s_client -msg)",
                 timed(lambda: sh(LAB, "handshake", *lab_args(labdir))))
@@ -198,7 +205,7 @@ def main() -> None:
     for kind, spans in traced.items():
         print(f"where a {kind} `lab up` spends its time (LAB_TRACE, medians; nested spans are indented):")
         for span, values in spans.items():
-            nested = span.startswith(("up: engine", "up: servers answer", "up: the network"))
+            nested = span.startswith(NESTED)
             print(f"  {'  ' if nested else ''}{span:<{66 if nested else 68}}  {statistics.median(values):6.3f}")
         print()
     print(f"engine alone, the floor under any cold `up`: {med['engine alone: create + start 2 containers']:.3f} s of "
