@@ -118,7 +118,7 @@ def main() -> None:
                 by = {s["span"]: s["seconds"] for s in spans}
                 command = by.pop(COMMAND, 0.0)
                 stages = sum(v for k, v in by.items() if k.startswith("up:") and not k.startswith(NESTED))
-                traced[kind].setdefault("in the command, no span: the lock, the progress line", []).append(
+                traced[kind].setdefault("in the command, no span: rich's console (its import), the lock", []).append(
                     command - stages)
                 traced[kind].setdefault("after the command: Python's exit", []).append(
                     seconds - command - by.get(STARTED, 0.0))
