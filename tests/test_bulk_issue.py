@@ -155,3 +155,27 @@ def test_lab_trace_says_where_a_class_issue_spends_its_time(rendered, tmp_path):
     untraced = subprocess.run([sys.executable, "-m", "lab", "client", "add", "Dora", *map(str, rendered.args())],
                               capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LAB_TRACE"})
     assert untraced.returncode == 0 and len(trace.read_text().splitlines()) == len(spans)    # nothing added
+
+
+def test_a_long_name_in_any_script_is_issued_as_one_issued_alone_was(rendered):
+    """A common name holds 64 characters (OpenSSL counts characters), whatever their UTF-8 length: a 42-letter
+    Cyrillic name (80 bytes) and 64 Chinese characters (192 bytes) are issued, strict-valid, and no command that
+    reads them back prints cryptography's warning about their length (it counts bytes)."""
+    import sys
+
+    long_names = ["Александр Сергеевич Пушкин-Голенищев-Кутузов"[:42], "陈" * 64]
+    for command in (["client", "add", *long_names], ["client", "list"], ["certs"]):
+        proc = subprocess.run([sys.executable, "-m", "lab", *command, *map(str, rendered.args())],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "Warning" not in proc.stderr and "Attribute" not in proc.stderr, proc.stderr
+    for record in [r for r in ca.ca_records(rendered.dir) if r.display in long_names]:
+        crt = rendered.dir / "clients" / record.login / f"{record.login}.crt"
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == record.display
+        strict = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile",
+                                 str(rendered.dir / "certs" / "client-ca.crt"), str(crt)], capture_output=True, text=True)
+        assert strict.returncode == 0, strict.stdout + strict.stderr
+    assert sorted(r.display for r in ca.ca_records(rendered.dir) if r.display in long_names) == sorted(long_names)
+    too_long = run("client", "add", "陈" * 65, *rendered.args())
+    assert too_long.exit_code == 2 and "holds 64" in too_long.output
