@@ -195,3 +195,55 @@ def test_thirty_students_on_an_80x24_projector(monkeypatch, capsys):
     assert len(lines) <= 24 and "…" not in shown and all(len(line.rstrip()) <= 80 for line in lines)
     assert "1 of 30 students connected" in lines[0] and "✓ Alice_Martin" in shown
     assert all(name in shown for name in names)
+
+
+# The one pattern lab room read each line with before its lines were read in two parts (head, then a rest
+# judged once per distinct text): the oracle for the two parts.
+_ONE_PATTERN = __import__("re").compile(
+    r'^(?P<addr>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) \d+ '
+    r'tls=\S* cipher=\S* client_verify=(?P<verdict>.*?) client_dn="(?P<dn>[^"]*)"'
+    r' client_serial=(?P<serial>\S*) client_issuer="(?P<issuer>[^"]*)"'
+    r'(?: agent="(?P<agent>[^"]*)")?\s*$')
+
+
+def _room_lines() -> list[str]:
+    """A varied log: students, a revoked one, strangers, lab's own requests, notices, and lines that only nearly
+    are requests."""
+    from lab.core import layout
+
+    good = line("10.0.0.5", "CN=ann,OU=lab,O=mtls-lab", "SUCCESS", serial="7A01")
+    lines = [good, good + f' agent="{layout.OWN_AGENT}/1.0"', good + ' agent="curl/8.11"', good + "  ",
+             line("10.0.0.6", "CN=bob", "FAILED:certificate revoked", 400, serial="7B01"),
+             line("10.0.0.6", "CN=bob", "FAILED:certificate has expired", 400, serial="7B02", when="28/Nov/2026:10:00:00 +0000"),
+             line("10.0.0.7", "-", "NONE", 400), line("[::1]", "CN=cid", "SUCCESS", serial="7C01"),
+             line("10.0.0.8", "CN=cid", "FAILED:self-signed certificate", 400, serial="7C01"),
+             "2026/11/28 09:00:00 [notice] 1#1: start worker processes", "", "garbage",
+             good.replace(" [", "  ["), good.replace("] \"", "]\""), good.replace(" 200 ", " 20 "),
+             good.replace("client_dn=", "client_dn ="), good[:-1], good.replace("09:00:00", "09:00:00]x"),
+             line("10.0.0.9", 'CN=a\\x22b', "SUCCESS", serial="7A01", when="28/Nov/2026:09:30:00 +0000")]
+    return lines * 3
+
+
+def test_the_two_part_reading_accepts_exactly_the_lines_the_one_pattern_did():
+    for text in _room_lines():
+        head = room._HEAD.match(text)
+        rest = room._REST.match(text[head.end():]) if head else None
+        one = _ONE_PATTERN.match(text)
+        assert (rest is not None) == (one is not None), text
+        if one:
+            assert (head.groups(), rest.groups()) == (one.group("addr", "time"),
+                                                      one.group("verdict", "serial", "issuer", "agent")), text
+
+
+def test_what_lab_room_remembers_of_each_line_changes_nothing_it_reports(monkeypatch):
+    """The rests remembered per room (bounded: forgotten all at once past a count) give the same room as none."""
+    import datetime as dt
+
+    since = room.Roster(ROSTER.names, CA, ROSTER.serials, dt.datetime(2026, 11, 28, 9, 15, tzinfo=dt.timezone.utc))
+    for roster, ann, bob in ((ROSTER, 3 * 4, 3 * 2), (since, 3, 3)):
+        remembered = room.read(_room_lines(), roster)
+        monkeypatch.setattr(room, "_KNOWN_RESTS", 1)         # forgets at every new rest
+        forgetful = room.read(_room_lines(), roster)
+        monkeypatch.undo()
+        assert remembered.to_dict() == forgetful.to_dict() and remembered.others == forgetful.others
+        assert (remembered.students["ann"].requests, remembered.students["bob"].requests) == (ann, bob)

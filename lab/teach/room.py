@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 
 from lab.core import layout
 
-# Only what is used is captured (a third faster over a room's 100,000 lines); nginx writes a quote inside a field
-# as \x22, so no field holds one.
-_LINE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]+)\] "[^"]*" \d{3} \d+ '
-                   r'tls=\S* cipher=\S* client_verify=(?P<verdict>[^"]*?) client_dn="[^"]*"'
-                   r' client_serial=(?P<serial>\S*) client_issuer="(?P<issuer>[^"]*)"'
-                   r'(?: agent="(?P<agent>[^"]*)")?\s*$')
+# A request's line in two parts: who and when, then the rest. The rest repeats (a student's requests differ in
+# their address and time only), so it is matched once per distinct text: a room's 100,000 lines in a third of
+# the time. Together the two patterns match exactly the lines one pattern would (the first space ends the
+# address, the first "]" the time). Only what is used is captured; nginx writes a quote inside a field as \x22,
+# so no field holds one.
+_HEAD = re.compile(r'(\S+) \[([^\]]+)\] "')
+_REST = re.compile(r'[^"]*" \d{3} \d+ tls=\S* cipher=\S* client_verify=([^"]*?) client_dn="[^"]*"'
+                   r' client_serial=(\S*) client_issuer="([^"]*)"(?: agent="([^"]*)")?\s*$')
+_KNOWN_RESTS = 20_000      # distinct rests remembered (then forgotten all at once): memory stays bounded
 # Verdicts reached after the CA's signature was checked: they are about this very certificate.
 _CREDITED = ("SUCCESS", "FAILED:certificate has expired", "FAILED:certificate revoked")
 
@@ -54,6 +57,7 @@ class Seen:
 class Room:
     students: dict = field(default_factory=dict)     # name -> Seen, for every student of the roster
     others: int = 0                                  # requests without a certificate of this lab's students
+    rests: dict = field(default_factory=dict, repr=False, compare=False)   # a line's rest -> _judge's verdict on it
 
     @property
     def connected(self) -> int:
@@ -106,21 +110,43 @@ def _serial(text: str) -> int | None:
         return None
 
 
+# What a line's rest says, judged once per distinct rest: not a request, lab's own request, or (student or None,
+# verdict); the student only when the verdict is one the CA's signature stands behind.
+_NOT_A_REQUEST, _LABS_OWN = "not a request", "lab's own"
+
+
+def _judge(rest: str, roster: Roster) -> str | tuple[str | None, str]:
+    m = _REST.match(rest)
+    if m is None:
+        return _NOT_A_REQUEST
+    verdict, serial_text, issuer, agent = m.groups()
+    if agent and agent.startswith(layout.OWN_AGENT):
+        return _LABS_OWN          # verify, --as, a revocation's proof, a handshake
+    serial = _serial(serial_text)
+    name = roster.serials.get(serial) if serial is not None and issuer == roster.issuer else None
+    return (name if name and verdict in _CREDITED else None), verdict
+
+
 def add(room: Room, line: str, roster: Roster) -> None:
     """Count one log line (lines that are not requests, e.g. nginx's notices, are passed over)."""
-    m = _LINE.match(line)
-    if not m:
+    head = _HEAD.match(line)
+    if head is None:
         return          # not a request
-    addr, time, serial_text, issuer, verdict, agent = m.group("addr", "time", "serial", "issuer", "verdict", "agent")
-    if agent and agent.startswith(layout.OWN_AGENT):
-        return          # lab's own (verify, --as, a revocation's proof, a handshake)
+    rest = line[head.end():]
+    judged = room.rests.get(rest)
+    if judged is None:
+        if len(room.rests) >= _KNOWN_RESTS:
+            room.rests.clear()
+        judged = room.rests[rest] = _judge(rest, roster)
+    if isinstance(judged, str):
+        return          # not a request, or lab's own
+    addr, time = head.groups()
     if roster.since is not None:
         when = _time(time)
         if when is not None and when < roster.since:
             return
-    serial = _serial(serial_text)
-    name = roster.serials.get(serial) if serial is not None and issuer == roster.issuer else None
-    seen = room.students.get(name) if name and verdict in _CREDITED else None
+    name, verdict = judged
+    seen = room.students.get(name) if name else None
     if seen is None:
         room.others += 1
         return
