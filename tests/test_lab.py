@@ -541,3 +541,24 @@ def test_a_cold_up_failing_after_its_network_was_made_ahead_leaves_nothing(new_l
     monkeypatch.undo()
     assert_ok(run(*lab.up_args()))
     assert_ok(run("verify", *lab.args()))
+
+
+def test_a_ctrl_c_right_as_the_network_is_started_ahead_leaves_nothing(new_lab, docker_client, monkeypatch):
+    """The Ctrl-C lands in `lab up` the moment the network's thread has started, before anything else: the
+    clean-up knows that network already, waits for it and takes it away."""
+    lab = new_lab()
+    real = runtime.NetworkAhead.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        start = self._thread.start
+
+        def start_then_interrupt():
+            start()
+            raise KeyboardInterrupt
+        self.start = start_then_interrupt
+
+    monkeypatch.setattr(runtime.NetworkAhead, "__init__", init)
+    result = run(*lab.up_args())
+    assert result.exit_code == 130, result.output
+    assert leftovers(docker_client, lab.name) == [] and not lab.dir.exists()

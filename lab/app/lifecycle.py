@@ -107,11 +107,13 @@ def _confirm_new_cas(lab: Lab, regenerate: bool, discard_students: bool) -> None
 
 def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None = None,
            pending: StagedCertificates | None = None,
-           prepare: Callable[[], Callable[[], None]] | None = None) -> tuple[CertsResult, RenderResult, Started | None]:
+           prepare: Callable[[], None] | None = None,
+           cleanup: Callable[[], None] | None = None) -> tuple[CertsResult, RenderResult, Started | None]:
     """Certificates, then configuration, then (for up) `start(rendered, certs)`,
     then the settings, under the lab's lock. A lab directory this run created
     is removed again if any step fails or is interrupted. `prepare()`, first
-    under the lock, starts what can go on meanwhile and returns its undo."""
+    under the lock, starts what can go on meanwhile; `cleanup()` undoes it
+    when a step fails or is interrupted (also one inside prepare itself)."""
     from lab.config import render
     from lab.core import settings
     from lab.core.locking import lab_lock
@@ -123,10 +125,10 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
     try:
         with lab_lock(lab.name):
             made_dir = not lab.dir.exists()
-            undo: Callable[[], None] | None = None
             try:
                 _make_lab_dir(lab.dir)
-                undo = prepare() if prepare else None
+                if prepare:
+                    prepare()
                 progress("certificates…")
                 with trace.span("up: certificates (gen-certs.sh, or checked)"):
                     cert_result = certs.ensure(lab.dir, lab.settings, regenerate=regenerate, pending=pending)
@@ -141,8 +143,8 @@ def _build(lab: Lab, regenerate: bool, progress: Progress, start: Starter | None
                 with trace.span("up: lab.yml saved"):
                     settings.save(lab.dir, lab.settings)
             except BaseException:
-                if undo is not None:
-                    undo()
+                if cleanup:
+                    cleanup()
                 if made_dir:
                     shutil.rmtree(lab.dir, ignore_errors=True)
                 raise
@@ -181,19 +183,20 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     ca_file = layout.certs_dir(lab.dir) / layout.SERVER_CA_CRT
     ahead: list[runtime.NetworkAhead] = []
 
-    def prepare() -> Callable[[], None]:
+    def prepare() -> None:
         """A cold lab up: the network is made while gen-certs.sh finishes and the files are rendered."""
         if pending is not None:
             from lab.config import render
 
             with trace.span("up: the network's name and labels (compose template)"):
                 name, labels = render.network(lab.dir, lab.settings)
-            ahead.append(runtime.NetworkAhead(engine, lab.name, name, labels))
+            network = runtime.NetworkAhead(engine, lab.name, name, labels)
+            ahead.append(network)         # known to cleanup() before its thread starts
+            network.start()
 
-        def undo() -> None:
-            for network in ahead:
-                network.undo()
-        return undo
+    def cleanup() -> None:
+        for network in ahead:
+            network.undo()
 
     def start(rendered: RenderResult, cert_result: CertsResult) -> Started:
         progress("containers…")
@@ -208,7 +211,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
         with trace.span("up: running servers brought up to their files"):
             return result, sync(lab, engine)
 
-    cert_result, rendered, done = _build(lab, regenerate, progress, start, pending, prepare)
+    cert_result, rendered, done = _build(lab, regenerate, progress, start, pending, prepare, cleanup)
     assert done is not None    # _build ran `start`
     result, reloaded = done
     with trace.span("up: status of the servers and the first expiry, for the report"):

@@ -12,6 +12,7 @@ reload of a running lab.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -229,7 +230,7 @@ class NetworkAhead:
         self.before: set[str] | None = None
         self.made = False
         self._thread = threading.Thread(target=self._make, name="network-ahead", daemon=True)
-        self._thread.start()
+        self.start = self._thread.start      # separate: the caller records it for its clean-up first
 
     def _make(self) -> None:
         try:
@@ -242,16 +243,15 @@ class NetworkAhead:
             pass
 
     def join(self) -> set[str] | None:
-        self._thread.join()
+        if self._thread.ident is not None:       # started
+            self._thread.join()
         return self.before
 
     def undo(self) -> None:
         self.join()
-        if self.made:
-            try:
+        with contextlib.suppress(LabError):
+            if self.made:
                 self.engine.remove_network(self.name)
-            except LabError:
-                pass
 
 
 def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None,
