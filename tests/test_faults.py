@@ -108,7 +108,12 @@ def test_sigterm_and_sighup_undo_like_ctrl_c(new_lab, docker_client, sig):
         ok(run("verify", *lab.args()))
         ok(run("down", *lab.args("--purge")))
     else:
-        assert proc.returncode == 130 and "interrupted: what this run made was removed" in err, (proc.returncode, err)
+        # 130, or Python ending on SIGINT (a shell shows 130 for both): run as `python -m lab`, CPython 3.11 marks an
+        # interrupt that lands while exec() runs a string (a dataclass being made, in a lazy import) as unhandled even
+        # once it is caught, and ends on SIGINT after the normal exit (checked with a 10-line script; the `lab`
+        # command, a script, exits 130). What matters is below: nothing is left.
+        assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+        assert "interrupted: what this run made was removed" in err, (proc.returncode, err)
         assert "Traceback" not in err
     clean(docker_client, lab)
 

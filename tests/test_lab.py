@@ -18,6 +18,7 @@ from lab.engine.seam import DockerEngine
 from lab.core import layout
 from lab.core.errors import LabError
 from lab.engine import runtime
+from lab.engine.network import NetworkAhead
 
 pytestmark = pytest.mark.docker
 
@@ -517,7 +518,7 @@ def test_width_chooses_the_projector_layout(rendered):
                          ids=["error", "ctrl-c"])
 def test_a_cold_up_failing_after_its_network_was_made_ahead_leaves_nothing(new_lab, docker_client, monkeypatch,
                                                                            failure):
-    """A cold `lab up` makes its network while gen-certs.sh finishes (runtime.NetworkAhead). A failure or a
+    """A cold `lab up` makes its network while gen-certs.sh finishes (NetworkAhead). A failure or a
     Ctrl-C before the containers are made takes that network away again, with the lab directory it made."""
     import time
 
@@ -547,18 +548,13 @@ def test_a_ctrl_c_right_as_the_network_is_started_ahead_leaves_nothing(new_lab, 
     """The Ctrl-C lands in `lab up` the moment the network's thread has started, before anything else: the
     clean-up knows that network already, waits for it and takes it away."""
     lab = new_lab()
-    real = runtime.NetworkAhead.__init__
+    real = NetworkAhead.start
 
-    def init(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        start = self._thread.start
+    def start_then_interrupt(self):
+        real(self)
+        raise KeyboardInterrupt
 
-        def start_then_interrupt():
-            start()
-            raise KeyboardInterrupt
-        self.start = start_then_interrupt
-
-    monkeypatch.setattr(runtime.NetworkAhead, "__init__", init)
+    monkeypatch.setattr(NetworkAhead, "start", start_then_interrupt)
     result = run(*lab.up_args())
     assert result.exit_code == 130, result.output
     assert leftovers(docker_client, lab.name) == [] and not lab.dir.exists()

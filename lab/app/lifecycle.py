@@ -168,6 +168,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
     the mTLS server with the revocation list on disk."""
     from lab.app import doctor
     from lab.engine import runtime
+    from lab.engine.network import NetworkAhead
 
     started = time.monotonic()
     with trace.span("up: students checked, gen-certs.sh started in the background"):
@@ -181,7 +182,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
             pending.discard()
         raise
     ca_file = layout.certs_dir(lab.dir) / layout.SERVER_CA_CRT
-    ahead: list[runtime.NetworkAhead] = []
+    ahead: list[NetworkAhead] = []
 
     def prepare() -> None:
         """A cold lab up: the network is made while gen-certs.sh finishes and the files are rendered."""
@@ -190,7 +191,7 @@ def up(lab: Lab, regenerate: bool = False, timeout: float = 30.0, progress: Prog
 
             with trace.span("up: the network's name and labels (compose template)"):
                 name, labels = render.network(lab.dir, lab.settings)
-            network = runtime.NetworkAhead(engine, lab.name, name, labels)
+            network = NetworkAhead(engine, lab.name, name, labels)
             ahead.append(network)         # known to cleanup() before its thread starts
             network.start()
 

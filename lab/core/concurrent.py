@@ -20,11 +20,18 @@ def each(work: Callable[[T], R], items: list[T], at_once: int = AT_ONCE) -> list
     error goes on, so whatever that work recorded is there for the caller's clean-up."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from lab.core import interrupts
+
     if len(items) <= 1 or at_once <= 1:
         return [work(item) for item in items]
     pool = ThreadPoolExecutor(min(at_once, len(items)))
     try:
         futures = [pool.submit(work, item) for item in items]
-        return [future.result() for future in futures]
+        return [future.result() for future in futures]      # a Ctrl-C here interrupts a wait, and is safe
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # The workers are joined with a Ctrl-C held: on Python 3.11 one landing inside Thread.join() can mark a
+        # worker that still runs as finished (bpo-45274's fix releases the thread's own lock), which left the
+        # interpreter to end on a signal (exit -2) after a clean `lab up` undo. The wait is short: the work not
+        # started is cancelled, what runs finishes.
+        with interrupts.held():
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -12,7 +12,6 @@ reload of a running lab.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 import socket
@@ -20,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,6 +31,7 @@ from lab.core.net import connect_host
 from lab.engine import images
 from lab.engine.compose import LabSpec, Service
 from lab.engine.compose import read as read_compose
+from lab.engine.network import NetworkAhead
 from lab.engine.seam import ContainerInfo, ContainerState, Engine, EngineError, NetworkInfo, parse_time
 
 Progress = Callable[[str], None]
@@ -165,8 +164,7 @@ def wait_ready(engine: Engine, services: list[Service], ca_file: Path, timeout: 
     """Wait, concurrently, until every service completes a verified TLS handshake."""
     deadline = time.monotonic() + timeout
     check = probe or handshake
-    with ThreadPoolExecutor(max(1, len(services))) as pool:
-        list(pool.map(lambda svc: _wait_ready(engine, svc, ca_file, deadline, check), services))
+    each(lambda svc: _wait_ready(engine, svc, ca_file, deadline, check), services, at_once=len(services))
 
 
 def _create(engine: Engine, svc: Service, network: str) -> ContainerInfo:
@@ -217,41 +215,6 @@ def _refuse_foreign(engine: Engine, spec: LabSpec, existing: list[ContainerInfo]
         if other is not None and other.labels.get(layout.LABEL_LAB) != spec.name:
             raise RuntimeFailure(f"a container named {svc.container_name} exists and was not made by this lab",
                                  hint="remove or rename it, or choose another lab name with --name")
-
-
-class NetworkAhead:
-    """The lab's network, made in a thread while `lab up` finishes its certificates and renders (it needs neither):
-    a tenth of a second less for a cold `lab up`. Started under the lab's lock, after the preflight. join(): the ids
-    of the lab's networks before it, which runtime.up's rollback keeps; undo() removes it when `lab up` fails before
-    its containers exist. A failure here is left to runtime.up, which makes the network itself and says why not."""
-
-    def __init__(self, engine: Engine, lab: str, name: str, labels: dict[str, str]):
-        self.engine, self.lab, self.name, self.labels = engine, lab, name, labels
-        self.before: set[str] | None = None
-        self.made = False
-        self._thread = threading.Thread(target=self._make, name="network-ahead", daemon=True)
-        self.start = self._thread.start      # separate: the caller records it for its clean-up first
-
-    def _make(self) -> None:
-        try:
-            theirs = lab_networks(self.engine, self.lab)
-            self.before = {n.id for n in theirs}
-            if all(n.name != self.name for n in theirs) and self.engine.network(self.name) is None:
-                self.engine.create_network(self.name, self.labels)
-                self.made = True
-        except LabError:
-            pass
-
-    def join(self) -> set[str] | None:
-        if self._thread.ident is not None:       # started
-            self._thread.join()
-        return self.before
-
-    def undo(self) -> None:
-        self.join()
-        with contextlib.suppress(LabError):
-            if self.made:
-                self.engine.remove_network(self.name)
 
 
 def up(compose_file: Path, ca_file: Path, timeout: float = 30.0, progress: Progress | None = None,
@@ -358,8 +321,7 @@ def down(lab: str, engine: Engine | None = None) -> DownResult:
         engine.remove(c.name)
         return c.name
 
-    with ThreadPoolExecutor(max(1, len(containers))) as pool:
-        removed = tuple(sorted(pool.map(remove, containers)))
+    removed = tuple(sorted(each(remove, containers, at_once=len(containers))))
     nets = []
     for n in lab_networks(engine, lab):
         engine.remove_network(n.name)
