@@ -25,10 +25,19 @@ def missing(reason: str):
     pytest.skip(reason)
 
 
+_GIVEN: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free on host now, and never one this test run handed out before: once the first socket is closed
+    the kernel may give the same port to the next bind (a lab once got --tls-port and --mtls-port both 33803)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if (host, port) not in _GIVEN:
+            _GIVEN.add((host, port))
+            return port
 
 
 def remove_lab(client, name: str) -> None:
