@@ -16,12 +16,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lab.core import layout
+from lab.core.concurrent import each
 from lab.core.errors import CertificateError, UsageError
 from lab.core.resources import scripts_dir
 from lab.core.settings import Settings
@@ -302,8 +302,7 @@ def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: 
         return Row(s, nginx, obs.status, _openssl_strict(lab_dir, s), _pyca(lab_dir, s), low,
                    verify.curl_command(sc, lab_dir, settings, host))
 
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, chosen))
+    return each(one, chosen)
 
 
 @dataclass(frozen=True)

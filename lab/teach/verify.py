@@ -15,12 +15,12 @@ import re
 import shlex
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from lab.core import layout
+from lab.core.concurrent import each
 from lab.core.errors import CertificateError, UsageError
 from lab.core.layout import Server
 from lab.core.net import bracketed, host_port
@@ -521,8 +521,7 @@ def run(lab_dir: Path, settings: Settings, only: list[str] | None = None, host: 
         timeout: float = 3.0, as_student: str | None = None) -> list[Result]:
     """Run the scenarios concurrently against the published ports; results in scenario order."""
     chosen = pick(scenarios(lab_dir, as_student), only or [])
-    with ThreadPoolExecutor(max(1, len(chosen))) as pool:
-        return list(pool.map(lambda sc: run_one(sc, lab_dir, settings, host, timeout), chosen))
+    return each(lambda sc: run_one(sc, lab_dir, settings, host, timeout), chosen, at_once=max(1, len(chosen)))
 
 
 def run_one(sc: Scenario, lab_dir: Path, settings: Settings, host: str | None = None,
